@@ -1,0 +1,38 @@
+"""Groupwire: customer groups with first-class events and hooks."""
+
+from groupwire.app import Groupwire
+from groupwire.domain import (
+    Customer,
+    CustomerGroup,
+    Duplicate,
+    Event,
+    GroupwireError,
+    HookRejected,
+    InvalidData,
+    NotFound,
+    PreconditionFailed,
+)
+from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
+from groupwire.hooks import hookimpl
+from groupwire.service import MembershipChange
+from groupwire.settings import Settings
+
+__all__ = [
+    "Context",
+    "Customer",
+    "CustomerDraft",
+    "CustomerGroup",
+    "Duplicate",
+    "Event",
+    "GroupDraft",
+    "Groupwire",
+    "GroupwireError",
+    "HookRejected",
+    "InvalidData",
+    "MembershipChange",
+    "NotFound",
+    "PreconditionFailed",
+    "ProposedUpdate",
+    "Settings",
+    "hookimpl",
+]

@@ -1,0 +1,354 @@
+"""``Groupwire``: the library's front door, wiring store, service, hooks and event delivery.
+
+gw = Groupwire.open("sqlite:///shop.db")
+vip = gw.groups.create(name="VIP")
+gw.groups.add_customers(vip.id, [customer.id])
+
+@gw.subscriber("customer_group.customer_added")
+def welcome(event): ...
+
+gw.start()        # deliver events in background threads
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Engine
+
+from groupwire.domain.changes import Context
+from groupwire.domain.errors import NotFound
+from groupwire.domain.models import Customer, CustomerGroup, Event, Page
+from groupwire.events import delivery
+from groupwire.events.delivery import DeadLetter, RetryPolicy
+from groupwire.events.registry import Handler, SubscriberRegistry, Subscription
+from groupwire.events.relay import OutboxRelay
+from groupwire.hooks.plugins import make_plugin_manager, register
+from groupwire.service import UNSET, MembershipChange, Service
+from groupwire.settings import Settings
+from groupwire.store import migrate
+from groupwire.store import repository as repo
+from groupwire.store.engine import create_store_engine
+
+
+class Groupwire:
+    """One Groupwire instance: a database, its plugins, its subscribers and their relay."""
+
+    def __init__(self, engine: Engine, settings: Settings, plugins: Sequence[object] = ()) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.plugins = make_plugin_manager(
+            [*settings.plugins, *plugins], load_entry_points=settings.load_entry_points
+        )
+        self.service = Service(engine, self.plugins, source=settings.event_source)
+        self.subscribers = SubscriberRegistry()
+        self.retry_policy = RetryPolicy(
+            max_attempts=settings.delivery_max_attempts,
+            base_delay=settings.delivery_retry_base,
+            max_delay=settings.delivery_retry_max,
+        )
+        self.relay = OutboxRelay(
+            engine,
+            self.subscribers,
+            self.retry_policy,
+            poll_interval=settings.relay_poll_interval,
+        )
+        self.service.commit_listeners.append(self.relay.wake)
+        self.groups = Groups(self)
+        self.customers = Customers(self)
+        self.events = Events(self)
+        self.dead_letters = DeadLetters(self)
+
+    @classmethod
+    def open(
+        cls,
+        database_url: str | None = None,
+        *,
+        plugins: Sequence[object] = (),
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> Groupwire:
+        """Open (and migrate) a store. Unset options come from ``GROUPWIRE_*`` variables."""
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        settings = (settings or Settings()).model_copy(update=overrides)
+        engine = create_store_engine(settings.database_url)
+        if settings.auto_migrate:
+            migrate.upgrade(engine)
+        return cls(engine, settings, plugins)
+
+    # --- plugins and subscribers ---------------------------------------------------------
+
+    def register(self, plugin: object | str) -> None:
+        """Register a hook plugin (module, object, or dotted module path)."""
+        register(self.plugins, plugin)
+
+    def subscriber(
+        self, *patterns: str, name: str | None = None, max_attempts: int | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Decorator registering an event handler for types or patterns (``customer_group.*``)."""
+        return self.subscribers.subscriber(*patterns, name=name, max_attempts=max_attempts)
+
+    def subscribe(
+        self,
+        patterns: str | Sequence[str],
+        handler: Handler,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Subscription:
+        return self.subscribers.add(patterns, handler, name=name, max_attempts=max_attempts)
+
+    @property
+    def hook_failures(self) -> list[Any]:
+        return list(self.service.hook_failures)
+
+    # --- delivery ------------------------------------------------------------------------
+
+    def start(self) -> Groupwire:
+        """Deliver events to subscribers in background threads until :meth:`close`."""
+        self.relay.start()
+        return self
+
+    def deliver_pending(self) -> int:
+        """Deliver every pending event now, in this thread (scripts, tests)."""
+        return self.relay.deliver_pending()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every subscriber has handled every event committed so far."""
+        return self.relay.drain(timeout)
+
+    def close(self) -> None:
+        self.relay.stop()
+        self.engine.dispose()
+
+    def __enter__(self) -> Groupwire:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Groups:
+    """``gw.groups``: customer groups and their members."""
+
+    def __init__(self, gw: Groupwire) -> None:
+        self._gw = gw
+        self._service = gw.service
+
+    def create(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        context: Context | None = None,
+    ) -> CustomerGroup:
+        return self._service.create_group(
+            name, description=description, metadata=metadata, context=context
+        )
+
+    def get(self, group_id: str) -> CustomerGroup:
+        with self._gw.engine.connect() as conn:
+            group = repo.get_group(conn, group_id)
+        if group is None:
+            raise NotFound("customer_group", group_id)
+        return group
+
+    def update(
+        self,
+        group_id: str,
+        *,
+        name: str = UNSET,
+        description: str | None = UNSET,
+        metadata: dict[str, Any] | None = UNSET,
+        expected_version: int | None = None,
+        context: Context | None = None,
+    ) -> CustomerGroup:
+        return self._service.update_group(
+            group_id,
+            name=name,
+            description=description,
+            metadata=metadata,
+            expected_version=expected_version,
+            context=context,
+        )
+
+    def delete(
+        self, group_id: str, *, expected_version: int | None = None, context: Context | None = None
+    ) -> CustomerGroup:
+        return self._service.delete_group(
+            group_id, expected_version=expected_version, context=context
+        )
+
+    def list(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page:
+        with self._gw.engine.connect() as conn:
+            items, count = repo.list_groups(conn, limit=limit, offset=offset, **filters)
+        return Page(items=items, count=count, offset=offset, limit=limit)
+
+    def add_customers(
+        self, group_id: str, customer_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        return self._service.add_customers_to_group(group_id, customer_ids, context=context)
+
+    def remove_customers(
+        self, group_id: str, customer_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        return self._service.remove_customers_from_group(group_id, customer_ids, context=context)
+
+    def update_customers(
+        self,
+        group_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        context: Context | None = None,
+    ) -> MembershipChange:
+        return self._service.update_group_customers(
+            group_id, add=add, remove=remove, context=context
+        )
+
+    def members(self, group_id: str) -> list[Customer]:
+        self.get(group_id)
+        with self._gw.engine.connect() as conn:
+            return repo.members_of_groups(conn, [group_id])[group_id]
+
+
+class Customers:
+    """``gw.customers``: customers and the groups they belong to."""
+
+    def __init__(self, gw: Groupwire) -> None:
+        self._gw = gw
+        self._service = gw.service
+
+    def create(self, email: str, *, context: Context | None = None, **fields: Any) -> Customer:
+        return self._service.create_customer(email, context=context, **fields)
+
+    def get(self, customer_id: str) -> Customer:
+        with self._gw.engine.connect() as conn:
+            customer = repo.get_customer(conn, customer_id)
+        if customer is None:
+            raise NotFound("customer", customer_id)
+        return customer
+
+    def update(
+        self,
+        customer_id: str,
+        *,
+        expected_version: int | None = None,
+        context: Context | None = None,
+        **fields: Any,
+    ) -> Customer:
+        return self._service.update_customer(
+            customer_id, expected_version=expected_version, context=context, **fields
+        )
+
+    def delete(
+        self,
+        customer_id: str,
+        *,
+        expected_version: int | None = None,
+        context: Context | None = None,
+    ) -> Customer:
+        return self._service.delete_customer(
+            customer_id, expected_version=expected_version, context=context
+        )
+
+    def list(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page:
+        with self._gw.engine.connect() as conn:
+            items, count = repo.list_customers(conn, limit=limit, offset=offset, **filters)
+        return Page(items=items, count=count, offset=offset, limit=limit)
+
+    def groups(self, customer_id: str) -> list[CustomerGroup]:
+        self.get(customer_id)
+        with self._gw.engine.connect() as conn:
+            return repo.groups_of_customers(conn, [customer_id])[customer_id]
+
+    def update_groups(
+        self,
+        customer_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        context: Context | None = None,
+    ) -> MembershipChange:
+        return self._service.update_customer_groups(
+            customer_id, add=add, remove=remove, context=context
+        )
+
+    def set_groups(
+        self, customer_id: str, group_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        return self._service.set_customer_groups(customer_id, group_ids, context=context)
+
+
+class Events:
+    """``gw.events``: the event log, which is also the audit trail."""
+
+    def __init__(self, gw: Groupwire) -> None:
+        self._gw = gw
+
+    def list(
+        self,
+        *,
+        type: str | Sequence[str] | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after: int | None = None,
+        limit: int | None = 100,
+        descending: bool = False,
+    ) -> list[Event]:
+        """Events in sequence order. ``type`` takes exact types or ``prefix.*`` patterns;
+        ``after`` is a sequence cursor (exclusive); ``since``/``until`` bound the time."""
+        types = [type] if isinstance(type, str) else list(type) if type else None
+        with self._gw.engine.connect() as conn:
+            return repo.list_events(
+                conn,
+                types=types,
+                subject=subject,
+                since=since,
+                until=until,
+                after=after,
+                limit=limit,
+                descending=descending,
+            )
+
+    def last_sequence(self) -> int:
+        with self._gw.engine.connect() as conn:
+            return repo.last_sequence(conn)
+
+
+class DeadLetters:
+    """``gw.dead_letters``: events a subscriber gave up on, and their replay."""
+
+    def __init__(self, gw: Groupwire) -> None:
+        self._gw = gw
+
+    def list(
+        self, *, subscriber: str | None = None, include_replayed: bool = False
+    ) -> list[DeadLetter]:
+        return delivery.list_dead_letters(
+            self._gw.engine, subscriber=subscriber, include_replayed=include_replayed
+        )
+
+    def replay(self, *, subscriber: str | None = None) -> tuple[int, int]:
+        """Deliver dead letters again; returns (delivered, still failing)."""
+        ok = failed = 0
+        for letter in self.list(subscriber=subscriber):
+            subscription = self._gw.subscribers.get(letter.subscriber)
+            if delivery.replay_dead_letter(
+                self._gw.engine, letter, subscription, self._gw.retry_policy
+            ):
+                ok += 1
+            else:
+                failed += 1
+        return ok, failed

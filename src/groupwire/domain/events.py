@@ -1,0 +1,156 @@
+"""Event types and their payloads, exactly as the contract names them.
+
+The service layer calls these builders; each returns a :class:`PendingEvent` that the unit of
+work writes to the outbox in the same transaction as the change it describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from groupwire.domain.models import Customer, CustomerGroup
+
+GROUP_CREATED = "customer_group.created"
+GROUP_UPDATED = "customer_group.updated"
+GROUP_METADATA_UPDATED = "customer_group.metadata_updated"
+GROUP_DELETED = "customer_group.deleted"
+CUSTOMER_ADDED = "customer_group.customer_added"
+CUSTOMER_REMOVED = "customer_group.customer_removed"
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_UPDATED = "customer.updated"
+CUSTOMER_DELETED = "customer.deleted"
+
+ALL_TYPES = (
+    GROUP_CREATED,
+    GROUP_UPDATED,
+    GROUP_METADATA_UPDATED,
+    GROUP_DELETED,
+    CUSTOMER_ADDED,
+    CUSTOMER_REMOVED,
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    CUSTOMER_DELETED,
+)
+
+# Why a customer left a group (the contract's `reason` values).
+REASON_REMOVED = "removed"
+REASON_GROUP_DELETED = "group_deleted"
+REASON_CUSTOMER_DELETED = "customer_deleted"
+REMOVAL_REASONS = (REASON_REMOVED, REASON_GROUP_DELETED, REASON_CUSTOMER_DELETED, "expired", "rule")
+
+GROUP_FIELDS = ("name", "description", "metadata")
+CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """An event decided by the service layer, not yet given its id and sequence."""
+
+    type: str
+    subject: str
+    partition: str
+    data: dict[str, Any]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def group_created(group: CustomerGroup) -> PendingEvent:
+    return PendingEvent(
+        GROUP_CREATED,
+        group.id,
+        group.id,
+        {
+            "id": group.id,
+            "name": group.name,
+            "description": group.description,
+            "metadata": group.metadata,
+        },
+    )
+
+
+def group_updated(group_id: str, changes: dict[str, dict[str, Any]]) -> PendingEvent:
+    return PendingEvent(GROUP_UPDATED, group_id, group_id, {"id": group_id, "changes": changes})
+
+
+def metadata_diff(old: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Key-level difference between two metadata objects, or None when they hold the same."""
+    old = old or {}
+    new = new or {}
+    added = {k: v for k, v in new.items() if k not in old}
+    changed = {k: {"old": old[k], "new": v} for k, v in new.items() if k in old and old[k] != v}
+    removed = sorted(k for k in old if k not in new)
+    if not (added or changed or removed):
+        return None
+    return {"added": added, "changed": changed, "removed": removed}
+
+
+def group_metadata_updated(group_id: str, diff: dict[str, Any]) -> PendingEvent:
+    return PendingEvent(GROUP_METADATA_UPDATED, group_id, group_id, {"id": group_id, **diff})
+
+
+def group_deleted(group: CustomerGroup, member_count: int) -> PendingEvent:
+    return PendingEvent(
+        GROUP_DELETED,
+        group.id,
+        group.id,
+        {"id": group.id, "name": group.name, "member_count": member_count},
+    )
+
+
+def customer_added(group_id: str, customer_id: str, at: datetime) -> PendingEvent:
+    return PendingEvent(
+        CUSTOMER_ADDED,
+        group_id,
+        group_id,
+        {"group_id": group_id, "customer_id": customer_id, "timestamp": _iso(at)},
+    )
+
+
+def customer_removed(group_id: str, customer_id: str, at: datetime, reason: str) -> PendingEvent:
+    return PendingEvent(
+        CUSTOMER_REMOVED,
+        group_id,
+        group_id,
+        {
+            "group_id": group_id,
+            "customer_id": customer_id,
+            "timestamp": _iso(at),
+            "reason": reason,
+        },
+    )
+
+
+def customer_created(customer: Customer) -> PendingEvent:
+    return PendingEvent(
+        CUSTOMER_CREATED,
+        customer.id,
+        customer.id,
+        {
+            "id": customer.id,
+            "email": customer.email,
+            "first_name": customer.first_name,
+            "last_name": customer.last_name,
+            "company_name": customer.company_name,
+            "phone": customer.phone,
+            "metadata": customer.metadata,
+        },
+    )
+
+
+def customer_updated(customer_id: str, changes: dict[str, dict[str, Any]]) -> PendingEvent:
+    return PendingEvent(
+        CUSTOMER_UPDATED, customer_id, customer_id, {"id": customer_id, "changes": changes}
+    )
+
+
+def customer_deleted(customer: Customer, group_count: int) -> PendingEvent:
+    return PendingEvent(
+        CUSTOMER_DELETED,
+        customer.id,
+        customer.id,
+        {"id": customer.id, "email": customer.email, "group_count": group_count},
+    )

@@ -1,0 +1,87 @@
+"""Subscribers: handlers registered for event types or patterns such as ``customer_group.*``."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from groupwire.domain.models import Event
+
+Handler = Callable[[Event], Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A named handler and the event types it wants. The name keys its progress record."""
+
+    name: str
+    patterns: tuple[str, ...]
+    handler: Handler
+    max_attempts: int | None = None
+
+    def wants(self, event_type: str) -> bool:
+        return any(fnmatchcase(event_type, pattern) for pattern in self.patterns)
+
+    def call(self, event: Event) -> None:
+        result = self.handler(event)
+        if inspect.isawaitable(result):
+            asyncio.run(_await(result))
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class SubscriberRegistry:
+    """The subscriptions of one Groupwire instance, by name."""
+
+    def __init__(self) -> None:
+        self._subscriptions: dict[str, Subscription] = {}
+        self.listeners: list[Callable[[Subscription], None]] = []
+
+    def add(
+        self,
+        patterns: str | Iterable[str],
+        handler: Handler,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Subscription:
+        patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+        if not patterns:
+            raise ValueError("a subscriber needs at least one event type or pattern")
+        name = name or f"{handler.__module__}.{handler.__qualname__}"
+        if name in self._subscriptions:
+            raise ValueError(f"a subscriber named {name!r} is already registered")
+        subscription = Subscription(name, patterns, handler, max_attempts)
+        self._subscriptions[name] = subscription
+        for listener in list(self.listeners):
+            listener(subscription)
+        return subscription
+
+    def subscriber(
+        self,
+        *patterns: str,
+        name: str | None = None,
+        max_attempts: int | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Decorator: ``@registry.subscriber("customer_group.customer_added")``."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(patterns, handler, name=name, max_attempts=max_attempts)
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Subscription:
+        return self._subscriptions[name]
+
+    def __iter__(self) -> Any:
+        return iter(list(self._subscriptions.values()))
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)

@@ -1,0 +1,210 @@
+"""The in-process relay: reads committed events from the outbox and hands them to subscribers.
+
+Each subscription gets its own thread, so a slow or failing subscriber delays only itself.
+A thread reads events after its checkpoint in sequence order, calls the handler (retrying
+with backoff, then dead-lettering), and advances the checkpoint. Commits in this process wake
+the threads at once; commits by other processes are picked up by polling.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import Engine
+
+from groupwire.domain.models import Event
+from groupwire.events import checkpoints
+from groupwire.events.delivery import RetryPolicy, deliver, record_dead_letter
+from groupwire.events.registry import SubscriberRegistry, Subscription
+from groupwire.store import repository as repo
+
+log = logging.getLogger("groupwire.relay")
+
+
+class SubscriptionCursor:
+    """Delivers one subscription's pending events; used by its thread or synchronously."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        subscription: Subscription,
+        policy: RetryPolicy,
+        *,
+        batch_size: int = 500,
+        flush_every: int = 100,
+        flush_seconds: float = 0.25,
+        from_now: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.subscription = subscription
+        self.policy = policy
+        self.batch_size = batch_size
+        self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self._lock = threading.Lock()
+        self.position = checkpoints.load(engine, subscription.name, from_now=from_now)
+        self.delivered = 0
+        self.dead_lettered = 0
+
+    def deliver_batch(self) -> int:
+        """Deliver up to one batch; returns how many events the checkpoint moved past."""
+        with self._lock:
+            with self.engine.connect() as conn:
+                batch = repo.events_between(conn, self.position, self.batch_size)
+            if not batch:
+                return 0
+            saved_at, unsaved = time.monotonic(), 0
+            moved = 0
+            for event in batch:
+                if self.stop.is_set():
+                    break
+                if not self._handle(event):
+                    break
+                self.position = event.sequence
+                moved += 1
+                unsaved += 1
+                if unsaved >= self.flush_every or time.monotonic() - saved_at > self.flush_seconds:
+                    checkpoints.save(self.engine, self.subscription.name, self.position)
+                    saved_at, unsaved = time.monotonic(), 0
+            if unsaved:
+                checkpoints.save(self.engine, self.subscription.name, self.position)
+            return moved
+
+    def _handle(self, event: Event) -> bool:
+        """False only when stopping mid-retry (the event stays pending)."""
+        if not self.subscription.wants(event.type):
+            return True
+        outcome = deliver(self.subscription, event, self.policy, self.stop)
+        if outcome.delivered:
+            self.delivered += 1
+            return True
+        if self.stop.is_set():
+            return False
+        record_dead_letter(self.engine, self.subscription, event, outcome)
+        self.dead_lettered += 1
+        log.error(
+            "subscriber %s dead-lettered event %s (%s) after %d attempts",
+            self.subscription.name,
+            event.id,
+            event.type,
+            outcome.attempts,
+        )
+        return True
+
+    def run(self, poll_interval: float) -> None:
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                moved = self.deliver_batch()
+            except Exception:
+                log.exception("relay for %s failed; retrying", self.subscription.name)
+                moved = 0
+                self.stop.wait(poll_interval)
+            if not moved:
+                self.wake.wait(poll_interval)
+
+
+class OutboxRelay:
+    """Runs a :class:`SubscriptionCursor` per subscription, in threads or on demand."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        registry: SubscriberRegistry,
+        policy: RetryPolicy | None = None,
+        *,
+        poll_interval: float = 0.5,
+        batch_size: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.policy = policy or RetryPolicy()
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.cursors: dict[str, SubscriptionCursor] = {}
+        self.threads: dict[str, threading.Thread] = {}
+        self.running = False
+        self._lock = threading.Lock()
+        registry.listeners.append(self._on_subscribe)
+
+    def cursor(self, subscription: Subscription) -> SubscriptionCursor:
+        with self._lock:
+            found = self.cursors.get(subscription.name)
+            if found is None:
+                found = SubscriptionCursor(
+                    self.engine, subscription, self.policy, batch_size=self.batch_size
+                )
+                self.cursors[subscription.name] = found
+            return found
+
+    def start(self) -> None:
+        """Start delivering in background threads (one per subscription)."""
+        self.running = True
+        for subscription in self.registry:
+            self._start_thread(subscription)
+
+    def _on_subscribe(self, subscription: Subscription) -> None:
+        if self.running:
+            self._start_thread(subscription)
+
+    def _start_thread(self, subscription: Subscription) -> None:
+        if subscription.name in self.threads:
+            return
+        cursor = self.cursor(subscription)
+        thread = threading.Thread(
+            target=cursor.run,
+            args=(self.poll_interval,),
+            name=f"groupwire-relay-{subscription.name}",
+            daemon=True,
+        )
+        self.threads[subscription.name] = thread
+        thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the threads; an event being retried stays pending for the next start."""
+        self.running = False
+        for cursor in self.cursors.values():
+            cursor.stop.set()
+            cursor.wake.set()
+        for thread in self.threads.values():
+            thread.join(timeout)
+        self.threads.clear()
+        self.cursors.clear()
+
+    def wake(self, _events: list[Event] | None = None) -> None:
+        """Called after each commit in this process: deliver without waiting for the poll."""
+        for cursor in list(self.cursors.values()):
+            cursor.wake.set()
+
+    def deliver_pending(self) -> int:
+        """Deliver everything pending to every subscriber, in the caller's thread."""
+        total = 0
+        for subscription in self.registry:
+            cursor = self.cursor(subscription)
+            while moved := cursor.deliver_batch():
+                total += moved
+        return total
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every subscriber has caught up with the events committed so far."""
+        with self.engine.connect() as conn:
+            target = repo.last_sequence(conn)
+        if not self.running:
+            self.deliver_pending()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.cursor(s).position >= target for s in self.registry):
+                return True
+            self.wake()
+            time.sleep(0.005)
+        return False
+
+    def lag(self) -> dict[str, int]:
+        """Events each subscriber has yet to pass, by subscriber name."""
+        with self.engine.connect() as conn:
+            last = repo.last_sequence(conn)
+        return {s.name: last - self.cursor(s).position for s in self.registry}

@@ -1,0 +1,150 @@
+"""Hook specifications: the documented points where plugins take part in every change.
+
+``before_*`` hooks run inside the database transaction, after the change has been validated
+and before anything is written. They may
+
+* veto the change by raising :class:`groupwire.HookRejected` with a reason: the transaction
+  rolls back, nothing is written, no event is recorded, and the caller gets the reason;
+* modify the proposed change in place (the ``draft``, ``update`` or ``customers`` argument);
+  the service validates the result again before writing it.
+
+They may run more than once for one call if the database asks for a retry (a deadlock on
+PostgreSQL), so they must not have side effects outside the change they inspect.
+
+``after_*`` hooks run after the commit with the committed result. An exception there is
+logged and reported (``Groupwire.hook_failures``) but never undoes the change: for work that
+must not be lost, subscribe to the event instead, which is delivered at least once.
+
+Every hook gets ``context`` (:class:`groupwire.Context`): the actor and correlation id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
+from groupwire.domain.models import Customer, CustomerGroup
+
+hookspec = pluggy.HookspecMarker("groupwire")
+hookimpl = pluggy.HookimplMarker("groupwire")
+
+
+# --- customer groups -------------------------------------------------------------------------
+
+
+@hookspec
+def before_create_customer_group(draft: GroupDraft, context: Context) -> None:
+    """Before a group is created. May edit ``draft`` (e.g. normalise the name) or veto."""
+
+
+@hookspec
+def after_create_customer_group(group: CustomerGroup, context: Context) -> None:
+    """After a group's creation was committed."""
+
+
+@hookspec
+def before_update_customer_group(
+    group: CustomerGroup, update: ProposedUpdate, context: Context
+) -> None:
+    """Before a group is updated. ``group`` is the current state, ``update.values`` the new
+    field values (``name``, ``description``, ``metadata``): edit them or veto."""
+
+
+@hookspec
+def after_update_customer_group(
+    group: CustomerGroup, changes: dict[str, dict[str, Any]], context: Context
+) -> None:
+    """After an update was committed. ``changes`` maps each changed field to ``{old, new}``."""
+
+
+@hookspec
+def before_delete_customer_group(group: CustomerGroup, context: Context) -> None:
+    """Before a group is soft-deleted (its members are removed with reason ``group_deleted``).
+    May veto."""
+
+
+@hookspec
+def after_delete_customer_group(
+    group: CustomerGroup, removed_customer_ids: list[str], context: Context
+) -> None:
+    """After a group's deletion was committed, with the ids of the members it had."""
+
+
+# --- memberships -----------------------------------------------------------------------------
+
+
+@hookspec
+def before_add_customer_to_group(
+    group: CustomerGroup, customers: list[Customer], context: Context
+) -> None:
+    """Before customers join a group, once per call with every customer that would join
+    (members already in the group are left out: adding them is a no-op).
+
+    May veto the whole call, or remove entries from ``customers`` (in place) to leave those
+    customers out. Adding entries is refused: only validated customers can join.
+    """
+
+
+@hookspec
+def after_add_customer_to_group(
+    group: CustomerGroup, customer_ids: list[str], context: Context
+) -> None:
+    """After the memberships were committed, with the ids that actually joined."""
+
+
+@hookspec
+def before_remove_customer_from_group(
+    group: CustomerGroup, customers: list[Customer], reason: str, context: Context
+) -> None:
+    """Before customers leave a group, once per call with every member that would leave.
+
+    ``reason`` is ``removed``, ``group_deleted`` or ``customer_deleted``. May veto, or remove
+    entries from ``customers`` (only for reason ``removed``: a deleted group or customer takes
+    all its memberships with it).
+    """
+
+
+@hookspec
+def after_remove_customer_from_group(
+    group: CustomerGroup, customer_ids: list[str], reason: str, context: Context
+) -> None:
+    """After the removals were committed, with the ids that actually left and why."""
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+@hookspec
+def before_create_customer(draft: CustomerDraft, context: Context) -> None:
+    """Before a customer is created. May edit ``draft`` or veto."""
+
+
+@hookspec
+def after_create_customer(customer: Customer, context: Context) -> None:
+    """After a customer's creation was committed."""
+
+
+@hookspec
+def before_update_customer(customer: Customer, update: ProposedUpdate, context: Context) -> None:
+    """Before a customer is updated; ``update.values`` holds the new field values."""
+
+
+@hookspec
+def after_update_customer(
+    customer: Customer, changes: dict[str, dict[str, Any]], context: Context
+) -> None:
+    """After a customer's update was committed, with ``{field: {old, new}}``."""
+
+
+@hookspec
+def before_delete_customer(customer: Customer, context: Context) -> None:
+    """Before a customer is soft-deleted (leaving all its groups). May veto."""
+
+
+@hookspec
+def after_delete_customer(
+    customer: Customer, removed_group_ids: list[str], context: Context
+) -> None:
+    """After a customer's deletion was committed, with the groups it was removed from."""

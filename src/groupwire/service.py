@@ -1,0 +1,773 @@
+"""The service layer: the one place where Groupwire's state changes.
+
+Every operation follows the same steps, in one database transaction:
+
+1. validate the input (``InvalidData``), look up and lock what it touches (``NotFound``);
+2. run the before-hooks, which may veto (``HookRejected``) or modify the proposed change;
+3. validate the (possibly modified) change again, write the rows and buffer the events;
+4. commit: the unit of work writes the events to the outbox in the same transaction;
+5. after the commit, tell the listeners (the relay) and run the after-hooks.
+
+A change that writes nothing (adding a member twice, an update with equal values) emits
+nothing. A change that fails at any step writes nothing and emits nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pluggy
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from groupwire.domain import events as ev
+from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
+from groupwire.domain.errors import (
+    Duplicate,
+    HookRejected,
+    InvalidData,
+    NotFound,
+    PreconditionFailed,
+)
+from groupwire.domain.ids import CUSTOMER, CUSTOMER_GROUP, new_id
+from groupwire.domain.models import Customer, CustomerGroup, Event
+from groupwire.hooks.plugins import has_impls
+from groupwire.store import repository as repo
+from groupwire.store import tables
+from groupwire.store.unit_of_work import UnitOfWork
+
+log = logging.getLogger("groupwire.service")
+
+T = TypeVar("T")
+
+UNSET: Any = object()
+"""Marks an update argument that was not given (``None`` means "set to null")."""
+
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+MAX_TRANSACTION_ATTEMPTS = 5
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """What a membership operation really did (no-ops left out), in request order."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HookFailure:
+    """An after-hook that raised; the change it followed stays committed."""
+
+    hook: str
+    plugin: str
+    error: str
+    time: datetime
+
+
+CommitListener = Callable[[list[Event]], None]
+
+
+class Service:
+    """Customer groups, customers and memberships, with hooks and events on every change."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        plugins: pluggy.PluginManager,
+        *,
+        source: str = "groupwire",
+    ) -> None:
+        self.engine = engine
+        self.plugins = plugins
+        self.source = source
+        self.commit_listeners: list[CommitListener] = []
+        self.hook_failures: deque[HookFailure] = deque(maxlen=1000)
+
+    # --- customer groups -----------------------------------------------------------------
+
+    def create_group(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        context: Context | None = None,
+    ) -> CustomerGroup:
+        context = context or Context()
+        draft = GroupDraft(name=name, description=description, metadata=metadata)
+        _validate_group_draft(draft)
+
+        def work(uow: UnitOfWork) -> CustomerGroup:
+            self.plugins.hook.before_create_customer_group(draft=draft, context=context)
+            _validate_group_draft(draft)
+            if repo.group_name_taken(uow.connection, draft.name):
+                raise Duplicate("customer_group", "name", draft.name)
+            group = CustomerGroup(
+                id=new_id(CUSTOMER_GROUP),
+                name=draft.name,
+                description=draft.description,
+                metadata=draft.metadata,
+                created_by=context.actor,
+                created_at=uow.now,
+                updated_at=uow.now,
+            )
+            with _unique_violation("customer_group", "name", draft.name):
+                repo.insert_group(uow.connection, _group_row(group))
+            uow.emit(ev.group_created(group))
+            return group
+
+        group = self._transaction(context, work)
+        self._after("after_create_customer_group", group=group, context=context)
+        return group
+
+    def update_group(
+        self,
+        group_id: str,
+        *,
+        name: str = UNSET,
+        description: str | None = UNSET,
+        metadata: dict[str, Any] | None = UNSET,
+        expected_version: int | None = None,
+        context: Context | None = None,
+    ) -> CustomerGroup:
+        """Update fields; ``metadata`` is merged (keys set, a key set to "" removed)."""
+        context = context or Context()
+        given = {"name": name, "description": description, "metadata": metadata}
+        given = {k: v for k, v in given.items() if v is not UNSET}
+        _validate_group_fields(given)
+
+        def work(uow: UnitOfWork) -> tuple[CustomerGroup, dict[str, dict[str, Any]]]:
+            current = repo.get_group(uow.connection, group_id, lock=True)
+            if current is None:
+                raise NotFound("customer_group", group_id)
+            _check_version("customer_group", current.id, current.version, expected_version)
+            values = dict(given)
+            if "metadata" in values:
+                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
+            update = ProposedUpdate(values=values)
+            if has_impls(self.plugins.hook.before_update_customer_group):
+                self.plugins.hook.before_update_customer_group(
+                    group=current, update=update, context=context
+                )
+                _validate_group_fields(update.values)
+            changes = _changes(current, update.values, ev.GROUP_FIELDS)
+            if not changes:
+                return current, {}
+            if "name" in changes and repo.group_name_taken(
+                uow.connection, changes["name"]["new"], except_id=current.id
+            ):
+                raise Duplicate("customer_group", "name", changes["name"]["new"])
+            new_values = {k: c["new"] for k, c in changes.items()}
+            row = {**new_values, "updated_at": uow.now, "version": current.version + 1}
+            with _unique_violation("customer_group", "name", str(new_values.get("name"))):
+                repo.update_row(uow.connection, tables.customer_group, current.id, row)
+            updated = _replace(current, row)
+            uow.emit(ev.group_updated(current.id, changes))
+            if "metadata" in changes:
+                diff = ev.metadata_diff(current.metadata, updated.metadata)
+                if diff:
+                    uow.emit(ev.group_metadata_updated(current.id, diff))
+            return updated, changes
+
+        group, changes = self._transaction(context, work)
+        if changes:
+            self._after(
+                "after_update_customer_group", group=group, changes=changes, context=context
+            )
+        return group
+
+    def delete_group(
+        self,
+        group_id: str,
+        *,
+        expected_version: int | None = None,
+        context: Context | None = None,
+    ) -> CustomerGroup:
+        """Soft-delete a group; each member leaves it first (reason ``group_deleted``)."""
+        context = context or Context()
+
+        def work(uow: UnitOfWork) -> tuple[CustomerGroup, list[str]]:
+            conn = uow.connection
+            group = repo.get_group(conn, group_id, lock=True)
+            if group is None:
+                raise NotFound("customer_group", group_id)
+            _check_version("customer_group", group.id, group.version, expected_version)
+            self.plugins.hook.before_delete_customer_group(group=group, context=context)
+            members = repo.member_ids(conn, group.id)
+            removed = self._remove_members(
+                uow, group, members, ev.REASON_GROUP_DELETED, context, may_filter=False
+            )
+            row = {"deleted_at": uow.now, "updated_at": uow.now, "version": group.version + 1}
+            repo.update_row(conn, tables.customer_group, group.id, row)
+            uow.emit(ev.group_deleted(group, len(removed)))
+            return _replace(group, row), removed
+
+        group, removed = self._transaction(context, work)
+        if removed:
+            self._after(
+                "after_remove_customer_from_group",
+                group=group,
+                customer_ids=removed,
+                reason=ev.REASON_GROUP_DELETED,
+                context=context,
+            )
+        self._after(
+            "after_delete_customer_group",
+            group=group,
+            removed_customer_ids=removed,
+            context=context,
+        )
+        return group
+
+    # --- memberships, from the group's side ----------------------------------------------
+
+    def add_customers_to_group(
+        self, group_id: str, customer_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        """Add customers to a group, all or nothing; present members are skipped silently."""
+        return self.update_group_customers(group_id, add=customer_ids, context=context)
+
+    def remove_customers_from_group(
+        self, group_id: str, customer_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        """Remove customers from a group, all or nothing; non-members are skipped silently."""
+        return self.update_group_customers(group_id, remove=customer_ids, context=context)
+
+    def update_group_customers(
+        self,
+        group_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        context: Context | None = None,
+    ) -> MembershipChange:
+        """Add and remove members of one group in one transaction (the Admin API's batch)."""
+        context = context or Context()
+        add_ids = _unique_ids(add, "add")
+        remove_ids = _unique_ids(remove, "remove")
+        both = set(add_ids) & set(remove_ids)
+        if both:
+            raise InvalidData(f"Customers both added and removed: {', '.join(sorted(both))}")
+
+        def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
+            conn = uow.connection
+            if repo.get_group(conn, group_id) is None:
+                raise NotFound("customer_group", group_id)
+            wanted = add_ids + remove_ids
+            found = repo.share_lock_customers(conn, wanted)
+            missing = [cid for cid in wanted if cid not in found]
+            if missing:
+                raise NotFound("customer", missing)
+            group = repo.get_group(conn, group_id, lock=True)
+            if group is None:  # deleted while we waited for the lock
+                raise NotFound("customer_group", group_id)
+            added = self._add_members(uow, group, add_ids, context)
+            removed = self._remove_members(uow, group, remove_ids, ev.REASON_REMOVED, context)
+            return group, MembershipChange(added=added, removed=removed)
+
+        group, change = self._transaction(context, work)
+        self._after_membership(group, change, context)
+        return change
+
+    # --- customers -----------------------------------------------------------------------
+
+    def create_customer(
+        self,
+        email: str,
+        *,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        company_name: str | None = None,
+        phone: str | None = None,
+        has_account: bool = False,
+        metadata: dict[str, Any] | None = None,
+        context: Context | None = None,
+    ) -> Customer:
+        context = context or Context()
+        draft = CustomerDraft(
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company_name=company_name,
+            phone=phone,
+            has_account=has_account,
+            metadata=metadata,
+        )
+        _validate_customer_draft(draft)
+
+        def work(uow: UnitOfWork) -> Customer:
+            self.plugins.hook.before_create_customer(draft=draft, context=context)
+            _validate_customer_draft(draft)
+            if repo.email_taken(uow.connection, draft.email):
+                raise Duplicate("customer", "email", draft.email)
+            customer = Customer(
+                id=new_id(CUSTOMER),
+                email=draft.email,
+                first_name=draft.first_name,
+                last_name=draft.last_name,
+                company_name=draft.company_name,
+                phone=draft.phone,
+                has_account=draft.has_account,
+                metadata=draft.metadata,
+                created_by=context.actor,
+                created_at=uow.now,
+                updated_at=uow.now,
+            )
+            with _unique_violation("customer", "email", draft.email):
+                repo.insert_customer(uow.connection, _customer_row(customer))
+            uow.emit(ev.customer_created(customer))
+            return customer
+
+        customer = self._transaction(context, work)
+        self._after("after_create_customer", customer=customer, context=context)
+        return customer
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        expected_version: int | None = None,
+        context: Context | None = None,
+        **fields: Any,
+    ) -> Customer:
+        """Update any of email, first_name, last_name, company_name, phone, metadata."""
+        context = context or Context()
+        unknown = set(fields) - set(ev.CUSTOMER_FIELDS)
+        if unknown:
+            raise InvalidData(f"Unknown customer fields: {', '.join(sorted(unknown))}")
+        _validate_customer_fields(fields)
+
+        def work(uow: UnitOfWork) -> tuple[Customer, dict[str, dict[str, Any]]]:
+            current = repo.get_customer(uow.connection, customer_id, lock=True)
+            if current is None:
+                raise NotFound("customer", customer_id)
+            _check_version("customer", current.id, current.version, expected_version)
+            values = dict(fields)
+            if "email" in values:
+                values["email"] = values["email"].strip().lower()
+            if "metadata" in values:
+                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
+            update = ProposedUpdate(values=values)
+            if has_impls(self.plugins.hook.before_update_customer):
+                self.plugins.hook.before_update_customer(
+                    customer=current, update=update, context=context
+                )
+                _validate_customer_fields(update.values)
+            changes = _changes(current, update.values, ev.CUSTOMER_FIELDS)
+            if not changes:
+                return current, {}
+            if "email" in changes and repo.email_taken(
+                uow.connection, changes["email"]["new"], except_id=current.id
+            ):
+                raise Duplicate("customer", "email", changes["email"]["new"])
+            row = {
+                **{k: c["new"] for k, c in changes.items()},
+                "updated_at": uow.now,
+                "version": current.version + 1,
+            }
+            with _unique_violation("customer", "email", str(row.get("email"))):
+                repo.update_row(uow.connection, tables.customer, current.id, row)
+            uow.emit(ev.customer_updated(current.id, changes))
+            return _replace(current, row), changes
+
+        customer, changes = self._transaction(context, work)
+        if changes:
+            self._after(
+                "after_update_customer", customer=customer, changes=changes, context=context
+            )
+        return customer
+
+    def delete_customer(
+        self,
+        customer_id: str,
+        *,
+        expected_version: int | None = None,
+        context: Context | None = None,
+    ) -> Customer:
+        """Soft-delete a customer; it leaves each of its groups first (``customer_deleted``)."""
+        context = context or Context()
+
+        def work(uow: UnitOfWork) -> tuple[Customer, list[tuple[CustomerGroup, list[str]]]]:
+            conn = uow.connection
+            customer = repo.get_customer(conn, customer_id, lock=True)
+            if customer is None:
+                raise NotFound("customer", customer_id)
+            _check_version("customer", customer.id, customer.version, expected_version)
+            self.plugins.hook.before_delete_customer(customer=customer, context=context)
+            groups = repo.lock_groups(conn, repo.group_ids_of(conn, customer.id))
+            left: list[tuple[CustomerGroup, list[str]]] = []
+            for group in groups.values():
+                removed = self._remove_members(
+                    uow,
+                    group,
+                    [customer.id],
+                    ev.REASON_CUSTOMER_DELETED,
+                    context,
+                    may_filter=False,
+                )
+                if removed:
+                    left.append((group, removed))
+            row = {"deleted_at": uow.now, "updated_at": uow.now, "version": customer.version + 1}
+            repo.update_row(conn, tables.customer, customer.id, row)
+            uow.emit(ev.customer_deleted(customer, len(left)))
+            return _replace(customer, row), left
+
+        customer, left = self._transaction(context, work)
+        for group, removed in left:
+            self._after(
+                "after_remove_customer_from_group",
+                group=group,
+                customer_ids=removed,
+                reason=ev.REASON_CUSTOMER_DELETED,
+                context=context,
+            )
+        self._after(
+            "after_delete_customer",
+            customer=customer,
+            removed_group_ids=[group.id for group, _ in left],
+            context=context,
+        )
+        return customer
+
+    # --- memberships, from the customer's side -------------------------------------------
+
+    def update_customer_groups(
+        self,
+        customer_id: str,
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        context: Context | None = None,
+    ) -> MembershipChange:
+        """Add a customer to some groups and remove it from others, in one transaction.
+
+        The result lists group ids (``added``: groups joined, ``removed``: groups left).
+        """
+        context = context or Context()
+        add_ids = _unique_ids(add, "add")
+        remove_ids = _unique_ids(remove, "remove")
+        both = set(add_ids) & set(remove_ids)
+        if both:
+            raise InvalidData(f"Groups both added and removed: {', '.join(sorted(both))}")
+        return self._change_customer_groups(customer_id, add_ids, remove_ids, context)
+
+    def set_customer_groups(
+        self, customer_id: str, group_ids: Sequence[str], *, context: Context | None = None
+    ) -> MembershipChange:
+        """Make ``group_ids`` exactly the customer's groups."""
+        context = context or Context()
+        target = _unique_ids(group_ids, "group_ids")
+        return self._change_customer_groups(customer_id, target, None, context)
+
+    def _change_customer_groups(
+        self,
+        customer_id: str,
+        add_ids: list[str],
+        remove_ids: list[str] | None,
+        context: Context,
+    ) -> MembershipChange:
+        """``remove_ids=None`` means "every group not in ``add_ids``" (set semantics)."""
+
+        def work(uow: UnitOfWork) -> list[tuple[CustomerGroup, MembershipChange]]:
+            conn = uow.connection
+            if not repo.share_lock_customers(conn, [customer_id]):
+                raise NotFound("customer", customer_id)
+            current = repo.group_ids_of(conn, customer_id)
+            removing = (
+                [gid for gid in current if gid not in add_ids] if remove_ids is None else remove_ids
+            )
+            wanted = add_ids + removing
+            groups = repo.lock_groups(conn, wanted)
+            missing = [gid for gid in wanted if gid not in groups]
+            if missing:
+                raise NotFound("customer_group", missing)
+            done: list[tuple[CustomerGroup, MembershipChange]] = []
+            for gid in sorted(set(wanted)):
+                group = groups[gid]
+                added = (
+                    self._add_members(uow, group, [customer_id], context) if gid in add_ids else []
+                )
+                removed = (
+                    self._remove_members(uow, group, [customer_id], ev.REASON_REMOVED, context)
+                    if gid in removing
+                    else []
+                )
+                if added or removed:
+                    done.append((group, MembershipChange(added=added, removed=removed)))
+            return done
+
+        done = self._transaction(context, work)
+        for group, change in done:
+            self._after_membership(group, change, context)
+        joined = [group.id for group, change in done if change.added]
+        left = [group.id for group, change in done if change.removed]
+        return MembershipChange(added=joined, removed=left)
+
+    # --- membership steps shared by the operations above (inside a transaction) ----------
+
+    def _add_members(
+        self, uow: UnitOfWork, group: CustomerGroup, customer_ids: list[str], context: Context
+    ) -> list[str]:
+        if not customer_ids:
+            return []
+        conn = uow.connection
+        present = repo.members_among(conn, group.id, customer_ids)
+        joining = [cid for cid in customer_ids if cid not in present]
+        if joining and has_impls(self.plugins.hook.before_add_customer_to_group):
+            loaded = repo.get_customers(conn, joining)
+            customers = [loaded[cid] for cid in joining]
+            self.plugins.hook.before_add_customer_to_group(
+                group=group, customers=customers, context=context
+            )
+            joining = _kept_ids(joining, customers)
+        repo.insert_memberships(conn, group.id, joining, uow.now, context.actor)
+        uow.emit_all([ev.customer_added(group.id, cid, uow.now) for cid in joining])
+        return joining
+
+    def _remove_members(
+        self,
+        uow: UnitOfWork,
+        group: CustomerGroup,
+        customer_ids: list[str],
+        reason: str,
+        context: Context,
+        *,
+        may_filter: bool = True,
+    ) -> list[str]:
+        if not customer_ids:
+            return []
+        conn = uow.connection
+        present = repo.members_among(conn, group.id, customer_ids)
+        leaving = [cid for cid in customer_ids if cid in present]
+        if leaving and has_impls(self.plugins.hook.before_remove_customer_from_group):
+            loaded = repo.get_customers(conn, leaving)
+            customers = [loaded[cid] for cid in leaving if cid in loaded]
+            self.plugins.hook.before_remove_customer_from_group(
+                group=group, customers=customers, reason=reason, context=context
+            )
+            if may_filter:
+                leaving = _kept_ids(leaving, customers)
+        deleted = repo.delete_memberships(conn, group.id, leaving)
+        removed = [cid for cid in leaving if cid in deleted]
+        uow.emit_all([ev.customer_removed(group.id, cid, uow.now, reason) for cid in removed])
+        return removed
+
+    def _after_membership(
+        self, group: CustomerGroup, change: MembershipChange, context: Context
+    ) -> None:
+        if change.added:
+            self._after(
+                "after_add_customer_to_group",
+                group=group,
+                customer_ids=change.added,
+                context=context,
+            )
+        if change.removed:
+            self._after(
+                "after_remove_customer_from_group",
+                group=group,
+                customer_ids=change.removed,
+                reason=ev.REASON_REMOVED,
+                context=context,
+            )
+
+    # --- transactions and hooks ----------------------------------------------------------
+
+    def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
+        """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to."""
+        for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+            try:
+                with UnitOfWork(self.engine, source=self.source, context=context) as uow:
+                    result = work(uow)
+                    committed = uow.commit()
+                break
+            except DBAPIError as error:
+                sqlstate = getattr(error.orig, "sqlstate", None)
+                if sqlstate not in RETRYABLE_SQLSTATES or attempt == MAX_TRANSACTION_ATTEMPTS:
+                    raise
+                log.info("retrying a transaction after %s (attempt %d)", sqlstate, attempt)
+        if committed:
+            for listener in list(self.commit_listeners):
+                try:
+                    listener(committed)
+                except Exception:
+                    log.exception("commit listener %r failed", listener)
+        return result
+
+    def _after(self, hook_name: str, **kwargs: Any) -> None:
+        """Call each implementation of an after-hook on its own: one failing stops no other."""
+        caller = getattr(self.plugins.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(*(kwargs[name] for name in impl.argnames))
+            except Exception as error:
+                log.exception("after-hook %s of plugin %s failed", hook_name, impl.plugin_name)
+                self.hook_failures.append(
+                    HookFailure(hook_name, impl.plugin_name, repr(error), datetime.now(UTC))
+                )
+
+
+# --- validation and small pure helpers -------------------------------------------------------
+
+
+def merge_metadata(
+    current: dict[str, Any] | None, patch: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Medusa's metadata update: keys in ``patch`` are set, a key set to "" is removed;
+    ``None`` clears the metadata."""
+    if patch is None:
+        return None
+    merged = dict(current or {})
+    for key, value in patch.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    if not merged and current is None:
+        return None
+    return merged
+
+
+def _validate_group_draft(draft: GroupDraft) -> None:
+    _validate_group_fields(
+        {"name": draft.name, "description": draft.description, "metadata": draft.metadata}
+    )
+
+
+def _validate_group_fields(values: dict[str, Any]) -> None:
+    if "name" in values:
+        name = values["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidData("name must be a non-empty string")
+        if len(name) > 255:
+            raise InvalidData("name must be at most 255 characters")
+    description = values.get("description")
+    if description is not None and not isinstance(description, str):
+        raise InvalidData("description must be a string or null")
+    _validate_metadata(values)
+
+
+def _validate_metadata(values: dict[str, Any]) -> None:
+    metadata = values.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidData("metadata must be an object or null")
+
+
+def _validate_customer_draft(draft: CustomerDraft) -> None:
+    if isinstance(draft.email, str):
+        draft.email = draft.email.strip().lower()
+    _validate_customer_fields(
+        {
+            "email": draft.email,
+            "first_name": draft.first_name,
+            "last_name": draft.last_name,
+            "company_name": draft.company_name,
+            "phone": draft.phone,
+            "metadata": draft.metadata,
+        }
+    )
+
+
+def _validate_customer_fields(values: dict[str, Any]) -> None:
+    if "email" in values:
+        email = values["email"]
+        if not isinstance(email, str) or not EMAIL.match(email.strip()):
+            raise InvalidData(f"email must be a valid email address, got {email!r}")
+        if len(email) > 320:
+            raise InvalidData("email must be at most 320 characters")
+    for name in ("first_name", "last_name", "company_name", "phone"):
+        value = values.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidData(f"{name} must be a string or null")
+        if isinstance(value, str) and len(value) > (64 if name == "phone" else 255):
+            raise InvalidData(f"{name} is too long")
+    _validate_metadata(values)
+
+
+def _unique_ids(ids: Sequence[str], name: str) -> list[str]:
+    if isinstance(ids, str) or not all(isinstance(i, str) and i for i in ids):
+        raise InvalidData(f"{name} must be a list of ids")
+    return list(dict.fromkeys(ids))
+
+
+def _kept_ids(proposed: list[str], customers: list[Customer]) -> list[str]:
+    """The ids a before-hook left in its ``customers`` list (it may only remove)."""
+    kept = {customer.id for customer in customers}
+    added = kept - set(proposed)
+    if added:
+        raise InvalidData(f"A hook added customers to the change: {', '.join(sorted(added))}")
+    return [cid for cid in proposed if cid in kept]
+
+
+def _changes(
+    current: Any, values: dict[str, Any], fields: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"old": getattr(current, name), "new": values[name]}
+        for name in fields
+        if name in values and values[name] != getattr(current, name)
+    }
+
+
+def _check_version(kind: str, id: str, actual: int, expected: int | None) -> None:
+    if expected is not None and expected != actual:
+        raise PreconditionFailed(kind, id, expected, actual)
+
+
+def _replace(entity: T, values: dict[str, Any]) -> T:
+    return replace(entity, **values)  # type: ignore[type-var]
+
+
+def _group_row(group: CustomerGroup) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "metadata": group.metadata,
+        "created_by": group.created_by,
+        "created_at": group.created_at,
+        "updated_at": group.updated_at,
+        "version": group.version,
+    }
+
+
+def _customer_row(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "company_name": customer.company_name,
+        "phone": customer.phone,
+        "has_account": customer.has_account,
+        "metadata": customer.metadata,
+        "created_by": customer.created_by,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "version": customer.version,
+    }
+
+
+class _unique_violation:
+    """Turn a unique-index violation (a race the pre-check lost) into ``Duplicate``."""
+
+    def __init__(self, kind: str, field: str, value: str) -> None:
+        self.error = Duplicate(kind, field, value)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if isinstance(exc, IntegrityError):
+            raise self.error from exc
+
+
+__all__ = ["UNSET", "HookFailure", "HookRejected", "MembershipChange", "Service", "merge_metadata"]

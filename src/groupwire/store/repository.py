@@ -1,0 +1,423 @@
+"""Reading and writing rows. Plain functions over a connection; no business rules here.
+
+Row locks (``FOR UPDATE`` / ``FOR KEY SHARE``) matter on PostgreSQL and are ignored by SQLite,
+whose write transactions are serialised by ``BEGIN IMMEDIATE`` anyway. Lock order, everywhere:
+customers first (by id), then groups (by id), then the outbox counter at commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from groupwire.domain.models import Customer, CustomerGroup, Event
+from groupwire.store import tables
+
+# SQLite allows 32766 bound parameters in one statement; stay well below.
+CHUNK = 5000
+
+G = tables.customer_group
+C = tables.customer
+M = tables.membership
+E = tables.event
+
+
+def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- mapping ---------------------------------------------------------------------------------
+
+
+def to_group(row: RowMapping) -> CustomerGroup:
+    return CustomerGroup(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        metadata=row["metadata"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+        version=row["version"],
+    )
+
+
+def to_customer(row: RowMapping) -> Customer:
+    return Customer(
+        id=row["id"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        company_name=row["company_name"],
+        phone=row["phone"],
+        has_account=bool(row["has_account"]),
+        metadata=row["metadata"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+        version=row["version"],
+    )
+
+
+def to_event(row: RowMapping) -> Event:
+    return Event(
+        id=row["id"],
+        type=row["type"],
+        source=row["source"],
+        subject=row["subject"],
+        time=row["time"],
+        data=row["data"],
+        sequence=row["sequence"],
+        partition=row["partition"],
+        actor=row["actor"],
+        correlation_id=row["correlation_id"],
+    )
+
+
+# --- customer groups -------------------------------------------------------------------------
+
+
+def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> CustomerGroup | None:
+    query = select(G).where(G.c.id == group_id, G.c.deleted_at.is_(None))
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return to_group(row) if row else None
+
+
+def lock_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, CustomerGroup]:
+    """Lock live groups in id order; returns those that exist."""
+    found: dict[str, CustomerGroup] = {}
+    for part in chunks(sorted(set(group_ids))):
+        query = (
+            select(G)
+            .where(G.c.id.in_(part), G.c.deleted_at.is_(None))
+            .order_by(G.c.id)
+            .with_for_update()
+        )
+        for row in conn.execute(query).mappings():
+            found[row["id"]] = to_group(row)
+    return found
+
+
+def group_name_taken(conn: Connection, name: str, *, except_id: str | None = None) -> bool:
+    query = select(G.c.id).where(G.c.name == name, G.c.deleted_at.is_(None))
+    if except_id:
+        query = query.where(G.c.id != except_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def insert_group(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(G).values(**values))
+
+
+def update_row(conn: Connection, table: Any, row_id: str, values: dict[str, Any]) -> None:
+    conn.execute(update(table).where(table.c.id == row_id).values(**values))
+
+
+def list_groups(
+    conn: Connection,
+    *,
+    q: str | None = None,
+    ids: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    customer_ids: Sequence[str] | None = None,
+    created: dict[str, datetime] | None = None,
+    updated: dict[str, datetime] | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[CustomerGroup], int]:
+    where = [G.c.deleted_at.is_(None)]
+    if q:
+        pattern = like_pattern(q.lower())
+        where.append(
+            or_(
+                func.lower(G.c.name).like(pattern, escape="\\"),
+                func.lower(func.coalesce(G.c.description, "")).like(pattern, escape="\\"),
+            )
+        )
+    if ids:
+        where.append(G.c.id.in_(list(ids)))
+    if names:
+        where.append(G.c.name.in_(list(names)))
+    if customer_ids:
+        where.append(
+            G.c.id.in_(select(M.c.customer_group_id).where(M.c.customer_id.in_(customer_ids)))
+        )
+    where += _time_filters(G.c.created_at, created) + _time_filters(G.c.updated_at, updated)
+    return _page(conn, select(G).where(*where), G, order, limit, offset, to_group)
+
+
+def _time_filters(column: Any, ops: dict[str, datetime] | None) -> list[Any]:
+    if not ops:
+        return []
+    compare = {
+        "gt": column.__gt__,
+        "gte": column.__ge__,
+        "lt": column.__lt__,
+        "lte": column.__le__,
+        "eq": column.__eq__,
+    }
+    return [compare[op](value) for op, value in ops.items()]
+
+
+def _page(
+    conn: Connection,
+    query: Select[Any],
+    table: Any,
+    order: str | None,
+    limit: int,
+    offset: int,
+    mapper: Any,
+) -> tuple[list[Any], int]:
+    count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    column_name = (order or "created_at").lstrip("-")
+    column = table.c[column_name]
+    direction = column.desc() if (order or "").startswith("-") else column.asc()
+    query = query.order_by(direction, table.c.id.asc()).limit(limit).offset(offset)
+    return [mapper(row) for row in conn.execute(query).mappings()], count
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> Customer | None:
+    query = select(C).where(C.c.id == customer_id, C.c.deleted_at.is_(None))
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    return to_customer(row) if row else None
+
+
+def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Customer]:
+    found: dict[str, Customer] = {}
+    for part in chunks(customer_ids):
+        query = select(C).where(C.c.id.in_(part), C.c.deleted_at.is_(None))
+        for row in conn.execute(query).mappings():
+            found[row["id"]] = to_customer(row)
+    return found
+
+
+def share_lock_customers(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
+    """Key-share-lock live customers (so none is deleted under us); returns the ids found."""
+    found: set[str] = set()
+    for part in chunks(sorted(customer_ids)):
+        query = (
+            select(C.c.id)
+            .where(C.c.id.in_(part), C.c.deleted_at.is_(None))
+            .order_by(C.c.id)
+            .with_for_update(read=True, key_share=True)
+        )
+        found.update(conn.execute(query).scalars())
+    return found
+
+
+def email_taken(conn: Connection, email: str, *, except_id: str | None = None) -> bool:
+    query = select(C.c.id).where(C.c.email == email, C.c.deleted_at.is_(None))
+    if except_id:
+        query = query.where(C.c.id != except_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def insert_customer(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(C).values(**values))
+
+
+def list_customers(
+    conn: Connection,
+    *,
+    q: str | None = None,
+    ids: Sequence[str] | None = None,
+    emails: Sequence[str] | None = None,
+    group_ids: Sequence[str] | None = None,
+    created: dict[str, datetime] | None = None,
+    updated: dict[str, datetime] | None = None,
+    order: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Customer], int]:
+    where = [C.c.deleted_at.is_(None)]
+    if q:
+        pattern = like_pattern(q.lower())
+        where.append(
+            or_(
+                *(
+                    func.lower(func.coalesce(C.c[name], "")).like(pattern, escape="\\")
+                    for name in ("email", "first_name", "last_name", "company_name", "phone")
+                )
+            )
+        )
+    if ids:
+        where.append(C.c.id.in_(list(ids)))
+    if emails:
+        where.append(C.c.email.in_([e.strip().lower() for e in emails]))
+    if group_ids:
+        where.append(
+            C.c.id.in_(select(M.c.customer_id).where(M.c.customer_group_id.in_(group_ids)))
+        )
+    where += _time_filters(C.c.created_at, created) + _time_filters(C.c.updated_at, updated)
+    return _page(conn, select(C).where(*where), C, order, limit, offset, to_customer)
+
+
+# --- memberships -----------------------------------------------------------------------------
+
+
+def members_among(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(customer_ids):
+        query = select(M.c.customer_id).where(
+            M.c.customer_group_id == group_id, M.c.customer_id.in_(part)
+        )
+        found.update(conn.execute(query).scalars())
+    return found
+
+
+def member_ids(conn: Connection, group_id: str) -> list[str]:
+    query = (
+        select(M.c.customer_id)
+        .where(M.c.customer_group_id == group_id)
+        .order_by(M.c.created_at, M.c.customer_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def group_ids_of(conn: Connection, customer_id: str) -> list[str]:
+    query = (
+        select(M.c.customer_group_id)
+        .join(G, G.c.id == M.c.customer_group_id)
+        .where(M.c.customer_id == customer_id, G.c.deleted_at.is_(None))
+        .order_by(M.c.customer_group_id)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def insert_memberships(
+    conn: Connection, group_id: str, customer_ids: Iterable[str], at: datetime, by: str | None
+) -> None:
+    rows = [
+        {"customer_group_id": group_id, "customer_id": cid, "created_at": at, "created_by": by}
+        for cid in customer_ids
+    ]
+    if rows:
+        conn.execute(insert(M), rows)
+
+
+def delete_memberships(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
+    """Delete memberships; returns the customer ids whose row was really deleted."""
+    deleted: set[str] = set()
+    for part in chunks(customer_ids):
+        result = conn.execute(
+            delete(M)
+            .where(M.c.customer_group_id == group_id, M.c.customer_id.in_(part))
+            .returning(M.c.customer_id)
+        )
+        deleted.update(result.scalars())
+    return deleted
+
+
+def members_of_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, list[Customer]]:
+    """Live customers of each group, for ``fields=*customers``."""
+    result: dict[str, list[Customer]] = {gid: [] for gid in group_ids}
+    if not group_ids:
+        return result
+    query = (
+        select(M.c.customer_group_id, C)
+        .join(C, C.c.id == M.c.customer_id)
+        .where(M.c.customer_group_id.in_(list(group_ids)), C.c.deleted_at.is_(None))
+        .order_by(M.c.created_at, C.c.id)
+    )
+    for row in conn.execute(query).mappings():
+        result[row["customer_group_id"]].append(to_customer(row))
+    return result
+
+
+def groups_of_customers(
+    conn: Connection, customer_ids: Sequence[str]
+) -> dict[str, list[CustomerGroup]]:
+    """Live groups of each customer, for ``fields=*groups``."""
+    result: dict[str, list[CustomerGroup]] = {cid: [] for cid in customer_ids}
+    if not customer_ids:
+        return result
+    query = (
+        select(M.c.customer_id, G)
+        .join(G, G.c.id == M.c.customer_group_id)
+        .where(M.c.customer_id.in_(list(customer_ids)), G.c.deleted_at.is_(None))
+        .order_by(G.c.name, G.c.id)
+    )
+    for row in conn.execute(query).mappings():
+        result[row["customer_id"]].append(to_group(row))
+    return result
+
+
+def all_memberships(conn: Connection) -> set[tuple[str, str]]:
+    query = select(M.c.customer_group_id, M.c.customer_id)
+    return {(row[0], row[1]) for row in conn.execute(query)}
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def list_events(
+    conn: Connection,
+    *,
+    types: Sequence[str] | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: int | None = None,
+    limit: int | None = 100,
+    descending: bool = False,
+) -> list[Event]:
+    query = select(E)
+    exact = [t for t in types or () if not t.endswith("*")]
+    prefixes = [t[:-1] for t in types or () if t.endswith("*")]
+    if types:
+        clauses = []
+        if exact:
+            clauses.append(E.c.type.in_(exact))
+        clauses += [E.c.type.startswith(prefix, autoescape=True) for prefix in prefixes if prefix]
+        if "*" not in types:
+            query = query.where(or_(*clauses))
+    if subject:
+        query = query.where(E.c.subject == subject)
+    if since:
+        query = query.where(E.c.time >= since)
+    if until:
+        query = query.where(E.c.time < until)
+    if after is not None:
+        query = query.where(E.c.sequence < after if descending else E.c.sequence > after)
+    query = query.order_by(E.c.sequence.desc() if descending else E.c.sequence.asc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [to_event(row) for row in conn.execute(query).mappings()]
+
+
+def last_sequence(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            select(tables.outbox_counter.c.last_sequence).where(tables.outbox_counter.c.id == 1)
+        ).scalar_one()
+    )
+
+
+def events_between(conn: Connection, after: int, limit: int) -> list[Event]:
+    query = select(E).where(E.c.sequence > after).order_by(E.c.sequence).limit(limit)
+    return [to_event(row) for row in conn.execute(query).mappings()]
+
+
+def event_by_sequence(conn: Connection, sequence: int) -> Event | None:
+    row = conn.execute(select(E).where(E.c.sequence == sequence)).mappings().first()
+    return to_event(row) if row else None

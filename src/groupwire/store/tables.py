@@ -1,0 +1,186 @@
+"""The relational schema, as SQLAlchemy Core tables shared by every backend.
+
+Uniqueness "among non-deleted rows" is a partial unique index on both SQLite and PostgreSQL.
+The ``event`` table is at once the transactional outbox and the audit log: rows are written in
+the same transaction as the change they describe and never updated afterwards.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps none)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = String(64)
+
+customer_group = Table(
+    "customer_group",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("metadata", Json, nullable=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Index(
+        "uq_customer_group_name_live",
+        "name",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+customer = Table(
+    "customer",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("first_name", String(255), nullable=True),
+    Column("last_name", String(255), nullable=True),
+    Column("company_name", String(255), nullable=True),
+    Column("phone", String(64), nullable=True),
+    Column("has_account", Boolean, nullable=False, server_default=text("false")),
+    Column("metadata", Json, nullable=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Index(
+        "uq_customer_email_live",
+        "email",
+        unique=True,
+        sqlite_where=text("deleted_at IS NULL"),
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+membership = Table(
+    "customer_group_customer",
+    metadata,
+    Column(
+        "customer_group_id",
+        Id,
+        ForeignKey("customer_group.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("customer_id", Id, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_customer_group_customer_customer_id", "customer_id"),
+)
+
+event = Table(
+    "event",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("type", String(128), nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("subject", Id, nullable=False),
+    Column("partition", Id, nullable=False),
+    Column("time", UTCDateTime, nullable=False),
+    Column("data", Json, nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("correlation_id", String(255), nullable=True),
+    Index("ix_event_type_sequence", "type", "sequence"),
+    Index("ix_event_subject_sequence", "subject", "sequence"),
+    Index("ix_event_time", "time"),
+)
+
+# One row: the last sequence handed out. Taking its row lock at commit time is what makes the
+# sequence follow commit order without gaps (see store.unit_of_work).
+outbox_counter = Table(
+    "outbox_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+subscriber_checkpoint = Table(
+    "subscriber_checkpoint",
+    metadata,
+    Column("subscriber", String(255), primary_key=True),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+dead_letter = Table(
+    "dead_letter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber", String(255), nullable=False),
+    Column("event_sequence", BigInteger, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(128), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime, nullable=True),
+    Index("ix_dead_letter_subscriber", "subscriber", "replayed_at"),
+)
+
+processed_event = Table(
+    "processed_event",
+    metadata,
+    Column("consumer", String(255), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
