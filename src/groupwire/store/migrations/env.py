@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from groupwire.store.engine import normalise_url
-from groupwire.store.tables import metadata
+from groupwire.store.schema import metadata
 
 config = context.config
 target_metadata = metadata

@@ -1,0 +1,12 @@
+"""Every table of every feature, imported so that Alembic and the tests see the whole schema.
+
+Feature packages define their tables on ``groupwire.store.tables.metadata`` in a module of
+their own; each such module is imported here (one line per feature).
+"""
+
+from __future__ import annotations
+
+from groupwire.store import tables
+from groupwire.store.tables import metadata
+
+__all__ = ["metadata", "tables"]
