@@ -61,6 +61,7 @@ class Groupwire:
         self.customers = Customers(self)
         self.events = Events(self)
         self.dead_letters = DeadLetters(self)
+        self.plugins.hook.register_subscribers(gw=self)
 
     @classmethod
     def open(

@@ -148,3 +148,13 @@ def after_delete_customer(
     customer: Customer, removed_group_ids: list[str], context: Context
 ) -> None:
     """After a customer's deletion was committed, with the groups it was removed from."""
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+@hookspec
+def register_subscribers(gw: Any) -> None:
+    """Called once when a :class:`groupwire.Groupwire` instance is built: a plugin may register
+    its event subscribers here (``gw.subscribe(...)``), so that every process that loads the
+    plugin — API server, worker — knows them by the same names."""
