@@ -88,10 +88,20 @@ class Groupwire:
         register(self.plugins, plugin)
 
     def subscriber(
-        self, *patterns: str, name: str | None = None, max_attempts: int | None = None
+        self,
+        *patterns: str,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        from_now: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Decorator registering an event handler for types or patterns (``customer_group.*``)."""
-        return self.subscribers.subscriber(*patterns, name=name, max_attempts=max_attempts)
+        """Decorator registering an event handler for types or patterns (``customer_group.*``).
+
+        The name (default: the handler's qualified name) keys the subscriber's progress, so a
+        restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history.
+        """
+        return self.subscribers.subscriber(
+            *patterns, name=name, max_attempts=max_attempts, from_now=from_now
+        )
 
     def subscribe(
         self,
@@ -100,8 +110,11 @@ class Groupwire:
         *,
         name: str | None = None,
         max_attempts: int | None = None,
+        from_now: bool = False,
     ) -> Subscription:
-        return self.subscribers.add(patterns, handler, name=name, max_attempts=max_attempts)
+        return self.subscribers.add(
+            patterns, handler, name=name, max_attempts=max_attempts, from_now=from_now
+        )
 
     @property
     def hook_failures(self) -> list[Any]:

@@ -22,6 +22,9 @@ class Subscription:
     patterns: tuple[str, ...]
     handler: Handler
     max_attempts: int | None = None
+    from_now: bool = False
+    """A subscriber with no checkpoint yet starts after the newest event instead of at the
+    first one (e.g. a welcome mailer added to a live shop must not mail every past joiner)."""
 
     def wants(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, pattern) for pattern in self.patterns)
@@ -50,6 +53,7 @@ class SubscriberRegistry:
         *,
         name: str | None = None,
         max_attempts: int | None = None,
+        from_now: bool = False,
     ) -> Subscription:
         patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
         if not patterns:
@@ -57,7 +61,7 @@ class SubscriberRegistry:
         name = name or f"{handler.__module__}.{handler.__qualname__}"
         if name in self._subscriptions:
             raise ValueError(f"a subscriber named {name!r} is already registered")
-        subscription = Subscription(name, patterns, handler, max_attempts)
+        subscription = Subscription(name, patterns, handler, max_attempts, from_now)
         self._subscriptions[name] = subscription
         for listener in list(self.listeners):
             listener(subscription)
@@ -68,11 +72,12 @@ class SubscriberRegistry:
         *patterns: str,
         name: str | None = None,
         max_attempts: int | None = None,
+        from_now: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator: ``@registry.subscriber("customer_group.customer_added")``."""
 
         def register(handler: Handler) -> Handler:
-            self.add(patterns, handler, name=name, max_attempts=max_attempts)
+            self.add(patterns, handler, name=name, max_attempts=max_attempts, from_now=from_now)
             return handler
 
         return register

@@ -35,7 +35,6 @@ class SubscriptionCursor:
         batch_size: int = 500,
         flush_every: int = 100,
         flush_seconds: float = 0.25,
-        from_now: bool = False,
     ) -> None:
         self.engine = engine
         self.subscription = subscription
@@ -46,7 +45,7 @@ class SubscriptionCursor:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
-        self.position = checkpoints.load(engine, subscription.name, from_now=from_now)
+        self.position = checkpoints.load(engine, subscription.name, from_now=subscription.from_now)
         self.delivered = 0
         self.dead_lettered = 0
 
@@ -148,6 +147,7 @@ class OutboxRelay:
             self._start_thread(subscription)
 
     def _on_subscribe(self, subscription: Subscription) -> None:
+        self.cursor(subscription)  # fixes where a new subscriber starts: at subscription time
         if self.running:
             self._start_thread(subscription)
 

@@ -1,0 +1,144 @@
+"""Delivery to subscribers: at least once, in order, with retries, dead letters and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from groupwire import Groupwire
+
+
+def make_customers(gw, n):
+    return [gw.customers.create(email=f"c{i}@shop.test").id for i in range(n)]
+
+
+def test_subscribers_get_matching_events_in_sequence_order(gw):
+    seen, everything = [], []
+    gw.subscribe("customer_group.customer_*", lambda e: seen.append((e.sequence, e.type)), name="a")
+    gw.subscribe("*", lambda e: everything.append(e.sequence), name="b")
+    vip = gw.groups.create(name="VIP")
+    ids = make_customers(gw, 3)
+    gw.groups.add_customers(vip.id, ids)
+    gw.groups.remove_customers(vip.id, ids[:1])
+
+    assert gw.drain()
+
+    assert [t for _, t in seen] == ["customer_group.customer_added"] * 3 + [
+        "customer_group.customer_removed"
+    ]
+    assert [s for s, _ in seen] == sorted(s for s, _ in seen)
+    assert everything == list(range(1, gw.events.last_sequence() + 1))
+
+
+def test_background_relay_delivers_soon_after_commit(gw):
+    got = threading.Event()
+    gw.subscribe("customer_group.created", lambda e: got.set(), name="live")
+    gw.start()
+
+    gw.groups.create(name="VIP")
+
+    assert got.wait(5)
+
+
+def test_a_failing_handler_is_retried_until_it_succeeds(gw):
+    attempts = []
+
+    def flaky(event):
+        attempts.append(event.sequence)
+        if len(attempts) < 4:
+            raise ConnectionError("mail server busy")
+
+    gw.subscribe("customer_group.created", flaky, name="flaky", max_attempts=5)
+    gw.groups.create(name="VIP")
+
+    assert gw.drain()
+
+    assert attempts == [1, 1, 1, 1]
+    assert gw.dead_letters.list() == []
+
+
+def test_exhausted_retries_dead_letter_the_event_and_delivery_moves_on(gw):
+    broken = {"on": True}
+    handled = []
+
+    def handler(event):
+        if broken["on"] and event.data["name"] == "Bad":
+            raise ValueError("cannot handle Bad")
+        handled.append(event.data["name"])
+
+    gw.subscribe("customer_group.created", handler, name="picky", max_attempts=3)
+    gw.groups.create(name="Bad")
+    gw.groups.create(name="Good")
+    assert gw.drain()
+
+    [letter] = gw.dead_letters.list()
+    assert letter.subscriber == "picky"
+    assert letter.attempts == 3
+    assert "cannot handle Bad" in letter.error
+    assert handled == ["Good"]
+
+    broken["on"] = False
+    assert gw.dead_letters.replay() == (1, 0)
+    assert handled == ["Good", "Bad"]
+    assert gw.dead_letters.list() == []
+    assert len(gw.dead_letters.list(include_replayed=True)) == 1
+
+
+def test_a_restarted_instance_resumes_after_its_checkpoint(database_url):
+    options = dict(load_entry_points=False, relay_poll_interval=0.05)
+    first_run, second_run = [], []
+    with Groupwire.open(database_url, **options) as gw:
+        record = first_run.append
+        gw.subscribe("customer_group.created", lambda e: record(e.data["name"]), name="s")
+        gw.groups.create(name="A")
+        gw.groups.create(name="B")
+        assert gw.drain()
+        gw.groups.create(name="C")  # committed while nobody delivers
+
+    with Groupwire.open(database_url, **options) as gw:
+        gw.subscribe(
+            "customer_group.created", lambda e: second_run.append(e.data["name"]), name="s"
+        )
+        assert gw.drain()
+
+    assert first_run == ["A", "B"]
+    assert second_run == ["C"]
+
+
+def test_a_new_subscriber_can_start_from_now_or_from_the_beginning(gw):
+    gw.groups.create(name="Old")
+    history, fresh = [], []
+    gw.subscribe("customer_group.created", lambda e: history.append(e.data["name"]), name="h")
+    gw.subscribe(
+        "customer_group.created", lambda e: fresh.append(e.data["name"]), name="f", from_now=True
+    )
+    gw.groups.create(name="New")
+    assert gw.drain()
+    assert history == ["Old", "New"]
+    assert fresh == ["New"]
+
+
+def test_async_handlers_are_awaited(gw):
+    done = []
+
+    async def handler(event):
+        await asyncio.sleep(0)
+        done.append(event.type)
+
+    gw.subscribe("customer_group.created", handler, name="async")
+    gw.groups.create(name="VIP")
+    assert gw.drain()
+    assert done == ["customer_group.created"]
+
+
+def test_one_slow_subscriber_does_not_hold_up_another(gw):
+    release = threading.Event()
+    fast = threading.Event()
+    gw.subscribe("customer_group.created", lambda e: release.wait(10), name="slow")
+    gw.subscribe("customer_group.created", lambda e: fast.set(), name="fast")
+    gw.start()
+    try:
+        gw.groups.create(name="VIP")
+        assert fast.wait(5)
+    finally:
+        release.set()
