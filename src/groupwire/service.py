@@ -15,10 +15,11 @@ nothing. A change that fails at any step writes nothing and emits nothing.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -72,7 +73,7 @@ class HookFailure:
     time: datetime
 
 
-CommitListener = Callable[[list[Event]], None]
+CommitListener = Callable[[Sequence[Event]], None]
 
 
 class Service:
@@ -149,7 +150,7 @@ class Service:
             if current is None:
                 raise NotFound("customer_group", group_id)
             _check_version("customer_group", current.id, current.version, expected_version)
-            values = dict(given)
+            values: dict[str, Any] = dict(given)
             if "metadata" in values:
                 values["metadata"] = merge_metadata(current.metadata, values["metadata"])
             update = ProposedUpdate(values=values)
@@ -259,12 +260,12 @@ class Service:
 
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
             conn = uow.connection
-            if repo.get_group(conn, group_id) is None:
-                raise NotFound("customer_group", group_id)
             wanted = add_ids + remove_ids
             found = repo.share_lock_customers(conn, wanted)
             missing = [cid for cid in wanted if cid not in found]
             if missing:
+                if repo.get_group(conn, group_id) is None:  # name the group first
+                    raise NotFound("customer_group", group_id)
                 raise NotFound("customer", missing)
             group = repo.get_group(conn, group_id, lock=True)
             if group is None:  # deleted while we waited for the lock
@@ -529,7 +530,7 @@ class Service:
             )
             joining = _kept_ids(joining, customers)
         repo.insert_memberships(conn, group.id, joining, uow.now, context.actor)
-        uow.emit_all([ev.customer_added(group.id, cid, uow.now) for cid in joining])
+        uow.emit_all(ev.customers_added(group.id, joining, uow.now))
         return joining
 
     def _remove_members(
@@ -557,7 +558,7 @@ class Service:
                 leaving = _kept_ids(leaving, customers)
         deleted = repo.delete_memberships(conn, group.id, leaving)
         removed = [cid for cid in leaving if cid in deleted]
-        uow.emit_all([ev.customer_removed(group.id, cid, uow.now, reason) for cid in removed])
+        uow.emit_all(ev.customers_removed(group.id, removed, uow.now, reason))
         return removed
 
     def _after_membership(
@@ -649,16 +650,53 @@ def _validate_group_fields(values: dict[str, Any]) -> None:
             raise InvalidData("name must be a non-empty string")
         if len(name) > 255:
             raise InvalidData("name must be at most 255 characters")
+        _check_text(name, "name")
     description = values.get("description")
     if description is not None and not isinstance(description, str):
         raise InvalidData("description must be a string or null")
+    if description is not None:
+        _check_text(description, "description")
     _validate_metadata(values)
 
 
 def _validate_metadata(values: dict[str, Any]) -> None:
     metadata = values.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
         raise InvalidData("metadata must be an object or null")
+    _check_json(metadata, "metadata")
+
+
+def _check_text(value: str, field: str) -> None:
+    """Refuse what no database stores as text: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise InvalidData(f"{field} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidData(f"{field} must be valid Unicode text") from None
+
+
+def _check_json(value: Any, field: str, depth: int = 0) -> None:
+    """Metadata must be plain JSON (objects, arrays, strings, finite numbers, booleans, null)."""
+    if depth > 32:
+        raise InvalidData(f"{field} is nested too deeply")
+    if isinstance(value, str):
+        _check_text(value, field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidData(f"{field} keys must be strings")
+            _check_text(key, field)
+            _check_json(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, field, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidData(f"{field} numbers must be finite")
+    elif value is not None and not isinstance(value, bool | int | float):
+        raise InvalidData(f"{field} must hold JSON values only, not {type(value).__name__}")
 
 
 def _validate_customer_draft(draft: CustomerDraft) -> None:
@@ -683,12 +721,15 @@ def _validate_customer_fields(values: dict[str, Any]) -> None:
             raise InvalidData(f"email must be a valid email address, got {email!r}")
         if len(email) > 320:
             raise InvalidData("email must be at most 320 characters")
+        _check_text(email, "email")
     for name in ("first_name", "last_name", "company_name", "phone"):
         value = values.get(name)
         if value is not None and not isinstance(value, str):
             raise InvalidData(f"{name} must be a string or null")
         if isinstance(value, str) and len(value) > (64 if name == "phone" else 255):
             raise InvalidData(f"{name} is too long")
+        if isinstance(value, str):
+            _check_text(value, name)
     _validate_metadata(values)
 
 
@@ -727,33 +768,11 @@ def _replace(entity: T, values: dict[str, Any]) -> T:
 
 
 def _group_row(group: CustomerGroup) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "name": group.name,
-        "description": group.description,
-        "metadata": group.metadata,
-        "created_by": group.created_by,
-        "created_at": group.created_at,
-        "updated_at": group.updated_at,
-        "version": group.version,
-    }
+    return asdict(group)
 
 
 def _customer_row(customer: Customer) -> dict[str, Any]:
-    return {
-        "id": customer.id,
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-        "company_name": customer.company_name,
-        "phone": customer.phone,
-        "has_account": customer.has_account,
-        "metadata": customer.metadata,
-        "created_by": customer.created_by,
-        "created_at": customer.created_at,
-        "updated_at": customer.updated_at,
-        "version": customer.version,
-    }
+    return asdict(customer)
 
 
 class _unique_violation:

@@ -45,7 +45,9 @@ def test_a_subscriber_killed_mid_stream_resumes_with_no_event_skipped(gw, databa
     group = gw.groups.create(name="VIP")
     ids = [gw.customers.create(email=f"c{i}@shop.test").id for i in range(400)]
     gw.groups.add_customers(group.id, ids)
-    expected = [e.sequence for e in gw.events.list(type="customer_group.customer_added", limit=None)]
+    expected = [
+        e.sequence for e in gw.events.list(type="customer_group.customer_added", limit=None)
+    ]
     output = tmp_path / "handled.txt"
 
     first = start_subscriber(database_url, output)

@@ -172,3 +172,23 @@ def test_listing_filters_searches_orders_and_pages(gw):
     assert [g.name for g in page.items] == ["Beta", "Alphabet"]
     assert page.count == 4
     assert [g.name for g in gw.groups.list(names=["Beta"]).items] == ["Beta"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "nul\x00byte"},
+        {"name": "lone \ud800 surrogate"},
+        {"name": "ok", "description": "nul\x00"},
+        {"name": "ok", "metadata": {"k": "nul\x00"}},
+        {"name": "ok", "metadata": {"nul\x00key": 1}},
+        {"name": "ok", "metadata": {"k": float("nan")}},
+        {"name": "ok", "metadata": {"k": {1, 2}}},
+        {"name": "ok", "metadata": {1: "non-string key"}},
+    ],
+)
+def test_text_no_database_can_store_is_refused_as_invalid_data(gw, fields):
+    with pytest.raises(InvalidData):
+        gw.groups.create(**fields)
+    assert gw.groups.list().count == 0
+    assert gw.events.list() == []

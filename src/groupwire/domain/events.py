@@ -44,7 +44,7 @@ GROUP_FIELDS = ("name", "description", "metadata")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingEvent:
     """An event decided by the service layer, not yet given its id and sequence."""
 
@@ -101,27 +101,34 @@ def group_deleted(group: CustomerGroup, member_count: int) -> PendingEvent:
     )
 
 
-def customer_added(group_id: str, customer_id: str, at: datetime) -> PendingEvent:
-    return PendingEvent(
-        CUSTOMER_ADDED,
-        group_id,
-        group_id,
-        {"group_id": group_id, "customer_id": customer_id, "timestamp": _iso(at)},
-    )
+def customers_added(group_id: str, customer_ids: list[str], at: datetime) -> list[PendingEvent]:
+    """One ``customer_added`` per id (the timestamp formatted once: bulk adds are large)."""
+    stamp = _iso(at)
+    return [
+        PendingEvent(
+            CUSTOMER_ADDED,
+            group_id,
+            group_id,
+            {"group_id": group_id, "customer_id": cid, "timestamp": stamp},
+        )
+        for cid in customer_ids
+    ]
 
 
-def customer_removed(group_id: str, customer_id: str, at: datetime, reason: str) -> PendingEvent:
-    return PendingEvent(
-        CUSTOMER_REMOVED,
-        group_id,
-        group_id,
-        {
-            "group_id": group_id,
-            "customer_id": customer_id,
-            "timestamp": _iso(at),
-            "reason": reason,
-        },
-    )
+def customers_removed(
+    group_id: str, customer_ids: list[str], at: datetime, reason: str
+) -> list[PendingEvent]:
+    """One ``customer_removed`` per id, all with the same reason."""
+    stamp = _iso(at)
+    return [
+        PendingEvent(
+            CUSTOMER_REMOVED,
+            group_id,
+            group_id,
+            {"group_id": group_id, "customer_id": cid, "timestamp": stamp, "reason": reason},
+        )
+        for cid in customer_ids
+    ]
 
 
 def customer_created(customer: Customer) -> PendingEvent:

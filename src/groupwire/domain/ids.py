@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from ulid import ULID
 
 CUSTOMER = "cus"
@@ -12,3 +14,16 @@ EVENT = "evt"
 def new_id(prefix: str) -> str:
     """Return a new id such as ``cusgroup_01JD3...``."""
     return f"{prefix}_{ULID()}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` new ids at once, increasing, each a valid 26-character ULID string.
+
+    One ULID supplies the millisecond timestamp and 30 random bits (its first 16 characters);
+    the last 10 characters count up in hexadecimal (every hex digit is a Crockford base32
+    digit) from a random 39-bit start. Generating them costs a string format each, which
+    matters when one bulk change records 100,000 events.
+    """
+    head = str(ULID())[:16]
+    start = secrets.randbits(39)
+    return [f"{prefix}_{head}{start + offset:010X}" for offset in range(count)]

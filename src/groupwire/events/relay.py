@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
@@ -175,7 +176,7 @@ class OutboxRelay:
         self.threads.clear()
         self.cursors.clear()
 
-    def wake(self, _events: list[Event] | None = None) -> None:
+    def wake(self, _events: Sequence[Event] | None = None) -> None:
         """Called after each commit in this process: deliver without waiting for the poll."""
         for cursor in list(self.cursors.values()):
             cursor.wake.set()

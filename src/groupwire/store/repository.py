@@ -7,15 +7,32 @@ customers first (by id), then groups (by id), then the outbox counter at commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import ColumnElement
 
 from groupwire.domain.models import Customer, CustomerGroup, Event
-from groupwire.store import tables
+from groupwire.store import bulk, tables
+
+T = TypeVar("T")
 
 # SQLite allows 32766 bound parameters in one statement; stay well below.
 CHUNK = 5000
@@ -39,75 +56,105 @@ def like_pattern(text: str) -> str:
 # --- mapping ---------------------------------------------------------------------------------
 
 
+def _build(entity: Callable[..., T], row: RowMapping) -> T:
+    """An entity from a row whose columns are named like its fields (fields the row lacks keep
+    their defaults, columns the entity lacks are ignored)."""
+    return entity(**{name: row[name] for name in _field_names(entity) if name in row})
+
+
+@lru_cache(maxsize=8)
+def _field_names(entity: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(entity))
+
+
 def to_group(row: RowMapping) -> CustomerGroup:
-    return CustomerGroup(
-        id=row["id"],
-        name=row["name"],
-        description=row["description"],
-        metadata=row["metadata"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
+    return _build(CustomerGroup, row)
 
 
 def to_customer(row: RowMapping) -> Customer:
-    return Customer(
-        id=row["id"],
-        email=row["email"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        company_name=row["company_name"],
-        phone=row["phone"],
-        has_account=bool(row["has_account"]),
-        metadata=row["metadata"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-        version=row["version"],
-    )
+    return _build(Customer, row)
 
 
 def to_event(row: RowMapping) -> Event:
-    return Event(
-        id=row["id"],
-        type=row["type"],
-        source=row["source"],
-        subject=row["subject"],
-        time=row["time"],
-        data=row["data"],
-        sequence=row["sequence"],
-        partition=row["partition"],
-        actor=row["actor"],
-        correlation_id=row["correlation_id"],
-    )
+    return _build(Event, row)
 
 
 # --- customer groups -------------------------------------------------------------------------
 
 
+# Statements on the hot path are built once per dialect: SQLAlchemy then reuses their
+# memoized cache keys and compiled forms instead of rebuilding them on every call. A list of
+# ids is bound as one array on PostgreSQL (``= ANY(:ids)``) and as an expanded ``IN`` list
+# on SQLite, whose statements take at most 32,766 parameters (hence the chunks).
+@dataclass(frozen=True)
+class _Statements:
+    group: Select[Any]
+    group_locked: Select[Any]
+    groups_locked: Select[Any]
+    customer: Select[Any]
+    customer_locked: Select[Any]
+    customers: Select[Any]
+    customers_share_locked: Select[Any]
+    members_among: Select[Any]
+    delete_members: Any
+    chunk: int
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect: str) -> _Statements:
+    def among(column: Any) -> ColumnElement[bool]:
+        if dialect == "postgresql":
+            return column == any_(bindparam("ids", type_=ARRAY(String)))
+        return column.in_(bindparam("ids", expanding=True))
+
+    group = select(G).where(G.c.id == bindparam("id"), G.c.deleted_at.is_(None))
+    customer = select(C).where(C.c.id == bindparam("id"), C.c.deleted_at.is_(None))
+    return _Statements(
+        group=group,
+        group_locked=group.with_for_update(),
+        groups_locked=select(G)
+        .where(among(G.c.id), G.c.deleted_at.is_(None))
+        .order_by(G.c.id)
+        .with_for_update(),
+        customer=customer,
+        customer_locked=customer.with_for_update(),
+        customers=select(C).where(among(C.c.id), C.c.deleted_at.is_(None)),
+        customers_share_locked=select(C.c.id)
+        .where(among(C.c.id), C.c.deleted_at.is_(None))
+        .order_by(C.c.id)
+        .with_for_update(read=True, key_share=True),
+        members_among=select(M.c.customer_id).where(
+            M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
+        ),
+        delete_members=delete(M)
+        .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
+        .returning(M.c.customer_id),
+        chunk=50_000 if dialect == "postgresql" else CHUNK,
+    )
+
+
+def _sql(conn: Connection) -> _Statements:
+    return _statements(conn.dialect.name)
+
+
+def _id_chunks(conn: Connection, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """``{"ids": [...]}`` parameter sets covering ``ids``, as large as the dialect allows."""
+    for part in chunks(ids, _sql(conn).chunk):
+        yield {"ids": list(part)}
+
+
 def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> CustomerGroup | None:
-    query = select(G).where(G.c.id == group_id, G.c.deleted_at.is_(None))
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    sql = _sql(conn)
+    query = sql.group_locked if lock else sql.group
+    row = conn.execute(query, {"id": group_id}).mappings().first()
     return to_group(row) if row else None
 
 
 def lock_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, CustomerGroup]:
     """Lock live groups in id order; returns those that exist."""
     found: dict[str, CustomerGroup] = {}
-    for part in chunks(sorted(set(group_ids))):
-        query = (
-            select(G)
-            .where(G.c.id.in_(part), G.c.deleted_at.is_(None))
-            .order_by(G.c.id)
-            .with_for_update()
-        )
-        for row in conn.execute(query).mappings():
+    for params in _id_chunks(conn, sorted(set(group_ids))):
+        for row in conn.execute(_sql(conn).groups_locked, params).mappings().all():
             found[row["id"]] = to_group(row)
     return found
 
@@ -140,7 +187,7 @@ def list_groups(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[CustomerGroup], int]:
-    where = [G.c.deleted_at.is_(None)]
+    where: list[ColumnElement[bool]] = [G.c.deleted_at.is_(None)]
     if q:
         pattern = like_pattern(q.lower())
         where.append(
@@ -195,18 +242,16 @@ def _page(
 
 
 def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> Customer | None:
-    query = select(C).where(C.c.id == customer_id, C.c.deleted_at.is_(None))
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    sql = _sql(conn)
+    query = sql.customer_locked if lock else sql.customer
+    row = conn.execute(query, {"id": customer_id}).mappings().first()
     return to_customer(row) if row else None
 
 
 def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Customer]:
     found: dict[str, Customer] = {}
-    for part in chunks(customer_ids):
-        query = select(C).where(C.c.id.in_(part), C.c.deleted_at.is_(None))
-        for row in conn.execute(query).mappings():
+    for params in _id_chunks(conn, customer_ids):
+        for row in conn.execute(_sql(conn).customers, params).mappings().all():
             found[row["id"]] = to_customer(row)
     return found
 
@@ -214,14 +259,9 @@ def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Cu
 def share_lock_customers(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
     """Key-share-lock live customers (so none is deleted under us); returns the ids found."""
     found: set[str] = set()
-    for part in chunks(sorted(customer_ids)):
-        query = (
-            select(C.c.id)
-            .where(C.c.id.in_(part), C.c.deleted_at.is_(None))
-            .order_by(C.c.id)
-            .with_for_update(read=True, key_share=True)
-        )
-        found.update(conn.execute(query).scalars())
+    for params in _id_chunks(conn, sorted(customer_ids)):
+        rows = conn.execute(_sql(conn).customers_share_locked, params)
+        found.update(rows.scalars().all())
     return found
 
 
@@ -249,7 +289,7 @@ def list_customers(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Customer], int]:
-    where = [C.c.deleted_at.is_(None)]
+    where: list[ColumnElement[bool]] = [C.c.deleted_at.is_(None)]
     if q:
         pattern = like_pattern(q.lower())
         where.append(
@@ -277,11 +317,9 @@ def list_customers(
 
 def members_among(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for part in chunks(customer_ids):
-        query = select(M.c.customer_id).where(
-            M.c.customer_group_id == group_id, M.c.customer_id.in_(part)
-        )
-        found.update(conn.execute(query).scalars())
+    for params in _id_chunks(conn, customer_ids):
+        rows = conn.execute(_sql(conn).members_among, {"group_id": group_id, **params})
+        found.update(rows.scalars().all())
     return found
 
 
@@ -307,24 +345,19 @@ def group_ids_of(conn: Connection, customer_id: str) -> list[str]:
 def insert_memberships(
     conn: Connection, group_id: str, customer_ids: Iterable[str], at: datetime, by: str | None
 ) -> None:
-    rows = [
-        {"customer_group_id": group_id, "customer_id": cid, "created_at": at, "created_by": by}
-        for cid in customer_ids
-    ]
-    if rows:
-        conn.execute(insert(M), rows)
+    stamp = bulk.timestamp(conn, at)
+    rows = [(group_id, cid, stamp, by) for cid in customer_ids]
+    bulk.insert_rows(
+        conn, M, ("customer_group_id", "customer_id", "created_at", "created_by"), rows
+    )
 
 
 def delete_memberships(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
     """Delete memberships; returns the customer ids whose row was really deleted."""
     deleted: set[str] = set()
-    for part in chunks(customer_ids):
-        result = conn.execute(
-            delete(M)
-            .where(M.c.customer_group_id == group_id, M.c.customer_id.in_(part))
-            .returning(M.c.customer_id)
-        )
-        deleted.update(result.scalars())
+    for params in _id_chunks(conn, customer_ids):
+        result = conn.execute(_sql(conn).delete_members, {"group_id": group_id, **params})
+        deleted.update(result.scalars().all())
     return deleted
 
 
@@ -385,7 +418,7 @@ def list_events(
     exact = [t for t in types or () if not t.endswith("*")]
     prefixes = [t[:-1] for t in types or () if t.endswith("*")]
     if types:
-        clauses = []
+        clauses: list[ColumnElement[bool]] = []
         if exact:
             clauses.append(E.c.type.in_(exact))
         clauses += [E.c.type.startswith(prefix, autoescape=True) for prefix in prefixes if prefix]

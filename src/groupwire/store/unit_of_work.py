@@ -10,19 +10,42 @@ never skips an event, on PostgreSQL as on SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import overload
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Connection
 
 from groupwire.domain.changes import Context
 from groupwire.domain.events import PendingEvent
-from groupwire.domain.ids import EVENT, new_id
+from groupwire.domain.ids import EVENT, new_ids
 from groupwire.domain.models import Event
-from groupwire.store import tables
+from groupwire.store import bulk, tables
 from groupwire.store.engine import WRITE
+
+EVENT_COLUMNS = (
+    "sequence",
+    "id",
+    "type",
+    "source",
+    "subject",
+    "partition",
+    "time",
+    "data",
+    "actor",
+    "correlation_id",
+)
+
+
+_COUNTER = tables.outbox_counter
+_TAKE_SEQUENCES = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(last_sequence=_COUNTER.c.last_sequence + bindparam("count"))
+    .returning(_COUNTER.c.last_sequence)
+)
 
 
 class UnitOfWork:
@@ -34,7 +57,7 @@ class UnitOfWork:
         self.context = context
         self.now = datetime.now(UTC)
         self._pending: list[PendingEvent] = []
-        self.committed_events: list[Event] = []
+        self.committed_events: Sequence[Event] = ()
         self.connection: Connection
 
     def __enter__(self) -> UnitOfWork:
@@ -60,54 +83,90 @@ class UnitOfWork:
     def emit_all(self, events: list[PendingEvent]) -> None:
         self._pending.extend(events)
 
-    def commit(self) -> list[Event]:
+    def commit(self) -> Sequence[Event]:
         """Write the buffered events and commit; returns the events as recorded."""
         events = self._write_events()
         self._transaction.commit()
         self.committed_events = events
         return events
 
-    def _write_events(self) -> list[Event]:
+    def _write_events(self) -> Sequence[Event]:
         count = len(self._pending)
         if not count:
-            return []
-        last = self.connection.execute(
-            update(tables.outbox_counter)
-            .where(tables.outbox_counter.c.id == 1)
-            .values(last_sequence=tables.outbox_counter.c.last_sequence + count)
-            .returning(tables.outbox_counter.c.last_sequence)
-        ).scalar_one()
+            return ()
+        last = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).scalar_one()
         first = last - count + 1
-        events = [
-            Event(
-                id=new_id(EVENT),
-                type=pending.type,
-                source=self._source,
-                subject=pending.subject,
-                time=self.now,
-                data=pending.data,
-                sequence=first + offset,
-                partition=pending.partition,
-                actor=self.context.actor,
-                correlation_id=self.context.correlation_id,
+        ids = new_ids(EVENT, count)
+        pending = self._pending
+        source, actor, correlation = self._source, self.context.actor, self.context.correlation_id
+        at = bulk.timestamp(self.connection, self.now)
+        json_value = bulk.json_value
+        rows = [
+            (
+                first + offset,
+                ids[offset],
+                p.type,
+                source,
+                p.subject,
+                p.partition,
+                at,
+                json_value(p.data),
+                actor,
+                correlation,
             )
-            for offset, pending in enumerate(self._pending)
+            for offset, p in enumerate(pending)
         ]
-        rows: list[dict[str, Any]] = [
-            {
-                "sequence": e.sequence,
-                "id": e.id,
-                "type": e.type,
-                "source": e.source,
-                "subject": e.subject,
-                "partition": e.partition,
-                "time": e.time,
-                "data": e.data,
-                "actor": e.actor,
-                "correlation_id": e.correlation_id,
-            }
-            for e in events
-        ]
-        self.connection.execute(insert(tables.event), rows)
-        self._pending.clear()
-        return events
+        bulk.insert_rows(self.connection, tables.event, EVENT_COLUMNS, rows)
+        self._pending = []
+        return CommittedEvents(pending, ids, first, self)
+
+
+class CommittedEvents(Sequence[Event]):
+    """The events a unit of work recorded, built as :class:`Event` objects only when read
+    (a bulk change records 100,000 of them, and most listeners only need to be woken)."""
+
+    def __init__(
+        self, pending: list[PendingEvent], ids: list[str], first: int, uow: UnitOfWork
+    ) -> None:
+        self._pending = pending
+        self._ids = ids
+        self._first = first
+        self._time = uow.now
+        self._source = uow._source
+        self._context = uow.context
+        self._built: list[Event] | None = None
+
+    def _events(self) -> list[Event]:
+        if self._built is None:
+            context = self._context
+            self._built = [
+                Event(
+                    id=self._ids[offset],
+                    type=p.type,
+                    source=self._source,
+                    subject=p.subject,
+                    time=self._time,
+                    data=p.data,
+                    sequence=self._first + offset,
+                    partition=p.partition,
+                    actor=context.actor,
+                    correlation_id=context.correlation_id,
+                )
+                for offset, p in enumerate(self._pending)
+            ]
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        return self._events()[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events())

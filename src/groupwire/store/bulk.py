@@ -1,0 +1,66 @@
+"""Bulk inserts at driver speed: one ``executemany`` of plain tuples, no per-row ORM or
+SQLAlchemy type processing. Used for the rows a bulk change writes by the thousand
+(memberships and their events); values are converted here exactly as the column types would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Table
+from sqlalchemy.engine import Connection
+
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+# From this many rows on, PostgreSQL gets them through COPY, several times faster than
+# executemany (which sends one protocol message per row from Python).
+COPY_THRESHOLD = 200
+
+
+def insert_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert tuples (in ``columns`` order) into ``table`` with one driver ``executemany``."""
+    if not rows:
+        return
+    postgres = conn.dialect.name == "postgresql"
+    if postgres and len(rows) >= COPY_THRESHOLD:
+        _copy_rows(conn, table, columns, rows)
+        return
+    placeholders = []
+    for name in columns:
+        column = table.c[name]
+        marker = "%s" if postgres else "?"
+        if postgres and isinstance(column.type, JSON):
+            marker = "CAST(%s AS JSONB)"
+        placeholders.append(marker)
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    statement = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join(placeholders)})'
+    conn.exec_driver_sql(statement, list(rows))
+
+
+def _copy_rows(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``COPY ... FROM STDIN`` on the connection's own transaction (psycopg 3)."""
+    quoted = ", ".join(f'"{name}"' for name in columns)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def timestamp(conn: Connection, moment: datetime) -> Any:
+    """A UTC timestamp as the driver stores it for ``UTCDateTime`` columns."""
+    moment = moment.astimezone(UTC)
+    if conn.dialect.name == "sqlite":
+        return moment.replace(tzinfo=None).strftime(SQLITE_DATETIME)
+    return moment
+
+
+def json_value(value: Any) -> str:
+    return json.dumps(value)  # the default encoder is cached; custom options rebuild it per call
