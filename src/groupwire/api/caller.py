@@ -1,0 +1,51 @@
+"""Who is calling: the API key the middleware authenticated, and the ``Context`` of a change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from groupwire.api.errors import forbidden, unauthorized
+from groupwire.app import Groupwire
+from groupwire.auth.keys import ApiKey, grants
+from groupwire.domain.changes import Context
+
+
+def groupwire_of(request: Request) -> Groupwire:
+    return request.app.state.gw
+
+
+def current_key(request: Request) -> ApiKey:
+    key = getattr(request.state, "api_key", None)
+    if key is None:  # only on a route mounted outside /admin: no key was asked for
+        raise unauthorized()
+    return key
+
+
+def change_context(request: Request) -> Context:
+    """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id."""
+    return Context(
+        actor=current_key(request).id,
+        correlation_id=getattr(request.state, "request_id", None),
+    )
+
+
+def require_scope(scope: str) -> Callable[[Request], ApiKey]:
+    """A dependency demanding more than the method's default scope: ``require_scope("admin")``.
+
+    Routers that need admin for every route pass it as ``dependencies=[Depends(...)]``.
+    """
+
+    def dependency(request: Request) -> ApiKey:
+        key = current_key(request)
+        if not grants(key, scope):
+            raise forbidden(scope)
+        return key
+
+    return dependency
+
+
+GW = Annotated[Groupwire, Depends(groupwire_of)]
+ChangeContext = Annotated[Context, Depends(change_context)]

@@ -1,0 +1,114 @@
+"""``/admin/customer-groups``: Medusa v2's customer-group routes, each one facade call."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from groupwire.api.bodies import BatchIds, CreateCustomerGroup, UpdateCustomerGroup
+from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.params import (
+    FieldsQuery,
+    GroupListQuery,
+    etag,
+    expected_version,
+    parse_order,
+    select_fields,
+)
+from groupwire.api.render import GROUP_ORDER, GROUP_SHAPE, deleted_json, groups_json
+from groupwire.app import Groupwire
+from groupwire.domain.models import CustomerGroup
+
+router = APIRouter(prefix="/admin/customer-groups", tags=["customer groups"])
+
+IfMatch = Annotated[
+    str | None, Header(description="Only if the group's ETag (version) still matches")
+]
+
+
+def _one(gw: Groupwire, group: CustomerGroup, fields: str | None) -> JSONResponse:
+    body = {"customer_group": groups_json(gw, [group], select_fields(fields, GROUP_SHAPE))[0]}
+    return JSONResponse(body, headers={"ETag": etag(group.version)})
+
+
+@router.get("", summary="List customer groups")
+def list_customer_groups(gw: GW, query: Annotated[GroupListQuery, Query()]) -> JSONResponse:
+    selection = select_fields(query.fields, GROUP_SHAPE)
+    page = gw.groups.list(
+        limit=query.limit,
+        offset=query.offset,
+        q=query.q,
+        ids=query.id,
+        names=query.name,
+        customer_ids=query.customers,
+        created=query.time_filter("created_at"),
+        updated=query.time_filter("updated_at"),
+        order=parse_order(query.order, GROUP_ORDER),
+    )
+    return JSONResponse(
+        {
+            "customer_groups": groups_json(gw, page.items, selection),
+            "count": page.count,
+            "offset": page.offset,
+            "limit": page.limit,
+        }
+    )
+
+
+@router.post("", summary="Create a customer group")
+def create_customer_group(
+    gw: GW,
+    body: CreateCustomerGroup,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, GROUP_SHAPE)  # refuse a bad selection before writing
+    group = gw.groups.create(
+        body.name, description=body.description, metadata=body.metadata, context=context
+    )
+    return _one(gw, group, query.fields)
+
+
+@router.get("/{id}", summary="Retrieve a customer group")
+def get_customer_group(gw: GW, id: str, query: Annotated[FieldsQuery, Query()]) -> JSONResponse:
+    select_fields(query.fields, GROUP_SHAPE)
+    return _one(gw, gw.groups.get(id), query.fields)
+
+
+@router.post("/{id}", summary="Update a customer group (metadata is merged)")
+def update_customer_group(
+    gw: GW,
+    id: str,
+    body: UpdateCustomerGroup,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    select_fields(query.fields, GROUP_SHAPE)
+    version = expected_version(if_match, lambda: gw.groups.get(id).version)
+    group = gw.groups.update(id, expected_version=version, context=context, **body.given())
+    return _one(gw, group, query.fields)
+
+
+@router.delete("/{id}", summary="Delete a customer group (its members leave it first)")
+def delete_customer_group(
+    gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
+) -> JSONResponse:
+    version = expected_version(if_match, lambda: gw.groups.get(id).version)
+    group = gw.groups.delete(id, expected_version=version, context=context)
+    return JSONResponse(deleted_json(group.id, "customer_group"))
+
+
+@router.post("/{id}/customers", summary="Add and remove customers, all or nothing")
+def update_customer_group_customers(
+    gw: GW,
+    id: str,
+    body: BatchIds,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, GROUP_SHAPE)
+    gw.groups.update_customers(id, add=body.add, remove=body.remove, context=context)
+    return _one(gw, gw.groups.get(id), query.fields)

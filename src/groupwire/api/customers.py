@@ -1,0 +1,113 @@
+"""``/admin/customers``: Medusa v2's customer routes, each one facade call."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from groupwire.api.bodies import BatchIds, CreateCustomer, UpdateCustomer
+from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.params import (
+    CustomerListQuery,
+    FieldsQuery,
+    etag,
+    expected_version,
+    parse_order,
+    select_fields,
+)
+from groupwire.api.render import CUSTOMER_ORDER, CUSTOMER_SHAPE, customers_json, deleted_json
+from groupwire.app import Groupwire
+from groupwire.domain.models import Customer
+
+router = APIRouter(prefix="/admin/customers", tags=["customers"])
+
+IfMatch = Annotated[
+    str | None, Header(description="Only if the customer's ETag (version) still matches")
+]
+
+
+def _one(gw: Groupwire, customer: Customer, fields: str | None) -> JSONResponse:
+    body = {"customer": customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[0]}
+    return JSONResponse(body, headers={"ETag": etag(customer.version)})
+
+
+@router.get("", summary="List customers")
+def list_customers(gw: GW, query: Annotated[CustomerListQuery, Query()]) -> JSONResponse:
+    selection = select_fields(query.fields, CUSTOMER_SHAPE)
+    page = gw.customers.list(
+        limit=query.limit,
+        offset=query.offset,
+        q=query.q,
+        ids=query.id,
+        emails=query.email,
+        group_ids=query.groups,
+        created=query.time_filter("created_at"),
+        updated=query.time_filter("updated_at"),
+        order=parse_order(query.order, CUSTOMER_ORDER),
+    )
+    return JSONResponse(
+        {
+            "customers": customers_json(gw, page.items, selection),
+            "count": page.count,
+            "offset": page.offset,
+            "limit": page.limit,
+        }
+    )
+
+
+@router.post("", summary="Create a customer")
+def create_customer(
+    gw: GW, body: CreateCustomer, context: ChangeContext, query: Annotated[FieldsQuery, Query()]
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    fields = body.given()
+    email = fields.pop("email")
+    customer = gw.customers.create(email, context=context, **fields)
+    return _one(gw, customer, query.fields)
+
+
+@router.get("/{id}", summary="Retrieve a customer")
+def get_customer(gw: GW, id: str, query: Annotated[FieldsQuery, Query()]) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    return _one(gw, gw.customers.get(id), query.fields)
+
+
+@router.post("/{id}", summary="Update a customer (metadata is merged)")
+def update_customer(
+    gw: GW,
+    id: str,
+    body: UpdateCustomer,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+    if_match: IfMatch = None,
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    version = expected_version(if_match, lambda: gw.customers.get(id).version)
+    customer = gw.customers.update(id, expected_version=version, context=context, **body.given())
+    return _one(gw, customer, query.fields)
+
+
+@router.delete("/{id}", summary="Delete a customer (it leaves its groups first)")
+def delete_customer(
+    gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
+) -> JSONResponse:
+    version = expected_version(if_match, lambda: gw.customers.get(id).version)
+    customer = gw.customers.delete(id, expected_version=version, context=context)
+    return JSONResponse(deleted_json(customer.id, "customer"))
+
+
+@router.post(
+    "/{id}/customer-groups", summary="Add the customer to groups and remove it from others"
+)
+def update_customer_customer_groups(
+    gw: GW,
+    id: str,
+    body: BatchIds,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    gw.customers.update_groups(id, add=body.add, remove=body.remove, context=context)
+    return _one(gw, gw.customers.get(id), query.fields)

@@ -1,0 +1,145 @@
+"""Every error the Admin API returns, in Medusa's shape ``{"type", "message"}`` — mapped here only.
+
+Domain errors carry their ``type``; this module picks the status. FastAPI's and Starlette's own
+errors (validation, malformed JSON, unknown route, wrong method) are rewritten into the same
+shape, and anything unexpected becomes a 500 ``unexpected_state`` without leaking internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from groupwire.domain.errors import GroupwireError
+
+log = logging.getLogger("groupwire.api")
+
+STATUS_BY_TYPE: dict[str, int] = {
+    "invalid_data": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "not_allowed": 422,
+    "duplicate_error": 422,
+    "conflict": 409,
+    "precondition_failed": 412,
+    "unexpected_state": 500,
+}
+TYPE_BY_STATUS: dict[int, str] = {
+    400: "invalid_data",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "invalid_data",
+    415: "invalid_data",
+    422: "invalid_data",
+}
+# Medusa v2 adds this ``code`` to duplicate errors; clients match on it.
+CODE_BY_TYPE: dict[str, str] = {"duplicate_error": "invalid_request_error"}
+
+
+class ApiError(GroupwireError):
+    """An error raised by the HTTP layer itself (credentials, scopes), with its own type."""
+
+    def __init__(self, type: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.type = type
+        self.headers = dict(headers or {})
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        "unauthorized", "Unauthorized", {"WWW-Authenticate": 'Bearer, Basic realm="admin"'}
+    )
+
+
+def forbidden(scope: str) -> ApiError:
+    return ApiError("forbidden", f"This API key lacks the {scope!r} scope")
+
+
+def error_body(type: str, message: str) -> dict[str, str]:
+    body = {"type": type, "message": message}
+    if type in CODE_BY_TYPE:
+        body["code"] = CODE_BY_TYPE[type]
+    return body
+
+
+def error_response(
+    status: int, type: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(type, message), status_code=status, headers=dict(headers or {}))
+
+
+def status_of(error: GroupwireError) -> int:
+    return STATUS_BY_TYPE.get(error.type, 400)
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One readable sentence from pydantic's error list (no input values echoed back)."""
+    unknown: list[str] = []
+    problems: list[str] = []
+    for error in errors:
+        loc = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "query", "path", "header")
+        ]
+        where = ".".join(loc)
+        kind = error.get("type", "")
+        if kind == "extra_forbidden":
+            unknown.append(f"'{where}'")
+        elif kind == "json_invalid":
+            problems.append("the body is not valid JSON")
+        elif kind == "missing":
+            problems.append(f"Field '{where}' is required")
+        else:
+            message = str(error.get("msg", "is invalid"))
+            problems.append(f"{where}: {message}" if where else message)
+    if unknown:
+        problems.append(f"Unrecognized fields: {', '.join(unknown)}")
+    return "Invalid request: " + "; ".join(problems or ["malformed request"])
+
+
+async def _groupwire_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, GroupwireError)
+    headers = getattr(error, "headers", None)
+    return error_response(status_of(error), error.type, error.message, headers)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return error_response(400, "invalid_data", describe_validation_errors(error.errors()))
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    status = error.status_code
+    if status == 404:
+        message = f"Route {request.method} {request.url.path} was not found"
+    elif status == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(error.detail)
+    kind = TYPE_BY_STATUS.get(status, "invalid_data" if status < 500 else "unexpected_state")
+    return error_response(status, kind, message, error.headers)
+
+
+async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "unexpected_state", "An unknown error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GroupwireError, _groupwire_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,133 @@
+"""Two small ASGI middlewares that run before any route: request context, then authentication.
+
+``RequestContext`` gives every request an id (the caller's ``x-request-id`` when it is a
+sensible token, else a new one), echoes it in the response, rewrites Medusa-style array keys
+(``id[]=a``, ``id[0]=a``) to repeated keys (``id=a``) and refuses NUL characters, which no
+backend can store. ``AdminAuth`` requires an active API key on every ``/admin`` path (routers
+added later included) and the scope the method needs; the key lands in ``request.state``.
+A read without an ``Authorization`` header may instead carry the admin page's session cookie
+(:mod:`groupwire.ui.sessions`), which is how the page's event stream and charts authenticate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from groupwire.api.errors import error_response, forbidden, unauthorized
+from groupwire.app import Groupwire
+from groupwire.auth.keys import ApiKey, authenticate, grants
+from groupwire.ui.sessions import session_key
+
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+_ARRAY_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[\d*\]$")
+ADMIN_PREFIX = "/admin"
+KEY_ROUTES = "/admin/api-keys"
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def required_scope(method: str, path: str) -> str:
+    """The scope a request needs: key management is admin, reads are read, the rest write."""
+    if path == KEY_ROUTES or path.startswith(KEY_ROUTES + "/"):
+        return "admin"
+    return "read" if method in READ_METHODS else "write"
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    return scope.setdefault("state", {})
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = given if _REQUEST_ID.match(given) else f"req_{uuid.uuid4().hex}"
+        _state(scope)["request_id"] = request_id
+
+        query = scope.get("query_string", b"").decode("latin-1")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if "\x00" in scope.get("path", "") or any("\x00" in k + v for k, v in pairs):
+            response = error_response(
+                400, "invalid_data", "Invalid request: NUL characters are not allowed"
+            )
+            await response(scope, receive, _with_id(send, request_id))
+            return
+        if any(_ARRAY_KEY.match(key) for key, _ in pairs):
+            renamed = [(_ARRAY_KEY.sub(r"\1", key), value) for key, value in pairs]
+            scope = {**scope, "query_string": urlencode(renamed).encode("latin-1")}
+        await self.app(scope, receive, _with_id(send, request_id))
+
+
+def _with_id(send: Send, request_id: str) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+        await send(message)
+
+    return wrapped
+
+
+def credentials(headers: Headers) -> str | None:
+    """The secret from ``Authorization: Bearer <key>`` or Basic ``<key>:`` (empty password)."""
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        return token
+    if scheme.lower() == "basic" and token:
+        try:
+            decoded = base64.b64decode(token, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = decoded.partition(":")
+        if sep and user and not password:
+            return user
+    return None
+
+
+class AdminAuth:
+    def __init__(self, app: ASGIApp, gw: Groupwire) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (
+            path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        secret = credentials(headers)
+        key: ApiKey | None = None
+        if secret is not None:
+            key = await run_in_threadpool(authenticate, self.gw.engine, secret)
+        elif scope["method"] in READ_METHODS:  # the admin page's session cookie: reads only
+            key = await run_in_threadpool(session_key, self.gw.engine, headers)
+        if key is None:
+            error = unauthorized()
+            await error_response(401, error.type, error.message, error.headers)(
+                scope, receive, send
+            )
+            return
+        needed = required_scope(scope["method"], path)
+        if not grants(key, needed):
+            error = forbidden(needed)
+            await error_response(403, error.type, error.message)(scope, receive, send)
+            return
+        _state(scope)["api_key"] = key
+        await self.app(scope, receive, send)

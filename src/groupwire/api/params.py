@@ -1,0 +1,195 @@
+"""Query strings as Medusa v2 writes them: paging, ``order``, ``fields``, time filters, If-Match.
+
+Every query model forbids unknown parameters (400 ``invalid_data``, as Medusa's strict
+validators do). Time filters use Medusa's operator keys: ``created_at[$gt]=2024-01-01T00:00:00Z``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from groupwire.domain.errors import InvalidData
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1
+MAX_SEQUENCE = 2**63 - 1
+
+
+def _to_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("date is out of range") from error
+
+
+Time = Annotated[datetime | None, AfterValidator(_to_utc)]
+
+
+class StrictQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FieldsQuery(StrictQuery):
+    fields: str | None = Field(None, description="Medusa fields: `*customers`, `+f`, `-f`, `a,b`")
+
+
+class ListQuery(FieldsQuery):
+    q: str | None = Field(None, description="Free-text search")
+    id: list[str] | None = Field(None, description="Only these ids (repeat the parameter)")
+    limit: int = Field(50, ge=0, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    order: str | None = Field(None, description="A field, `-` prefix for descending")
+    created_at_gt: Time = Field(None, alias="created_at[$gt]")
+    created_at_gte: Time = Field(None, alias="created_at[$gte]")
+    created_at_lt: Time = Field(None, alias="created_at[$lt]")
+    created_at_lte: Time = Field(None, alias="created_at[$lte]")
+    updated_at_gt: Time = Field(None, alias="updated_at[$gt]")
+    updated_at_gte: Time = Field(None, alias="updated_at[$gte]")
+    updated_at_lt: Time = Field(None, alias="updated_at[$lt]")
+    updated_at_lte: Time = Field(None, alias="updated_at[$lte]")
+
+    def time_filter(self, column: str) -> dict[str, datetime] | None:
+        """``{"gt": t, ...}`` for ``created_at`` or ``updated_at``, as the repository takes it."""
+        ops = {op: getattr(self, f"{column}_{op}") for op in ("gt", "gte", "lt", "lte")}
+        ops = {op: value for op, value in ops.items() if value is not None}
+        return ops or None
+
+
+class GroupListQuery(ListQuery):
+    name: list[str] | None = Field(None, description="Exact names (repeat the parameter)")
+    customers: list[str] | None = Field(None, description="Groups having any of these customers")
+
+
+class CustomerListQuery(ListQuery):
+    email: list[str] | None = Field(None, description="Exact emails (repeat the parameter)")
+    groups: list[str] | None = Field(None, description="Customers in any of these groups")
+
+
+class EventQuery(StrictQuery):
+    type: list[str] | None = Field(
+        None, description="Event types or `prefix.*` patterns (repeat the parameter)"
+    )
+    since: Time = Field(None, description="Events at or after this time (ISO 8601)")
+    until: Time = Field(None, description="Events before this time (ISO 8601)")
+    after: int | None = Field(None, ge=0, le=MAX_SEQUENCE, description="Sequence cursor")
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+
+
+class EventListQuery(EventQuery):
+    subject: str | None = Field(None, description="The group or customer id events are about")
+
+
+class StreamQuery(StrictQuery):
+    type: list[str] | None = Field(None, description="Event types or `prefix.*` patterns")
+    after: int | None = Field(
+        None, ge=0, le=MAX_SEQUENCE, description="Start after this sequence (or Last-Event-ID)"
+    )
+
+
+# --- order -----------------------------------------------------------------------------------
+
+
+def parse_order(order: str | None, sortable: Sequence[str]) -> str | None:
+    """``name`` or ``-created_at`` (descending), for a field in ``sortable``."""
+    if order is None or order == "":
+        return None
+    name = order[1:] if order.startswith("-") else order
+    if name not in sortable:
+        raise InvalidData(f"Cannot order by {order!r}; use one of: {', '.join(sortable)}")
+    return order
+
+
+# --- fields ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What a resource looks like: its default fields, other allowed fields, its relations."""
+
+    defaults: tuple[str, ...]
+    relations: Mapping[str, Shape] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    fields: tuple[str, ...]
+    relations: Mapping[str, Selection] = field(default_factory=dict)
+
+
+def select_fields(spec: str | None, shape: Shape) -> Selection:
+    """Medusa's ``fields``: a plain list replaces the defaults; ``+x``/``*rel`` add, ``-x`` drops.
+
+    ``rel.field`` picks fields of a relation. ``id`` is always returned.
+    """
+    tokens = [t.strip() for t in (spec or "").split(",") if t.strip()]
+    explicit = any(t[0] not in "+-*" for t in tokens)
+    chosen: list[str] = ["id"] if explicit else list(shape.defaults)
+    relations: dict[str, list[str] | None] = {}  # None: the relation's defaults
+    for token in tokens:
+        sign, name = (token[0], token[1:]) if token[0] in "+-*" else ("", token)
+        rel, _, sub = name.partition(".")
+        if rel in shape.relations and sign != "-":
+            if sub:
+                if sub not in shape.relations[rel].defaults:
+                    raise InvalidData(f"Unknown field: {token}")
+                current = relations.setdefault(rel, [])
+                if current is not None and sub not in current:
+                    current.append(sub)
+            else:
+                relations[rel] = None
+        elif sign == "*" or sub or (name not in shape.defaults and name not in shape.relations):
+            raise InvalidData(f"Unknown field: {token}")
+        elif sign == "-":
+            if name in shape.relations:
+                relations.pop(name, None)
+            elif name != "id" and name in chosen:
+                chosen.remove(name)
+        elif name not in chosen:
+            chosen.append(name)
+    selected = {
+        rel: Selection(
+            tuple(dict.fromkeys(["id", *subs]))
+            if subs is not None
+            else shape.relations[rel].defaults
+        )
+        for rel, subs in relations.items()
+    }
+    return Selection(tuple(chosen), selected)
+
+
+# --- If-Match --------------------------------------------------------------------------------
+
+
+def expected_version(if_match: str | None, current: Callable[[], int]) -> int | None:
+    """The version an ``If-Match`` header asks for (None: no condition).
+
+    ``*`` matches any version; a list matches when one entry is the current version; an
+    entry that is no version we ever issued can never match, so it fails with 412.
+    """
+    if if_match is None or not if_match.strip():
+        return None
+    versions: list[int] = []
+    for raw in if_match.split(","):
+        tag = raw.strip()
+        if tag == "*":
+            return None
+        tag = tag.removeprefix("W/").strip('"')
+        if tag.isascii() and tag.isdigit() and len(tag) < 12:
+            versions.append(int(tag))
+    if not versions:
+        return -1
+    if len(versions) == 1:
+        return versions[0]
+    actual = current()
+    return actual if actual in versions else versions[0]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

@@ -1,0 +1,147 @@
+"""/admin/customers: CRUD, filters, fields and the customer's side of membership."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.conftest import all_events, assert_error
+from tests.api.test_customer_groups import create_customer, create_group
+
+
+def test_given_a_body_when_creating_a_customer_then_it_is_returned_normalised(client, gw):
+    response = client.post(
+        "/admin/customers",
+        json={
+            "email": " Alice@Example.com ",
+            "first_name": "Alice",
+            "last_name": "Liddell",
+            "company_name": "Wonder",
+            "phone": "+44 1",
+            "metadata": {"source": "pos"},
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == '"1"'
+    customer = response.json()["customer"]
+    assert customer["id"].startswith("cus_")
+    assert customer["email"] == "alice@example.com"
+    assert customer["has_account"] is False
+    assert customer["metadata"] == {"source": "pos"}
+    assert [e.type for e in all_events(gw)] == ["customer.created"]
+
+
+def test_given_a_customer_when_retrieving_updating_and_deleting_then_each_works(client, gw):
+    customer = create_customer(client, "alice@example.com", metadata={"a": 1, "b": 2})
+    url = f"/admin/customers/{customer['id']}"
+
+    assert client.get(url).json() == {"customer": customer}
+
+    updated = client.post(url, json={"first_name": "Al", "metadata": {"a": "", "c": 3}})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["customer"]["first_name"] == "Al"
+    assert updated.json()["customer"]["metadata"] == {"b": 2, "c": 3}
+    assert updated.headers["etag"] == '"2"'
+    assert_error(
+        client.post(url, json={"last_name": "x"}, headers={"If-Match": '"1"'}),
+        412,
+        "precondition_failed",
+    )
+
+    deleted = client.delete(url)
+    assert deleted.json() == {"id": customer["id"], "object": "customer", "deleted": True}
+    assert_error(client.get(url), 404, "not_found")
+    assert [e.type for e in all_events(gw)] == [
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+    ]
+
+
+def test_given_customers_when_listing_with_filters_then_only_matches_return(client):
+    vip = create_group(client, "VIP")
+    alice = create_customer(client, "alice@example.com", company_name="Acme")
+    bob = create_customer(client, "bob@example.com")
+    create_customer(client, "carol@example.com")
+    client.post(f"/admin/customer-groups/{vip['id']}/customers", json={"add": [bob["id"]]})
+
+    def emails(**params: Any) -> list[str]:
+        response = client.get("/admin/customers", params=params)
+        assert response.status_code == 200, response.text
+        return [c["email"] for c in response.json()["customers"]]
+
+    assert emails() == ["alice@example.com", "bob@example.com", "carol@example.com"]
+    assert emails(q="acme") == ["alice@example.com"]
+    assert emails(email=["BOB@example.com"]) == ["bob@example.com"]
+    assert emails(groups=[vip["id"]]) == ["bob@example.com"]
+    assert emails(id=[alice["id"]]) == ["alice@example.com"]
+    assert emails(order="-email", limit=2) == ["carol@example.com", "bob@example.com"]
+    assert emails(**{"created_at[$gt]": alice["created_at"]}) == [
+        "bob@example.com",
+        "carol@example.com",
+    ]
+    page = client.get("/admin/customers", params={"limit": 1, "offset": 2}).json()
+    assert (page["count"], page["offset"], page["limit"]) == (3, 2, 1)
+    assert_error(client.get("/admin/customers", params={"order": "password"}), 400, "invalid_data")
+
+
+def test_given_groups_when_changing_a_customers_groups_then_one_transaction_does_it(client, gw):
+    vip, gold, old = (create_group(client, name) for name in ("VIP", "Gold", "Old"))
+    alice = create_customer(client, "alice@example.com")
+    url = f"/admin/customers/{alice['id']}/customer-groups"
+    client.post(url, json={"add": [old["id"]]})
+
+    response = client.post(
+        url,
+        json={"add": [vip["id"], gold["id"]], "remove": [old["id"]]},
+        params={"fields": "*groups"},
+    )
+
+    assert response.status_code == 200, response.text
+    customer = response.json()["customer"]
+    assert sorted(g["name"] for g in customer["groups"]) == ["Gold", "VIP"]
+    assert response.headers["etag"] == '"1"'
+    assert {g.id for g in gw.customers.groups(alice["id"])} == {vip["id"], gold["id"]}
+    last = all_events(gw)[-3:]
+    assert sorted(e.type for e in last) == [
+        "customer_group.customer_added",
+        "customer_group.customer_added",
+        "customer_group.customer_removed",
+    ]
+
+
+def test_given_an_unknown_group_when_changing_a_customers_groups_then_404_and_no_change(client, gw):
+    vip = create_group(client, "VIP")
+    alice = create_customer(client, "alice@example.com")
+    before = gw.events.last_sequence()
+
+    response = client.post(
+        f"/admin/customers/{alice['id']}/customer-groups",
+        json={"add": [vip["id"], "cusgroup_missing"]},
+    )
+
+    assert "cusgroup_missing" in assert_error(response, 404, "not_found")["message"]
+    assert gw.customers.groups(alice["id"]) == []
+    assert gw.events.last_sequence() == before
+    assert_error(
+        client.post("/admin/customers/cus_nope/customer-groups", json={"add": [vip["id"]]}),
+        404,
+        "not_found",
+    )
+
+
+def test_given_a_taken_email_when_creating_or_updating_then_422_duplicate(client):
+    create_customer(client, "alice@example.com")
+    bob = create_customer(client, "bob@example.com")
+
+    body = assert_error(
+        client.post("/admin/customers", json={"email": "ALICE@example.com"}),
+        422,
+        "duplicate_error",
+    )
+    assert body["code"] == "invalid_request_error"
+    assert_error(
+        client.post(f"/admin/customers/{bob['id']}", json={"email": "alice@example.com"}),
+        422,
+        "duplicate_error",
+    )
