@@ -3,16 +3,67 @@ are added below, one line each."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from groupwire.cli import (
+    audit,
+    config,
+    customers,
+    demo,
+    events,
+    groups,
+    keys,
+    mail,
+    server,
+    stats,
+    webhooks,
+    worker,
+)
+from groupwire.cli.common import CliState
 
 app = typer.Typer(
     name="groupwire",
     help="Customer groups with first-class events, hooks and webhooks.",
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="GROUPWIRE_DATABASE_URL",
+            help="Database URL for every command (sqlite:///file.db or postgresql://...). "
+            "Default: sqlite:///groupwire.db",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Customer groups with first-class events, hooks and webhooks."""
+    ctx.obj = CliState(database_url=db)
+
+
 # --- sub-commands (one line each) ---
+app.command("serve")(server.serve)
+app.command("worker")(worker.worker)
+app.command("migrate")(server.migrate_command)
+app.add_typer(keys.app, name="keys")
+app.add_typer(groups.app, name="groups")
+app.add_typer(customers.app, name="customers")
+app.add_typer(events.app, name="events")
+app.add_typer(webhooks.app, name="webhooks")
+app.command("demo")(demo.demo)
+app.command("config")(config.show_config)
+app.add_typer(mail.app, name="mail")
+app.add_typer(stats.app, name="stats")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:
-    app()
+    app(prog_name="groupwire")

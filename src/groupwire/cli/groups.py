@@ -1,0 +1,318 @@
+"""``groupwire groups ...``: list, create and delete customer groups; add and remove members.
+
+Adding or removing members from a file (``--csv``) works in two steps:
+
+1. resolve: every line is resolved to a customer id before anything is written. If any line
+   names no customer, the command lists them all and exits 1 having written NOTHING (unless
+   ``--skip-unknown``: then the customers that were found are changed, the unknown ones are
+   listed, and the exit code is still 1);
+2. write, in chunks of ``--chunk-size`` customers: each chunk is one all-or-nothing service
+   call (one transaction, its hooks and events). If a chunk fails (a customer deleted in the
+   meantime, a before-hook's veto), that chunk writes nothing, the chunks before it stay
+   written, no later chunk is tried, and the command exits 1 saying how far it got.
+   Adding a member twice or removing a non-member is a no-op, so running the same command
+   again after fixing the cause finishes the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from groupwire.app import Groupwire
+from groupwire.cli.common import (
+    DbOption,
+    JsonOption,
+    cli_context,
+    database_url,
+    domain_errors,
+    err,
+    fail,
+    find_group,
+    open_groupwire,
+    out,
+    parse_metadata,
+    print_json_lines,
+)
+from groupwire.cli.customer_refs import (
+    CustomerFileError,
+    Unknown,
+    refs_from_csv,
+    refs_from_values,
+    resolve,
+)
+from groupwire.domain.errors import GroupwireError
+from groupwire.domain.models import CustomerGroup
+
+app = typer.Typer(help="Customer groups and their members.", no_args_is_help=True)
+
+GroupArg = Annotated[str, typer.Argument(help="The group's id or exact name.")]
+CustomerOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--customer",
+        "-c",
+        help="A customer id or email (repeatable).",
+        show_default=False,
+    ),
+]
+CsvOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--csv",
+        help="A CSV file of customer emails or ids: one per line, or a column named email/id.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+ChunkOption = Annotated[
+    int, typer.Option("--chunk-size", min=1, max=5000, help="Customers per transaction.")
+]
+SkipUnknownOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unknown",
+        help="Change the customers that were found even if some lines name nobody.",
+    ),
+]
+
+MAX_LISTED_UNKNOWN = 20
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def group_json(group: CustomerGroup, members: int | None = None) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "metadata": group.metadata,
+        "created_by": group.created_by,
+        "created_at": group.created_at.isoformat(),
+        "updated_at": group.updated_at.isoformat(),
+    }
+    if members is not None:
+        row["member_count"] = members
+    return row
+
+
+@app.command("list")
+def list_groups(
+    ctx: typer.Context,
+    q: Annotated[str | None, typer.Option("--q", help="Search in names and descriptions.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """List groups (oldest first) with their member counts."""
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        page = gw.groups.list(q=q, limit=limit, offset=offset)
+        counts = {g.id: gw.customers.list(group_ids=[g.id], limit=0).count for g in page.items}
+    if as_json:
+        print_json_lines([group_json(g, counts[g.id]) for g in page.items])
+        return
+    table = Table(
+        title=f"Customer groups ({len(page.items)} of {page.count})", title_justify="left"
+    )
+    table.add_column("id", overflow="fold", style="dim")
+    table.add_column("name", style="bold")
+    table.add_column("members", justify="right")
+    table.add_column("description", overflow="fold")
+    for group in page.items:
+        table.add_row(group.id, group.name, str(counts[group.id]), group.description or "")
+    out().print(table)
+
+
+@app.command("create")
+def create_group(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Unique among live groups.")],
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help='A JSON object, e.g. \'{"tier": "gold"}\'.')
+    ] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Create a group and print its id."""
+    values = parse_metadata(metadata)
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        group = gw.groups.create(
+            name, description=description, metadata=values, context=cli_context()
+        )
+    if as_json:
+        print_json_lines([group_json(group)])
+    else:
+        out().print(f"Created group [bold]{escape(group.name)}[/] {group.id}", soft_wrap=True)
+
+
+@app.command("delete")
+def delete_group(ctx: typer.Context, group: GroupArg, db: DbOption = None) -> None:
+    """Delete a group; its members leave it (events with reason ``group_deleted``)."""
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        members = len(gw.groups.members(found.id))
+        gw.groups.delete(found.id, context=cli_context())
+    out().print(
+        f"Deleted group [bold]{escape(found.name)}[/] {found.id} ({members} members removed)",
+        soft_wrap=True,
+    )
+
+
+@app.command("members")
+def list_members(
+    ctx: typer.Context, group: GroupArg, as_json: JsonOption = False, db: DbOption = None
+) -> None:
+    """List a group's members (in the order they joined)."""
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        members = gw.groups.members(found.id)
+    if as_json:
+        print_json_lines([{"id": c.id, "email": c.email} for c in members])
+        return
+    table = Table(title=f"{found.name}: {plural(len(members), 'member')}", title_justify="left")
+    table.add_column("id", overflow="fold", style="dim")
+    table.add_column("email")
+    table.add_column("name")
+    for c in members:
+        table.add_row(c.id, c.email, " ".join(p for p in (c.first_name, c.last_name) if p))
+    out().print(table)
+
+
+@app.command("add")
+def add_members(
+    ctx: typer.Context,
+    group: GroupArg,
+    customer: CustomerOption = None,
+    csv_file: CsvOption = None,
+    chunk_size: ChunkOption = 500,
+    skip_unknown: SkipUnknownOption = False,
+    db: DbOption = None,
+) -> None:
+    """Add customers to a group, from --customer options or a --csv file."""
+    _change_members(ctx, "add", group, customer, csv_file, chunk_size, skip_unknown, db)
+
+
+@app.command("remove")
+def remove_members(
+    ctx: typer.Context,
+    group: GroupArg,
+    customer: CustomerOption = None,
+    csv_file: CsvOption = None,
+    chunk_size: ChunkOption = 500,
+    skip_unknown: SkipUnknownOption = False,
+    db: DbOption = None,
+) -> None:
+    """Remove customers from a group, from --customer options or a --csv file."""
+    _change_members(ctx, "remove", group, customer, csv_file, chunk_size, skip_unknown, db)
+
+
+def _change_members(
+    ctx: typer.Context,
+    action: str,
+    group: str,
+    customers: list[str] | None,
+    csv_file: Path | None,
+    chunk_size: int,
+    skip_unknown: bool,
+    db: str | None,
+) -> None:
+    if bool(customers) == bool(csv_file):
+        raise typer.BadParameter("give either --customer (one or more) or --csv, not both")
+    try:
+        refs = refs_from_csv(csv_file) if csv_file else refs_from_values(customers or [])
+    except CustomerFileError as error:
+        fail(str(error))
+    if not refs:
+        fail(f"{csv_file} names no customers" if csv_file else "no customers given")
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        resolution = resolve(gw, refs)
+        if resolution.unknown:
+            _report_unknown(resolution.unknown, written=skip_unknown)
+            if not skip_unknown:
+                raise typer.Exit(1)
+        done, failure = _write_in_chunks(gw, action, found, resolution.ids, chunk_size)
+    verb = "Added" if action == "add" else "Removed"
+    preposition = "to" if action == "add" else "from"
+    skipped = sum(c.size for c in done) - sum(c.changed for c in done)
+    noun = "already members" if action == "add" else "not members"
+    changed = sum(c.changed for c in done)
+    summary = (
+        f"{verb} {plural(changed, 'customer')} {preposition} "
+        f"[bold]{escape(found.name)}[/] ({skipped} {noun} or left out by hooks)"
+    )
+    out().print(summary, soft_wrap=True)
+    if failure:
+        fail(failure)
+    if resolution.unknown:
+        raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkWritten:
+    """One committed chunk: how many customers it named and how many really changed."""
+
+    size: int
+    changed: int
+
+
+def _write_in_chunks(
+    gw: Groupwire, action: str, group: CustomerGroup, ids: list[str], size: int
+) -> tuple[list[ChunkWritten], str | None]:
+    """Write chunk after chunk; stop at the first that fails. Returns the written chunks and
+    the failure's description (None when every chunk was written)."""
+    context = cli_context()
+    done: list[ChunkWritten] = []
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err(), transient=False) as progress:
+        task = progress.add_task(f"{action} {group.name}", total=len(ids))
+        for start in range(0, len(ids), size):
+            chunk = ids[start : start + size]
+            try:
+                if action == "add":
+                    change = gw.groups.add_customers(group.id, chunk, context=context)
+                else:
+                    change = gw.groups.remove_customers(group.id, chunk, context=context)
+            except (GroupwireError, SQLAlchemyError) as error:
+                reason = (
+                    f"{error.message} ({error.type})"
+                    if isinstance(error, GroupwireError)
+                    else f"database error: {str(error).splitlines()[0]}"
+                )
+                first, last = start + 1, start + len(chunk)
+                return done, (
+                    f"customers {first}-{last} of {len(ids)} were not written: {reason}; "
+                    "earlier chunks were written, later ones not tried"
+                )
+            done.append(ChunkWritten(len(chunk), len(change.added) + len(change.removed)))
+            progress.advance(task, len(chunk))
+    return done, None
+
+
+def _report_unknown(unknown: list[Unknown], *, written: bool) -> None:
+    console = err()
+    consequence = "skipped" if written else "nothing was written"
+    names = "entry names" if len(unknown) == 1 else "entries name"
+    console.print(
+        f"[bold red]{len(unknown)} {names} no customer[/] ({consequence}):", soft_wrap=True
+    )
+    for item in unknown[:MAX_LISTED_UNKNOWN]:
+        console.print(f"  {escape(item.describe())}", soft_wrap=True)
+    if len(unknown) > MAX_LISTED_UNKNOWN:
+        console.print(f"  ... and {len(unknown) - MAX_LISTED_UNKNOWN} more", soft_wrap=True)

@@ -1,0 +1,163 @@
+"""``groupwire serve`` (the Admin API and the relay) and ``groupwire migrate``.
+
+``serve`` runs the API with uvicorn in this process, together with the in-process relay that
+delivers events to the subscribers plugins register. With ``--workers N`` (N > 1) uvicorn
+starts N processes, each building its own app from ``GROUPWIRE_*`` variables
+(``groupwire.api.asgi:create_app_from_env``); the command sets those variables from its
+options first.
+
+On a database with no API key at all, ``serve`` creates one with scope ``admin`` and prints
+its secret once, so that a first run can be tried with curl at once. A database whose keys
+were all revoked gets no new key: that was someone's decision.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from alembic.runtime.migration import MigrationContext
+from rich.markup import escape
+from sqlalchemy import Engine
+
+from groupwire.cli.common import (
+    DbOption,
+    database_url,
+    display_url,
+    err,
+    fail,
+    open_groupwire,
+    out,
+)
+from groupwire.cli.signals import stop_requested
+from groupwire.settings import Settings
+
+PluginOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        "-p",
+        help="A module to load as a plugin (repeatable), besides GROUPWIRE_PLUGINS "
+        "and installed ones.",
+        show_default=False,
+    ),
+]
+FIRST_KEY_NAME = "admin (created by groupwire serve)"
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    plugin: PluginOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the Admin API and deliver events to subscribers, until SIGTERM or Ctrl+C."""
+    import uvicorn
+
+    url = database_url(ctx, db)
+    gw = open_groupwire(url, plugins=plugin or [])
+    try:
+        announce_first_key(gw.engine, host, port)
+    except BaseException:
+        gw.close()
+        raise
+    address = f"http://{host}:{port}"
+    if workers > 1:
+        gw.close()
+        os.environ["GROUPWIRE_DATABASE_URL"] = url
+        if plugin:
+            os.environ["GROUPWIRE_PLUGINS"] = ",".join([*Settings().plugins, *plugin])
+        out().print(
+            f"Groupwire Admin API on [bold]{address}[/] with {workers} worker processes "
+            f"(database {escape(display_url(url))})",
+            soft_wrap=True,
+        )
+        with stop_requested():
+            uvicorn.run(
+                "groupwire.api.asgi:create_app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level=log_level,
+                timeout_graceful_shutdown=5,
+            )
+        return
+
+    from groupwire.api import create_app
+
+    try:
+        gw.start()
+        config = uvicorn.Config(
+            create_app(gw),
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+        )
+        out().print(
+            f"Groupwire Admin API on [bold]{address}[/] (database {escape(display_url(url))}); "
+            f"delivering events to {len(gw.subscribers)} subscribers. Stop with Ctrl+C.",
+            soft_wrap=True,
+        )
+        with stop_requested():
+            uvicorn.Server(config).run()
+    finally:
+        gw.close()
+    err().print("Stopped.")
+
+
+def announce_first_key(engine: Engine, host: str, port: int) -> None:
+    """Create and print an admin key when the database has never had one."""
+    from groupwire.auth.keys import create_key, list_keys
+
+    if list_keys(engine):
+        return
+    key, secret = create_key(engine, FIRST_KEY_NAME, ["admin"])
+    console = out()
+    console.print(
+        f"[bold yellow]No API key existed, so an admin key was created[/] ({key.id}). "
+        "Its secret is shown only this once; store it now:",
+        soft_wrap=True,
+    )
+    console.print(f"    [bold]{secret}[/]", soft_wrap=True)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    console.print(
+        f'Try: curl -H "Authorization: Bearer {secret}" '
+        f"http://{shown_host}:{port}/admin/customer-groups",
+        soft_wrap=True,
+    )
+    console.print(
+        "Manage keys with: groupwire keys create NAME --scope read|write|admin, "
+        "groupwire keys list, groupwire keys revoke ID",
+        soft_wrap=True,
+    )
+
+
+def migrate_command(ctx: typer.Context, db: DbOption = None) -> None:
+    """Apply every pending schema migration (safe to run at each deploy)."""
+    url = database_url(ctx, db)
+    from groupwire.store import migrate
+    from groupwire.store.engine import create_store_engine
+
+    try:
+        engine = create_store_engine(url)
+    except Exception as error:
+        fail(f"cannot open the database at {display_url(url)}: {error}")
+    try:
+        try:
+            migrate.upgrade(engine)
+        except Exception as error:
+            fail(f"migration failed on {display_url(url)}: {error}")
+        with engine.connect() as conn:
+            heads = sorted(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        engine.dispose()
+    out().print(
+        f"Database {escape(display_url(url))} is up to date (revisions: {', '.join(heads)})",
+        soft_wrap=True,
+    )
