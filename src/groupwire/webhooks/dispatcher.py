@@ -1,0 +1,490 @@
+"""The dispatcher: sends due messages, signed, with per-endpoint concurrency limits.
+
+It runs an asyncio loop (in a thread of its own for :meth:`Dispatcher.start`, or in the
+caller's thread for :meth:`Dispatcher.deliver_due`). Each endpoint has a lane with
+``endpoint_concurrency`` slots and room for as many messages again in a small queue: a
+hanging or slow endpoint fills its own lane and never the others', so healthy endpoints are
+served at their own pace. Outcomes are written in batches by a recorder task; database calls
+run in worker threads so they never stall the HTTP traffic.
+
+Every request goes to an address the SSRF guard checked (the host name is sent as ``Host``
+and TLS server name), with ``follow_redirects`` off, a total time limit, and a cap on how
+much of the response is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import Engine
+
+from groupwire.domain.models import Event
+from groupwire.webhooks.clock import Clock
+from groupwire.webhooks.queue import Delivery, Outcome, claim_due, record, release
+from groupwire.webhooks.schedule import RetrySchedule
+from groupwire.webhooks.signing import Signer
+from groupwire.webhooks.ssrf import Target, UnsafeUrl, resolve_target_async
+
+log = logging.getLogger("groupwire.webhooks")
+
+USER_AGENT = "groupwire-webhooks/0.1"
+DNS_CACHE_SECONDS = 30.0
+RECORD_BATCH = 200
+RECORD_DELAY = 0.025
+# Messages a lane holds (sending and queued) per slot: enough to keep a fast endpoint busy
+# between claims, few enough that a queued message is sent well before its lease ends.
+PREFETCH = 4
+STOP_GRACE = 2.0
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """How the dispatcher sends (from the ``webhooks_*`` settings)."""
+
+    timeout: float = 15.0
+    schedule: RetrySchedule = field(default_factory=RetrySchedule)
+    disable_after: timedelta = timedelta(days=5)
+    endpoint_concurrency: int = 10
+    max_in_flight: int = 200
+    poll_interval: float = 1.0
+    allow_private: bool = False
+    allow_http: bool = False
+    response_excerpt: int = 4096
+    response_max_bytes: int = 65536
+    source: str = "groupwire"
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts: long enough for a queued message's turn and its attempt."""
+        return timedelta(seconds=(PREFETCH + 1) * self.timeout + 60)
+
+
+@dataclass
+class DispatchStats:
+    """Counters for benchmarks and monitoring (seconds are summed over all attempts)."""
+
+    attempts: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    signing_seconds: float = 0.0
+    sending_seconds: float = 0.0
+    recording_seconds: float = 0.0
+    claiming_seconds: float = 0.0
+
+
+@dataclass
+class _Lane:
+    queue: deque[Delivery] = field(default_factory=deque)
+    active: int = 0
+    backlog: bool = False
+    """The last claim filled the lane's room: more messages are probably due."""
+
+
+class _Session:
+    """One asyncio loop's worth of dispatching state."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+        self.config = dispatcher.config
+        self.lanes: dict[str, _Lane] = {}
+        self.claimed: set[str] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes: list[Outcome] = []
+        self.outcome_ready = asyncio.Event()
+        self.recorded = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.clients: dict[tuple[str, str, str, int], httpx.AsyncClient] = {}
+        self.dns: dict[tuple[str, bool, bool], tuple[float, Target, _Pinned]] = {}
+        self.signers: dict[tuple[str, ...], Signer] = {}
+
+    # --- claiming ----------------------------------------------------------------------
+
+    def outstanding(self) -> int:
+        return sum(len(lane.queue) + lane.active for lane in self.lanes.values())
+
+    async def fill(self) -> int:
+        """Claim what the lanes have room for and start sending; returns how many."""
+        concurrency = self.config.endpoint_concurrency
+        budget = PREFETCH * self.config.max_in_flight - self.outstanding()
+        if budget <= 0:
+            return 0
+        room = {
+            endpoint_id: PREFETCH * concurrency - len(lane.queue) - lane.active
+            for endpoint_id, lane in self.lanes.items()
+        }
+        started = time.perf_counter()
+        deliveries = await asyncio.to_thread(
+            claim_due,
+            self.d.engine,
+            now=self.d.clock.now(),
+            owner=self.d.owner,
+            lease=self.config.lease,
+            room=room,
+            default_room=PREFETCH * concurrency,
+            skip_ids=set(self.claimed),
+            limit=min(
+                budget,
+                max(sum(free for free in room.values() if free > 0), 0)
+                + 4 * PREFETCH * concurrency,
+            ),
+        )
+        self.d.stats.claiming_seconds += time.perf_counter() - started
+        taken: dict[str, int] = {}
+        for delivery in deliveries:
+            self.claimed.add(delivery.message_id)
+            self.lanes.setdefault(delivery.endpoint_id, _Lane()).queue.append(delivery)
+            taken[delivery.endpoint_id] = taken.get(delivery.endpoint_id, 0) + 1
+        for endpoint_id, lane in self.lanes.items():
+            lane.backlog = taken.get(endpoint_id, 0) >= room.get(
+                endpoint_id, PREFETCH * concurrency
+            )
+        for endpoint_id in taken:
+            self.pump(endpoint_id)
+        return len(deliveries)
+
+    def pump(self, endpoint_id: str) -> None:
+        lane = self.lanes[endpoint_id]
+        while lane.queue and lane.active < self.config.endpoint_concurrency:
+            delivery = lane.queue.popleft()
+            lane.active += 1
+            task = asyncio.create_task(self.attempt(delivery))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def attempt(self, delivery: Delivery) -> None:
+        try:
+            outcome = await self.send(delivery)
+        finally:
+            lane = self.lanes[delivery.endpoint_id]
+            lane.active -= 1
+        self.outcomes.append(outcome)
+        self.outcome_ready.set()
+        self.pump(delivery.endpoint_id)
+        if lane.backlog and len(lane.queue) < self.config.endpoint_concurrency:
+            lane.backlog = False
+            self.wake.set()  # running low with more waiting: claim before the lane runs dry
+        if not lane.queue and not lane.active:
+            self.lanes.pop(delivery.endpoint_id, None)
+
+    async def target(self, url: str) -> tuple[Target, _Pinned]:
+        """The checked target of a URL, cached briefly: every address a cached answer
+        holds was checked, so a DNS change inside the cache time cannot bypass the guard."""
+        key = (url, self.config.allow_private, self.config.allow_http)
+        cached = self.dns.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        target = await resolve_target_async(
+            url, allow_private=self.config.allow_private, allow_http=self.config.allow_http
+        )
+        pinned = _Pinned.of(target)
+        self.dns[key] = (time.monotonic() + DNS_CACHE_SECONDS, target, pinned)
+        return target, pinned
+
+    def client(self, endpoint_id: str, target: Target) -> httpx.AsyncClient:
+        """One connection pool per endpoint and origin, sized to the endpoint's lane: pools
+        stay small (httpcore scans its pool on every request) and never shared, so one
+        endpoint's connections cannot be taken by another's."""
+        key = (endpoint_id, target.scheme, target.host, target.port)
+        client = self.clients.get(key)
+        if client is None:
+            limit = max(self.config.endpoint_concurrency, 1)
+            transport = httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                # Headers and body go out in two writes: without this, Nagle's algorithm and
+                # the receiver's delayed ACK can add ~40 ms to every request.
+                socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            )
+            client = httpx.AsyncClient(
+                transport=transport,
+                follow_redirects=False,
+                timeout=httpx.Timeout(self.config.timeout),
+                trust_env=False,
+            )
+            self.clients[key] = client
+        return client
+
+    def signer(self, secrets: tuple[str, ...]) -> Signer:
+        signer = self.signers.get(secrets)
+        if signer is None:
+            signer = self.signers[secrets] = Signer(secrets)
+        return signer
+
+    async def send(self, delivery: Delivery) -> Outcome:
+        attempted_at = self.d.clock.now()
+        started = time.perf_counter()
+        status: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
+        stats = self.d.stats
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                target, pinned = await self.target(delivery.url)
+                sign_started = time.perf_counter()
+                headers = self.signer(delivery.secrets).headers(
+                    delivery.message_id, int(time.time()), delivery.body
+                )
+                stats.signing_seconds += time.perf_counter() - sign_started
+                headers["content-type"] = "application/json"
+                headers["user-agent"] = USER_AGENT
+                headers["host"] = pinned.host_header
+                request_started = time.perf_counter()
+                async with self.client(delivery.endpoint_id, target).stream(
+                    "POST",
+                    pinned.url,
+                    content=delivery.body,
+                    headers=headers,
+                    extensions=pinned.extensions,
+                ) as response:
+                    status = response.status_code
+                    excerpt = await self.read_excerpt(response)
+                stats.sending_seconds += time.perf_counter() - request_started
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+                if 300 <= status < 400:
+                    error += " (redirects are not followed)"
+        except UnsafeUrl as refused:
+            error = refused.message
+        except (TimeoutError, httpx.TimeoutException):
+            error = f"timed out after {self.config.timeout:g} s"
+        except httpx.HTTPError as failure:
+            error = (
+                f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+            )
+        except Exception as failure:  # a delivery must never take the dispatcher down
+            log.exception("webhook delivery of %s failed unexpectedly", delivery.message_id)
+            error = f"{type(failure).__name__}: {failure}"
+        duration_ms = int((time.perf_counter() - started) * 1000)
+        succeeded = error is None
+        stats.attempts += 1
+        if succeeded:
+            stats.succeeded += 1
+        else:
+            stats.failed += 1
+        return Outcome(delivery, succeeded, status, duration_ms, excerpt, error, attempted_at)
+
+    async def read_excerpt(self, response: httpx.Response) -> str:
+        cap = self.config.response_max_bytes
+        received = bytearray()
+        async for chunk in response.aiter_raw():
+            received += chunk[: cap - len(received)]
+            if len(received) >= cap:
+                break
+        return bytes(received[: self.config.response_excerpt]).decode("utf-8", "replace")
+
+    # --- recording ---------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        while self.outcomes:
+            batch, self.outcomes = self.outcomes[:RECORD_BATCH], self.outcomes[RECORD_BATCH:]
+            started = time.perf_counter()
+            try:
+                events = await asyncio.to_thread(
+                    record,
+                    self.d.engine,
+                    batch,
+                    now=self.d.clock.now(),
+                    schedule=self.config.schedule,
+                    disable_after=self.config.disable_after,
+                    source=self.config.source,
+                )
+            except Exception:
+                # The leases run out and the messages are sent again: at least once.
+                log.exception("recording %d webhook attempts failed", len(batch))
+                events = []
+            self.d.stats.recording_seconds += time.perf_counter() - started
+            for outcome in batch:
+                self.claimed.discard(outcome.delivery.message_id)
+            if events:
+                self.d.notify(events)
+        self.recorded.set()
+        self.wake.set()
+
+    async def recorder(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _wait_any(self.outcome_ready, stop, timeout=None)
+            self.outcome_ready.clear()
+            await asyncio.sleep(RECORD_DELAY)  # let a few more outcomes join the batch
+            await self.flush()
+
+    # --- shutting down -----------------------------------------------------------------
+
+    async def close(self) -> None:
+        unsent = [d.message_id for lane in self.lanes.values() for d in lane.queue]
+        for lane in self.lanes.values():
+            lane.queue.clear()
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=STOP_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        interrupted = [
+            message_id
+            for message_id in self.claimed
+            if message_id not in {o.delivery.message_id for o in self.outcomes}
+        ]
+        await self.flush()
+        try:
+            await asyncio.to_thread(
+                release, self.d.engine, sorted(set(unsent) | set(interrupted)), self.d.owner
+            )
+        except Exception:
+            log.exception("releasing webhook leases failed; they will expire")
+        for client in self.clients.values():
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """How to call a checked target: its URL with the host replaced by a checked address,
+    the ``Host`` header, and the extension that keeps TLS verifying the real host name."""
+
+    url: httpx.URL
+    host_header: str
+    extensions: dict[str, object]
+
+    @classmethod
+    def of(cls, target: Target) -> _Pinned:
+        default_port = 443 if target.scheme == "https" else 80
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        header = host if target.port == default_port else f"{host}:{target.port}"
+        extensions: dict[str, object] = {}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        url = httpx.URL(target.url).copy_with(host=str(target.addresses[0]))
+        return cls(url, header, extensions)
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class Dispatcher:
+    """Sends due webhook messages, in a background thread or on demand."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: DeliveryConfig,
+        clock: Clock,
+        *,
+        on_events: Callable[[list[Event]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.on_events = on_events
+        self.owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.stats = DispatchStats()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: _Session | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def notify(self, events: list[Event]) -> None:
+        if self.on_events is not None:
+            try:
+                self.on_events(events)
+            except Exception:
+                log.exception("commit listener failed for webhook events")
+
+    # --- background --------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._ready.clear()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run_forever()),
+            name="groupwire-webhooks",
+            daemon=True,
+        )
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        loop, stop, thread = self._loop, self._stop, self._thread
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout)
+        self._thread = None
+
+    def wake(self) -> None:
+        """New messages were queued: look for due ones now rather than at the next poll."""
+        loop, session = self._loop, self._session
+        if loop is None or session is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(session.wake.set)
+
+    async def _run_forever(self) -> None:
+        session = _Session(self)
+        stop = asyncio.Event()
+        self._loop, self._session, self._stop = asyncio.get_running_loop(), session, stop
+        self._ready.set()
+        recorder = asyncio.create_task(session.recorder(stop))
+        try:
+            while not stop.is_set():
+                session.wake.clear()
+                try:
+                    await session.fill()
+                except Exception:
+                    log.exception("claiming webhook messages failed; retrying")
+                await _wait_any(session.wake, stop, timeout=self.config.poll_interval)
+        finally:
+            self._session = None
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            await session.close()
+            self._loop = None
+
+    # --- on demand ---------------------------------------------------------------------
+
+    def deliver_due(self) -> int:
+        """Send every message due now, in the caller's thread, and wait for the outcomes to be
+        recorded; repeats while sending made more messages due (retries with no delay,
+        ordered successors). Returns the number of attempts made."""
+        return asyncio.run(self._run_until_idle())
+
+    async def _run_until_idle(self) -> int:
+        session = _Session(self)
+        attempts = 0
+        try:
+            while True:
+                started = await session.fill()
+                attempts += started
+                if not started and not session.tasks:
+                    break
+                while session.tasks:
+                    await asyncio.wait(set(session.tasks))
+                await session.flush()
+        finally:
+            await session.close()
+        return attempts

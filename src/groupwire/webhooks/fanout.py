@@ -1,0 +1,111 @@
+"""Turning committed events into webhook messages: one per matching endpoint, idempotently.
+
+An endpoint matches an event when one of its ``event_types`` patterns matches the type
+(``*``, ``customer_group.*`` or an exact type), when its optional ``group_ids`` filter names
+the event's group, and when the event was committed after the endpoint was created. The
+messages of one event are written in one transaction; a unique key on (endpoint, event,
+origin) makes a redelivered event create nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from groupwire.domain.ids import new_id
+from groupwire.domain.models import Event
+from groupwire.store import repository as repo
+from groupwire.webhooks.models import LIVE, PENDING
+from groupwire.webhooks.store import (
+    M,
+    enabled_endpoint_rows,
+    insert_ignoring_duplicates,
+    writing,
+)
+
+MESSAGE = "msg"
+REPLAY = "replay"
+REPLAY_BATCH = 1000
+
+
+def event_group_id(event: Event) -> str | None:
+    """The customer group an event is about, if any (what a group filter compares)."""
+    if event.type.startswith("customer_group."):
+        return event.subject
+    return None
+
+
+def matches(endpoint: Any, event: Event) -> bool:
+    if not any(fnmatchcase(event.type, pattern) for pattern in endpoint["event_types"]):
+        return False
+    groups = endpoint["group_ids"]
+    return groups is None or event_group_id(event) in groups
+
+
+def message_row(endpoint_id: str, event: Event, *, origin: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(MESSAGE),
+        "endpoint_id": endpoint_id,
+        "event_id": event.id,
+        "event_sequence": event.sequence,
+        "event_type": event.type,
+        "partition": event.partition,
+        "origin": origin,
+        "status": PENDING,
+        "attempts": 0,
+        "schedule_step": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _targets(rows: Sequence[Any], event: Event) -> list[str]:
+    return [
+        row["id"]
+        for row in rows
+        if int(row["start_sequence"]) < event.sequence and matches(row, event)
+    ]
+
+
+def fan_out(engine: Engine, event: Event, *, now: datetime) -> list[str]:
+    """Queue ``event`` for every enabled endpoint it matches; returns those endpoints' ids.
+
+    Safe to call again for the same event: existing messages are kept, none is added twice.
+    """
+    if engine.dialect.name == "sqlite":  # a write transaction there blocks every other writer
+        with engine.connect() as conn:
+            if not _targets(enabled_endpoint_rows(conn), event):
+                return []
+    with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
+        targets = _targets(enabled_endpoint_rows(conn), event)
+        rows = [message_row(endpoint_id, event, origin=LIVE, now=now) for endpoint_id in targets]
+        insert_ignoring_duplicates(conn, M, rows, ("endpoint_id", "event_id", "origin"))
+    return targets
+
+
+def replay(engine: Engine, endpoint: Mapping[str, Any], since: datetime, *, now: datetime) -> int:
+    """Queue a new delivery of every matching event since ``since`` (inclusive) for one
+    endpoint, all in one transaction; returns how many were queued."""
+    origin = new_id(REPLAY)
+    queued = 0
+    with writing(engine) as conn:
+        after: int | None = None
+        while True:
+            events = repo.list_events(conn, since=since, after=after, limit=REPLAY_BATCH)
+            if not events:
+                break
+            after = events[-1].sequence
+            rows = [
+                message_row(endpoint["id"], event, origin=origin, now=now)
+                for event in events
+                if matches(endpoint, event)
+            ]
+            if rows:
+                conn.execute(insert(M), rows)
+                queued += len(rows)
+    return queued

@@ -1,0 +1,362 @@
+"""The message queue in the database: claiming due messages and recording attempts.
+
+Claiming takes a lease (``claimed_until``) on each message, so two dispatchers never send
+the same message at once, and a dispatcher that dies leaves nothing stuck: its leases run
+out and the messages are due again. Recording an outcome writes the attempt, moves the
+message along its retry schedule, tracks how long each endpoint has been failing and
+disables an endpoint that failed for too long — all in one transaction, together with the
+``webhook_endpoint.disabled`` event it records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, exists, or_, select, update
+
+from groupwire.domain.changes import Context
+from groupwire.domain.events import PendingEvent
+from groupwire.domain.ids import new_id
+from groupwire.domain.models import Event
+from groupwire.store import tables as core
+from groupwire.store.unit_of_work import UnitOfWork
+from groupwire.webhooks.models import FAILED, PENDING, SUCCEEDED
+from groupwire.webhooks.schedule import RetrySchedule
+from groupwire.webhooks.store import EP, A, M, writing
+
+E = core.event
+ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+ACTOR = "groupwire.webhooks"
+ATTEMPT = "atmpt"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A claimed message, ready to be signed and sent."""
+
+    message_id: str
+    endpoint_id: str
+    url: str
+    secrets: tuple[str, ...]
+    attempt: int
+    """Number of this attempt among all attempts of the message (1-based)."""
+    schedule_step: int
+    """Attempts made since the message was (re)sent, before this one."""
+    partition: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to."""
+
+    delivery: Delivery
+    succeeded: bool
+    status_code: int | None
+    duration_ms: int
+    response: str | None
+    error: str | None
+    attempted_at: datetime
+
+
+def envelope_body(row: Any) -> bytes:
+    """The JSON body of a delivery: the event's CloudEvents envelope."""
+    event = Event(
+        id=row["e_id"],
+        type=row["e_type"],
+        source=row["e_source"],
+        subject=row["e_subject"],
+        time=row["e_time"],
+        data=row["e_data"],
+        sequence=int(row["e_sequence"]),
+        partition=row["e_partition"],
+        actor=row["e_actor"],
+        correlation_id=row["e_correlation_id"],
+    )
+    return json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _secrets(row: Any, now: datetime) -> tuple[str, ...]:
+    previous, expires = row["previous_secret"], row["previous_secret_expires_at"]
+    if previous and expires is not None and expires > now:
+        return (row["secret"], previous)
+    return (row["secret"],)
+
+
+def claim_due(
+    engine: Engine,
+    *,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    room: Mapping[str, int],
+    default_room: int,
+    skip_ids: Iterable[str] = (),
+    limit: int = 500,
+) -> list[Delivery]:
+    """Claim due messages: at most ``room[endpoint]`` (or ``default_room``) per endpoint.
+
+    On an ordered endpoint only the oldest unfinished message of each partition (group) is
+    due: later ones wait while an earlier one is pending or failed.
+
+    Candidates are read without a write lock (an idle poll takes none); the claim itself is
+    one conditional UPDATE, so of two dispatchers racing for a message exactly one gets it.
+    """
+    full = [endpoint_id for endpoint_id, free in room.items() if free <= 0]
+    skip = set(skip_ids)
+    earlier = M.alias("earlier")
+    blocked = exists().where(
+        earlier.c.endpoint_id == M.c.endpoint_id,
+        earlier.c.partition == M.c.partition,
+        earlier.c.status.in_((PENDING, FAILED)),
+        or_(
+            earlier.c.event_sequence < M.c.event_sequence,
+            and_(earlier.c.event_sequence == M.c.event_sequence, earlier.c.id < M.c.id),
+        ),
+    )
+    claimable = or_(M.c.claimed_until.is_(None), M.c.claimed_until < now)
+    candidates = (
+        select(M.c.id, M.c.endpoint_id)
+        .join(EP, EP.c.id == M.c.endpoint_id)
+        .where(
+            M.c.status == PENDING,
+            M.c.next_attempt_at <= now,
+            claimable,
+            EP.c.enabled.is_(True),
+            or_(EP.c.ordered.is_(False), ~blocked),
+        )
+        .order_by(M.c.next_attempt_at)
+        .limit(limit)
+    )
+    if full:
+        candidates = candidates.where(M.c.endpoint_id.not_in(full))
+    taken: dict[str, int] = {}
+    chosen: list[str] = []
+    with engine.connect() as conn:
+        for message_id, endpoint_id in conn.execute(candidates):
+            if message_id in skip or taken.get(endpoint_id, 0) >= room.get(
+                endpoint_id, default_room
+            ):
+                continue
+            taken[endpoint_id] = taken.get(endpoint_id, 0) + 1
+            chosen.append(message_id)
+    if not chosen:
+        return []
+    details = (
+        select(
+            M.c.id,
+            M.c.endpoint_id,
+            M.c.attempts,
+            M.c.schedule_step,
+            M.c.partition,
+            EP.c.url,
+            EP.c.secret,
+            EP.c.previous_secret,
+            EP.c.previous_secret_expires_at,
+            *[column.label(f"e_{column.name}") for column in E.c],
+        )
+        .join(EP, EP.c.id == M.c.endpoint_id)
+        .join(E, E.c.sequence == M.c.event_sequence)
+    )
+    with writing(engine) as conn:
+        claimed = list(
+            conn.execute(
+                update(M)
+                .where(M.c.id.in_(chosen), M.c.status == PENDING, claimable)
+                .values(claimed_until=now + lease, claimed_by=owner)
+                .returning(M.c.id)
+            ).scalars()
+        )
+        rows = conn.execute(details.where(M.c.id.in_(claimed))).mappings().all()
+    order = {message_id: n for n, message_id in enumerate(chosen)}
+    return [
+        Delivery(
+            message_id=row["id"],
+            endpoint_id=row["endpoint_id"],
+            url=row["url"],
+            secrets=_secrets(row, now),
+            attempt=int(row["attempts"]) + 1,
+            schedule_step=int(row["schedule_step"]),
+            partition=row["partition"],
+            body=envelope_body(row),
+        )
+        for row in sorted(rows, key=lambda row: order[row["id"]])
+    ]
+
+
+def release(engine: Engine, message_ids: list[str], owner: str) -> None:
+    """Give back leases of messages that were claimed but not sent (shutting down)."""
+    if not message_ids:
+        return
+    with writing(engine) as conn:
+        conn.execute(
+            update(M)
+            .where(M.c.id.in_(message_ids), M.c.claimed_by == owner)
+            .values(claimed_until=None, claimed_by=None)
+        )
+
+
+def record(
+    engine: Engine,
+    outcomes: list[Outcome],
+    *,
+    now: datetime,
+    schedule: RetrySchedule,
+    disable_after: timedelta,
+    source: str,
+) -> list[Event]:
+    """Write attempts and their consequences in one transaction; returns the events recorded
+    (``webhook_endpoint.disabled``), already committed."""
+    if not outcomes:
+        return []
+    context = Context(actor=ACTOR)
+    with UnitOfWork(engine, source=source, context=context) as uow:
+        conn = uow.connection
+        ids = [o.delivery.message_id for o in outcomes]
+        alive = set(conn.execute(select(M.c.id).where(M.c.id.in_(ids))).scalars())
+        outcomes = [o for o in outcomes if o.delivery.message_id in alive]
+        if outcomes:
+            _write_attempts(conn, outcomes, schedule)
+            _track_endpoint_health(uow, outcomes, now=now, disable_after=disable_after)
+        return list(uow.commit())
+
+
+def _write_attempts(conn: Any, outcomes: list[Outcome], schedule: RetrySchedule) -> None:
+    attempts = []
+    updates = []
+    for o in outcomes:
+        d = o.delivery
+        attempts.append(
+            {
+                "id": new_id(ATTEMPT),
+                "message_id": d.message_id,
+                "endpoint_id": d.endpoint_id,
+                "attempt": d.attempt,
+                "url": d.url,
+                "succeeded": o.succeeded,
+                "status_code": o.status_code,
+                "duration_ms": o.duration_ms,
+                "response": o.response,
+                "error": o.error,
+                "attempted_at": o.attempted_at,
+            }
+        )
+        step = d.schedule_step + 1
+        if o.succeeded:
+            status, next_at, delivered = SUCCEEDED, None, o.attempted_at
+        else:
+            delay = schedule.delay_after(step)
+            delivered = None
+            if delay is None:
+                status, next_at = FAILED, None
+            else:
+                status, next_at = PENDING, o.attempted_at + timedelta(seconds=delay)
+        updates.append(
+            {
+                "b_id": d.message_id,
+                "b_status": status,
+                "b_attempts": d.attempt,
+                "b_step": step,
+                "b_next": next_at,
+                "b_code": o.status_code,
+                "b_error": o.error,
+                "b_delivered": delivered,
+                "b_now": o.attempted_at,
+            }
+        )
+    conn.execute(A.insert(), attempts)
+    conn.execute(
+        update(M)
+        .where(M.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            attempts=bindparam("b_attempts"),
+            schedule_step=bindparam("b_step"),
+            next_attempt_at=bindparam("b_next"),
+            claimed_until=None,
+            claimed_by=None,
+            last_status_code=bindparam("b_code"),
+            last_error=bindparam("b_error"),
+            delivered_at=bindparam("b_delivered"),
+            updated_at=bindparam("b_now"),
+        ),
+        updates,
+    )
+
+
+def _track_endpoint_health(
+    uow: UnitOfWork, outcomes: list[Outcome], *, now: datetime, disable_after: timedelta
+) -> None:
+    conn = uow.connection
+    healthy = {o.delivery.endpoint_id for o in outcomes if o.succeeded}
+    failing = {o.delivery.endpoint_id for o in outcomes if not o.succeeded} - healthy
+    if healthy:
+        conn.execute(
+            update(EP)
+            .where(EP.c.id.in_(sorted(healthy)), EP.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
+    if not failing:
+        return
+    first_failure = {
+        o.delivery.endpoint_id: o.attempted_at
+        for o in reversed(outcomes)
+        if o.delivery.endpoint_id in failing
+    }
+    for endpoint_id in sorted(failing):
+        conn.execute(
+            update(EP)
+            .where(EP.c.id == endpoint_id, EP.c.failing_since.is_(None))
+            .values(failing_since=first_failure[endpoint_id])
+        )
+    expired = conn.execute(
+        select(EP.c.id, EP.c.url, EP.c.failing_since)
+        .where(
+            EP.c.id.in_(sorted(failing)),
+            EP.c.enabled.is_(True),
+            EP.c.failing_since <= now - disable_after,
+        )
+        .order_by(EP.c.id)
+        .with_for_update()
+    ).mappings()
+    for row in list(expired):
+        reason = (
+            f"every delivery failed since {row['failing_since'].isoformat()} "
+            f"(longer than {_duration(disable_after)})"
+        )
+        conn.execute(
+            update(EP)
+            .where(EP.c.id == row["id"])
+            .values(enabled=False, disabled_reason=reason, updated_at=now)
+        )
+        uow.emit(
+            PendingEvent(
+                ENDPOINT_DISABLED,
+                row["id"],
+                row["id"],
+                {
+                    "id": row["id"],
+                    "url": row["url"],
+                    "failing_since": _iso(row["failing_since"]),
+                    "disabled_at": _iso(now),
+                    "reason": reason,
+                },
+            )
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} hours"
+    return f"{seconds} seconds"
