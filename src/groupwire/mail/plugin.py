@@ -1,0 +1,23 @@
+"""The built-in welcome-email plugin, registered by every :class:`groupwire.Groupwire`.
+
+It gives the instance ``gw.mail`` (:class:`groupwire.mail.WelcomeEmails`) and subscribes
+``groupwire.mail.welcome`` to ``customer_group.customer_added``. A group without a welcome
+email costs one primary-key read per join and sends nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from groupwire.domain import events as ev
+from groupwire.hooks.specs import hookimpl
+from groupwire.mail.smtp import SmtpConfig, SmtpSender
+from groupwire.mail.welcome import SUBSCRIBER, WelcomeEmails
+
+
+@hookimpl
+def register_subscribers(gw: Any) -> None:
+    smtp = SmtpSender(SmtpConfig.from_settings(gw.settings))
+    gw.mail = WelcomeEmails(gw.engine, gw.idempotency, smtp, default_sender=gw.settings.mail_sender)
+    # Starts at the end of the log: adding the feature to a live shop mails no past joiner.
+    gw.subscribe(ev.CUSTOMER_ADDED, gw.mail.handle_event, name=SUBSCRIBER, from_now=True)
