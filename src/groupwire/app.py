@@ -12,6 +12,7 @@ gw.start()        # deliver events in background threads
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -24,6 +25,8 @@ from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Customer, CustomerGroup, Event, Page
 from groupwire.events import delivery
 from groupwire.events.delivery import DeadLetter, RetryPolicy
+from groupwire.events.idempotency import Idempotency
+from groupwire.events.redis_bus import relay_for
 from groupwire.events.registry import Handler, SubscriberRegistry, Subscription
 from groupwire.events.relay import OutboxRelay
 from groupwire.hooks.plugins import make_plugin_manager, register
@@ -33,6 +36,14 @@ from groupwire.store import migrate
 from groupwire.store import repository as repo
 from groupwire.store.engine import create_store_engine
 
+# Plugins every instance registers, before configured and installed ones.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "groupwire.webhooks.plugin",
+    "groupwire.mail.plugin",
+    "groupwire.notify.plugin",
+    "groupwire.analytics.plugin",
+)
+
 
 class Groupwire:
     """One Groupwire instance: a database, its plugins, its subscribers and their relay."""
@@ -41,7 +52,8 @@ class Groupwire:
         self.settings = settings
         self.engine = engine
         self.plugins = make_plugin_manager(
-            [*settings.plugins, *plugins], load_entry_points=settings.load_entry_points
+            [*BUILTIN_PLUGINS, *settings.plugins, *plugins],
+            load_entry_points=settings.load_entry_points,
         )
         self.service = Service(engine, self.plugins, source=settings.event_source)
         self.subscribers = SubscriberRegistry()
@@ -57,10 +69,15 @@ class Groupwire:
             poll_interval=settings.relay_poll_interval,
         )
         self.service.commit_listeners.append(self.relay.wake)
+        self.bus_relay = relay_for(self)  # None unless settings.bus_url is redis://...
+        if self.bus_relay is not None:
+            self.service.commit_listeners.append(self.bus_relay.wake)
+        self.idempotency = Idempotency(engine)
         self.groups = Groups(self)
         self.customers = Customers(self)
         self.events = Events(self)
         self.dead_letters = DeadLetters(self)
+        self.workers: list[Any] = []  # background services plugins add: .start() / .stop()
         self.plugins.hook.register_subscribers(gw=self)
 
     @classmethod
@@ -75,7 +92,10 @@ class Groupwire:
         """Open (and migrate) a store. Unset options come from ``GROUPWIRE_*`` variables."""
         if database_url is not None:
             overrides["database_url"] = database_url
-        settings = (settings or Settings()).model_copy(update=overrides)
+        if overrides or settings is None:
+            # Validated like environment values (``Settings`` reads the environment for the rest).
+            base = settings.model_dump(exclude_unset=True) if settings else {}
+            settings = Settings(**{**base, **overrides})
         engine = create_store_engine(settings.database_url)
         if settings.auto_migrate:
             migrate.upgrade(engine)
@@ -123,9 +143,19 @@ class Groupwire:
     # --- delivery ------------------------------------------------------------------------
 
     def start(self) -> Groupwire:
-        """Deliver events to subscribers in background threads until :meth:`close`."""
-        self.relay.start()
+        """Deliver events to subscribers in background threads until :meth:`close`; with a
+        Redis ``bus_url``, publish them to Redis Streams instead (workers deliver them)."""
+        (self.bus_relay or self.relay).start()
+        for worker in self.workers:
+            worker.start()
         return self
+
+    def worker(self, **options: Any) -> Any:
+        """A Redis Streams worker running this instance's subscribers (``.run()``/``.start()``);
+        see groupwire.events.worker."""
+        from groupwire.events.worker import RedisWorker
+
+        return RedisWorker.for_groupwire(self, **options)
 
     def deliver_pending(self) -> int:
         """Deliver every pending event now, in this thread (scripts, tests)."""
@@ -136,7 +166,11 @@ class Groupwire:
         return self.relay.drain(timeout)
 
     def close(self) -> None:
+        if self.bus_relay is not None:
+            self.bus_relay.stop()
         self.relay.stop()
+        for worker in self.workers:
+            worker.stop()
         self.engine.dispose()
 
     def __enter__(self) -> Groupwire:
@@ -230,7 +264,7 @@ class Groups:
             group_id, add=add, remove=remove, context=context
         )
 
-    def members(self, group_id: str) -> list[Customer]:
+    def members(self, group_id: str) -> builtins.list[Customer]:
         self.get(group_id)
         with self._gw.engine.connect() as conn:
             return repo.members_of_groups(conn, [group_id])[group_id]
@@ -281,7 +315,7 @@ class Customers:
             items, count = repo.list_customers(conn, limit=limit, offset=offset, **filters)
         return Page(items=items, count=count, offset=offset, limit=limit)
 
-    def groups(self, customer_id: str) -> list[CustomerGroup]:
+    def groups(self, customer_id: str) -> builtins.list[CustomerGroup]:
         self.get(customer_id)
         with self._gw.engine.connect() as conn:
             return repo.groups_of_customers(conn, [customer_id])[customer_id]
@@ -320,7 +354,7 @@ class Events:
         after: int | None = None,
         limit: int | None = 100,
         descending: bool = False,
-    ) -> list[Event]:
+    ) -> builtins.list[Event]:
         """Events in sequence order. ``type`` takes exact types or ``prefix.*`` patterns;
         ``after`` is a sequence cursor (exclusive); ``since``/``until`` bound the time."""
         types = [type] if isinstance(type, str) else list(type) if type else None
@@ -349,7 +383,7 @@ class DeadLetters:
 
     def list(
         self, *, subscriber: str | None = None, include_replayed: bool = False
-    ) -> list[DeadLetter]:
+    ) -> builtins.list[DeadLetter]:
         return delivery.list_dead_letters(
             self._gw.engine, subscriber=subscriber, include_replayed=include_replayed
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -30,6 +30,78 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often the relay looks for events committed elsewhere"
     )
     auto_migrate: bool = Field(True, description="Apply migrations when opening the store")
+    # --- Admin API event stream (docs/api.md) ---
+    sse_heartbeat_interval: float = Field(
+        15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"
+    )
+    sse_poll_interval: float = Field(
+        1.0, gt=0, description="How often an event stream looks for events committed elsewhere"
+    )
+    # --- Redis Streams bus (docs/scale-out.md) ---
+    bus_url: str | None = Field(
+        None, description="redis://host:port/db to run on Redis Streams; unset: in-process"
+    )
+    bus_prefix: str = Field("groupwire:", description="Prefix of every Redis key of the bus")
+    bus_partitions: int = Field(
+        8, ge=1, le=1024, description="Streams the events are hashed into (by partition key)"
+    )
+    bus_batch_size: int = Field(500, ge=1, description="Events per publish and per read")
+    bus_lease_seconds: float = Field(
+        5.0, gt=0, description="How long a worker owns a stream without renewing its lease"
+    )
+    bus_claim_idle_seconds: float = Field(
+        5.0, ge=0, description="Idle time after which a dead worker's pending entries are claimed"
+    )
+
+    # --- webhooks (docs/webhooks.md) ---
+    webhooks_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs on loopback, private and link-local addresses (dev, tests)",
+    )
+    webhooks_allow_http: bool | None = Field(
+        None, description="Allow plain http webhook URLs; unset: as webhooks_allow_private"
+    )
+    webhooks_timeout: float = Field(15.0, gt=0, description="Seconds one delivery attempt may take")
+    webhooks_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        description="Comma-separated seconds to wait before each attempt (the first: 0)",
+    )
+    webhooks_disable_after: float = Field(
+        5 * 86400, gt=0, description="Seconds of continuous failure before an endpoint is disabled"
+    )
+    webhooks_endpoint_concurrency: int = Field(
+        10, ge=1, le=1000, description="Requests in flight to one endpoint at most"
+    )
+    webhooks_max_in_flight: int = Field(
+        200, ge=1, description="Requests in flight to all endpoints together at most"
+    )
+    webhooks_poll_interval: float = Field(
+        1.0, gt=0, description="How often the dispatcher looks for messages queued elsewhere"
+    )
+    webhooks_response_excerpt: int = Field(
+        4096, ge=0, description="Bytes of each response body kept in the delivery log"
+    )
+    webhooks_response_max_bytes: int = Field(
+        65536, ge=0, description="Bytes of a response body read at most"
+    )
+    webhooks_secret_grace: float = Field(
+        86400, ge=0, description="Seconds a rotated-out secret still signs deliveries"
+    )
+    webhooks_dispatch: bool = Field(
+        True, description="Send webhooks from this process when it starts (gw.start())"
+    )
+
+    # --- welcome emails and stakeholder notifications (docs/use-cases.md) ---
+    smtp_host: str = Field("localhost", description="SMTP server that sends Groupwire's emails")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP server port")
+    smtp_username: str | None = Field(None, description="SMTP user name (unset: no login)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS")
+    smtp_tls: bool = Field(False, description="Connect with TLS from the start (port 465)")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds one SMTP exchange may take")
+    mail_sender: str | None = Field(
+        None, description="Default From address of welcome and notification emails"
+    )
 
     @field_validator("plugins", mode="before")
     @classmethod
@@ -37,3 +109,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("webhooks_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+def reference() -> str:
+    """The configuration reference as Markdown (``docs/configuration.md`` is this output)."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every setting is an environment variable (or a keyword of `Groupwire.open`, in lower",
+        "case without the prefix). Generated from `groupwire.settings.Settings`:",
+        "`uv run groupwire config > docs/configuration.md`.",
+        "",
+        "| variable | default | meaning |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = "[]" if field.default_factory is not None else field.default
+        shown = "(unset)" if default is None else f"`{default}`"
+        lines.append(f"| `GROUPWIRE_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(lines) + "\n"

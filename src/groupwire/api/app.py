@@ -1,15 +1,94 @@
-"""The FastAPI application factory. Routers are listed here, one line each."""
+"""The FastAPI application factory. Routers are listed here, one line each.
+
+Requests pass ``RequestContext`` (request id, query normalisation) and then ``AdminAuth``
+(an API key with the right scope on every ``/admin`` path) before reaching a router; every
+error leaves through :mod:`groupwire.api.errors`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 from fastapi import FastAPI
 
+from groupwire.api import (
+    api_keys,
+    audit,
+    customer_groups,
+    customers,
+    events,
+    mail,
+    ops,
+    stats,
+    webhooks,
+)
+from groupwire.api.errors import install_error_handlers
+from groupwire.api.live import CommitSignal
+from groupwire.api.middleware import ADMIN_PREFIX, AdminAuth, RequestContext
 from groupwire.app import Groupwire
+from groupwire.ui.router import router as ui_router
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+DESCRIPTION = """Customer groups with Medusa v2's Admin API shapes, plus an event log.
+
+Every `/admin` route needs an API key: `Authorization: Bearer gw_sk_...`, or Basic auth with
+the key as user name and an empty password. Errors are `{"type", "message"}`.
+"""
 
 
-def create_app(gw: Groupwire) -> FastAPI:
+def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     """An ASGI app serving ``gw``. The caller owns ``gw`` (opens, starts and closes it)."""
-    app = FastAPI(title="Groupwire Admin API", version="0.1.0")
+    app = FastAPI(
+        title="Groupwire Admin API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.gw = gw
+    app.state.commit_signal = CommitSignal()
+    gw.service.commit_listeners.append(app.state.commit_signal)
+    install_error_handlers(app)
+    app.add_middleware(AdminAuth, gw=gw)
+    app.add_middleware(RequestContext)  # added last, so it runs first
     # --- routers (one line each) ---
+    app.include_router(customer_groups.router)
+    app.include_router(customers.router)
+    app.include_router(events.router)
+    app.include_router(api_keys.router)
+    app.include_router(webhooks.router)
+    app.include_router(ops.router)  # /health, /metrics
+    app.include_router(stats.router)  # /admin/customer-groups/{id}/stats
+    app.include_router(audit.router)  # .../events/export
+    app.include_router(mail.router)  # welcome emails, notification rules
+    app.include_router(ui_router)  # /app: the admin web page
+    _document_security(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Declare the API-key schemes on every ``/admin`` operation of the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "gw_sk_... secret"},
+            "apiKeyBasic": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "The secret as user name, empty password",
+            },
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}, {"apiKeyBasic": []}]
+                    operation.setdefault("responses", {}).setdefault(
+                        "401", {"description": "No or bad credentials"}
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -6,6 +6,13 @@ their own; each such module is imported here (one line per feature).
 
 from __future__ import annotations
 
+import groupwire.analytics.tables
+import groupwire.auth.tables
+import groupwire.events.bus_tables
+import groupwire.mail.tables
+import groupwire.notify.tables
+import groupwire.ui.tables
+import groupwire.webhooks.tables  # noqa: F401  (webhook_endpoint, _message, _attempt)
 from groupwire.store import tables
 from groupwire.store.tables import metadata
 
