@@ -113,14 +113,16 @@ class Groupwire:
         name: str | None = None,
         max_attempts: int | None = None,
         from_now: bool = False,
+        batch: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering an event handler for types or patterns (``customer_group.*``).
 
         The name (default: the handler's qualified name) keys the subscriber's progress, so a
-        restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history.
+        restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history;
+        ``batch`` hands the handler a list of events (one transaction for many).
         """
         return self.subscribers.subscriber(
-            *patterns, name=name, max_attempts=max_attempts, from_now=from_now
+            *patterns, name=name, max_attempts=max_attempts, from_now=from_now, batch=batch
         )
 
     def subscribe(
@@ -131,9 +133,15 @@ class Groupwire:
         name: str | None = None,
         max_attempts: int | None = None,
         from_now: bool = False,
+        batch: bool = False,
     ) -> Subscription:
         return self.subscribers.add(
-            patterns, handler, name=name, max_attempts=max_attempts, from_now=from_now
+            patterns,
+            handler,
+            name=name,
+            max_attempts=max_attempts,
+            from_now=from_now,
+            batch=batch,
         )
 
     @property
@@ -158,11 +166,21 @@ class Groupwire:
         return RedisWorker.for_groupwire(self, **options)
 
     def deliver_pending(self) -> int:
-        """Deliver every pending event now, in this thread (scripts, tests)."""
+        """Deliver every pending event now, in this thread (scripts, tests). With a Redis
+        bus, workers deliver: this publishes everything committed so far instead."""
+        if self.bus_relay is not None:
+            return self.bus_relay.publish_pending()
         return self.relay.deliver_pending()
 
     def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until every subscriber has handled every event committed so far."""
+        """Wait until every subscriber has handled every event committed so far. With a
+        Redis bus, the workers handle them elsewhere: this waits until all are published."""
+        if self.bus_relay is not None:
+            try:
+                self.bus_relay.publish_pending(timeout)
+            except TimeoutError:
+                return False
+            return True
         return self.relay.drain(timeout)
 
     def close(self) -> None:

@@ -142,3 +142,37 @@ def test_one_slow_subscriber_does_not_hold_up_another(gw):
         assert fast.wait(5)
     finally:
         release.set()
+
+
+def test_a_batch_subscriber_gets_many_events_in_one_call_in_order(gw):
+    calls = []
+    gw.subscribe("customer_group.customer_added", calls.append, name="batched", batch=True)
+    vip = gw.groups.create(name="VIP")
+    ids = make_customers(gw, 30)
+    gw.groups.add_customers(vip.id, ids)
+
+    assert gw.drain()
+
+    assert len(calls) == 1
+    assert [e.data["customer_id"] for e in calls[0]] == ids
+
+
+def test_a_failing_batch_is_split_so_only_the_bad_event_is_dead_lettered(gw):
+    handled = []
+
+    def handler(events):
+        if any(e.data["name"] == "Bad" for e in events):
+            raise ValueError("Bad in this batch")
+        handled.extend(e.data["name"] for e in events)
+
+    gw.subscribe("customer_group.created", handler, name="split", batch=True, max_attempts=2)
+    for name in ("A", "Bad", "C"):
+        gw.groups.create(name=name)
+
+    assert gw.drain()
+
+    assert handled == ["A", "C"]
+    [letter] = gw.dead_letters.list()
+    assert letter.subscriber == "split"
+    assert letter.attempts == 2
+    assert gw.dead_letters.replay() == (0, 1)  # still bad on replay, and still recorded

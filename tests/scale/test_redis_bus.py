@@ -293,3 +293,15 @@ def test_given_a_redis_url_that_does_not_answer_when_the_worker_is_built_then_it
     with pytest.raises(redis.ConnectionError):
         worker.run()
     assert isinstance(worker, RedisWorker)
+
+
+def test_drain_with_a_redis_bus_publishes_and_never_delivers_in_process(open_gw):
+    gw = open_gw()
+    handled = []
+    gw.subscribe("customer_group.created", handled.append, name="in-process-never")
+    gw.groups.create(name="VIP")
+
+    assert gw.drain(10)
+
+    assert handled == []  # delivery is the workers' job on a Redis bus
+    assert gw.bus_relay.lag() == 0

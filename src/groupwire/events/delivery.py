@@ -45,18 +45,30 @@ def deliver(
     stop: threading.Event | None = None,
 ) -> Outcome:
     """Call the handler until it succeeds or the attempts run out (or ``stop`` is set)."""
+    return deliver_many(subscription, [event], policy, stop)
+
+
+def deliver_many(
+    subscription: Subscription,
+    events: list[Event],
+    policy: RetryPolicy,
+    stop: threading.Event | None = None,
+) -> Outcome:
+    """Like :func:`deliver`, for a list handed over in one call (a batch subscription)."""
     attempts = subscription.max_attempts or policy.max_attempts
     error = ""
+    event = events[0]
     for attempt in range(1, attempts + 1):
         try:
-            subscription.call(event)
+            subscription.call_many(events)
             return Outcome(True, attempt)
         except Exception as exc:
             error = "".join(traceback.format_exception_only(exc)).strip()
             log.warning(
-                "subscriber %s failed on event %s (attempt %d/%d): %s",
+                "subscriber %s failed on event %s%s (attempt %d/%d): %s",
                 subscription.name,
                 event.id,
+                f" and {len(events) - 1} more" if len(events) > 1 else "",
                 attempt,
                 attempts,
                 error,

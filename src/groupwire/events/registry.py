@@ -11,7 +11,8 @@ from typing import Any
 
 from groupwire.domain.models import Event
 
-Handler = Callable[[Event], Any]
+# Takes an Event, or a list of events for a batch subscription.
+Handler = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,27 @@ class Subscription:
     from_now: bool = False
     """A subscriber with no checkpoint yet starts after the newest event instead of at the
     first one (e.g. a welcome mailer added to a live shop must not mail every past joiner)."""
+    batch: bool = False
+    """The handler takes a list of events (in sequence order) instead of one, so it can do
+    one transaction for many: the relay hands it every matching event of a fetched batch."""
 
     def wants(self, event_type: str) -> bool:
         return any(fnmatchcase(event_type, pattern) for pattern in self.patterns)
 
     def call(self, event: Event) -> None:
-        result = self.handler(event)
+        """Handle one event (a batch handler gets a list of one)."""
+        self._run(self.handler([event]) if self.batch else self.handler(event))
+
+    def call_many(self, events: list[Event]) -> None:
+        """Handle several events: in one call for a batch handler, else one by one."""
+        if self.batch:
+            self._run(self.handler(events))
+        else:
+            for event in events:
+                self._run(self.handler(event))
+
+    @staticmethod
+    def _run(result: Any) -> None:
         if inspect.isawaitable(result):
             asyncio.run(_await(result))
 
@@ -54,6 +70,7 @@ class SubscriberRegistry:
         name: str | None = None,
         max_attempts: int | None = None,
         from_now: bool = False,
+        batch: bool = False,
     ) -> Subscription:
         patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
         if not patterns:
@@ -61,7 +78,7 @@ class SubscriberRegistry:
         name = name or f"{handler.__module__}.{handler.__qualname__}"
         if name in self._subscriptions:
             raise ValueError(f"a subscriber named {name!r} is already registered")
-        subscription = Subscription(name, patterns, handler, max_attempts, from_now)
+        subscription = Subscription(name, patterns, handler, max_attempts, from_now, batch)
         self._subscriptions[name] = subscription
         for listener in list(self.listeners):
             listener(subscription)
@@ -73,11 +90,19 @@ class SubscriberRegistry:
         name: str | None = None,
         max_attempts: int | None = None,
         from_now: bool = False,
+        batch: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Decorator: ``@registry.subscriber("customer_group.customer_added")``."""
 
         def register(handler: Handler) -> Handler:
-            self.add(patterns, handler, name=name, max_attempts=max_attempts, from_now=from_now)
+            self.add(
+                patterns,
+                handler,
+                name=name,
+                max_attempts=max_attempts,
+                from_now=from_now,
+                batch=batch,
+            )
             return handler
 
         return register

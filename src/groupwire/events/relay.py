@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from groupwire.domain.models import Event
 from groupwire.events import checkpoints
-from groupwire.events.delivery import RetryPolicy, deliver, record_dead_letter
+from groupwire.events.delivery import RetryPolicy, deliver, deliver_many, record_dead_letter
 from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.store import repository as repo
 
@@ -57,6 +57,8 @@ class SubscriptionCursor:
                 batch = repo.events_between(conn, self.position, self.batch_size)
             if not batch:
                 return 0
+            if self.subscription.batch:
+                return self._deliver_together(batch)
             saved_at, unsaved = time.monotonic(), 0
             moved = 0
             for event in batch:
@@ -73,6 +75,25 @@ class SubscriptionCursor:
             if unsaved:
                 checkpoints.save(self.engine, self.subscription.name, self.position)
             return moved
+
+    def _deliver_together(self, batch: list[Event]) -> int:
+        """A batch subscription gets the batch's matching events in one call; if that keeps
+        failing, they are tried one by one, so only the events that fail alone are
+        dead-lettered."""
+        wanted = [event for event in batch if self.subscription.wants(event.type)]
+        if wanted:
+            outcome = deliver_many(self.subscription, wanted, self.policy, self.stop)
+            if self.stop.is_set() and not outcome.delivered:
+                return 0
+            if outcome.delivered:
+                self.delivered += len(wanted)
+            else:
+                for event in wanted:
+                    if not self._handle(event):
+                        return 0  # stopping: the checkpoint stays before this batch
+        self.position = batch[-1].sequence
+        checkpoints.save(self.engine, self.subscription.name, self.position)
+        return len(batch)
 
     def _handle(self, event: Event) -> bool:
         """False only when stopping mid-retry (the event stays pending)."""

@@ -77,15 +77,26 @@ def fan_out(engine: Engine, event: Event, *, now: datetime) -> list[str]:
 
     Safe to call again for the same event: existing messages are kept, none is added twice.
     """
+    return sorted(fan_out_many(engine, [event], now=now))
+
+
+def fan_out_many(engine: Engine, events: Sequence[Event], *, now: datetime) -> set[str]:
+    """Queue each event for every enabled endpoint it matches, all in one transaction;
+    returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`."""
     if engine.dialect.name == "sqlite":  # a write transaction there blocks every other writer
         with engine.connect() as conn:
-            if not _targets(enabled_endpoint_rows(conn), event):
-                return []
+            endpoints = enabled_endpoint_rows(conn)
+            if not any(_targets(endpoints, event) for event in events):
+                return set()
     with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
-        targets = _targets(enabled_endpoint_rows(conn), event)
-        rows = [message_row(endpoint_id, event, origin=LIVE, now=now) for endpoint_id in targets]
+        endpoints = enabled_endpoint_rows(conn)
+        rows = [
+            message_row(endpoint_id, event, origin=LIVE, now=now)
+            for event in events
+            for endpoint_id in _targets(endpoints, event)
+        ]
         insert_ignoring_duplicates(conn, M, rows, ("endpoint_id", "event_id", "origin"))
-    return targets
+    return {row["endpoint_id"] for row in rows}
 
 
 def replay(engine: Engine, endpoint: Mapping[str, Any], since: datetime, *, now: datetime) -> int:

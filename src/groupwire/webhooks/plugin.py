@@ -21,5 +21,5 @@ def register_subscribers(gw: Any) -> None:
     gw.webhooks = webhooks
     # A new store's subscriber starts at the end of the log: endpoints only ever receive
     # events committed after they were created, so nothing older needs a look.
-    gw.subscribe("*", webhooks.handle_event, name=SUBSCRIBER, from_now=True)
+    gw.subscribe("*", webhooks.handle_events, name=SUBSCRIBER, from_now=True, batch=True)
     gw.workers.append(webhooks)

@@ -300,8 +300,13 @@ class Webhooks:
     # --- delivery ----------------------------------------------------------------------
 
     def handle_event(self, event: Event) -> None:
-        """The ``groupwire.webhooks`` subscriber: queue the event for matching endpoints."""
-        if fanout.fan_out(self.engine, event, now=self.clock.now()):
+        """Queue one event for its matching endpoints (see :meth:`handle_events`)."""
+        self.handle_events([event])
+
+    def handle_events(self, events: Sequence[Event]) -> None:
+        """The ``groupwire.webhooks`` subscriber (a batch one): queue the events for their
+        matching endpoints in one transaction, then wake the dispatcher."""
+        if fanout.fan_out_many(self.engine, list(events), now=self.clock.now()):
             self.dispatcher.wake()
 
     def deliver_due(self) -> int:
