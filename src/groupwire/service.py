@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pluggy
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from groupwire.domain import events as ev
@@ -140,50 +140,9 @@ class Service:
         context: Context | None = None,
     ) -> CustomerGroup:
         """Update fields; ``metadata`` is merged (keys set, a key set to "" removed)."""
-        context = context or Context()
         given = {"name": name, "description": description, "metadata": metadata}
         given = {k: v for k, v in given.items() if v is not UNSET}
-        _validate_group_fields(given)
-
-        def work(uow: UnitOfWork) -> tuple[CustomerGroup, dict[str, dict[str, Any]]]:
-            current = repo.get_group(uow.connection, group_id, lock=True)
-            if current is None:
-                raise NotFound("customer_group", group_id)
-            _check_version("customer_group", current.id, current.version, expected_version)
-            values: dict[str, Any] = dict(given)
-            if "metadata" in values:
-                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
-            update = ProposedUpdate(values=values)
-            if has_impls(self.plugins.hook.before_update_customer_group):
-                self.plugins.hook.before_update_customer_group(
-                    group=current, update=update, context=context
-                )
-                _validate_group_fields(update.values)
-            changes = _changes(current, update.values, ev.GROUP_FIELDS)
-            if not changes:
-                return current, {}
-            if "name" in changes and repo.group_name_taken(
-                uow.connection, changes["name"]["new"], except_id=current.id
-            ):
-                raise Duplicate("customer_group", "name", changes["name"]["new"])
-            new_values = {k: c["new"] for k, c in changes.items()}
-            row = {**new_values, "updated_at": uow.now, "version": current.version + 1}
-            with _unique_violation("customer_group", "name", str(new_values.get("name"))):
-                repo.update_row(uow.connection, tables.customer_group, current.id, row)
-            updated = _replace(current, row)
-            uow.emit(ev.group_updated(current.id, changes))
-            if "metadata" in changes:
-                diff = ev.metadata_diff(current.metadata, updated.metadata)
-                if diff:
-                    uow.emit(ev.group_metadata_updated(current.id, diff))
-            return updated, changes
-
-        group, changes = self._transaction(context, work)
-        if changes:
-            self._after(
-                "after_update_customer_group", group=group, changes=changes, context=context
-            )
-        return group
+        return self._update(GROUP_KIND, group_id, given, expected_version, context)
 
     def delete_group(
         self,
@@ -340,51 +299,10 @@ class Service:
         **fields: Any,
     ) -> Customer:
         """Update any of email, first_name, last_name, company_name, phone, metadata."""
-        context = context or Context()
         unknown = set(fields) - set(ev.CUSTOMER_FIELDS)
         if unknown:
             raise InvalidData(f"Unknown customer fields: {', '.join(sorted(unknown))}")
-        _validate_customer_fields(fields)
-
-        def work(uow: UnitOfWork) -> tuple[Customer, dict[str, dict[str, Any]]]:
-            current = repo.get_customer(uow.connection, customer_id, lock=True)
-            if current is None:
-                raise NotFound("customer", customer_id)
-            _check_version("customer", current.id, current.version, expected_version)
-            values = dict(fields)
-            if "email" in values:
-                values["email"] = values["email"].strip().lower()
-            if "metadata" in values:
-                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
-            update = ProposedUpdate(values=values)
-            if has_impls(self.plugins.hook.before_update_customer):
-                self.plugins.hook.before_update_customer(
-                    customer=current, update=update, context=context
-                )
-                _validate_customer_fields(update.values)
-            changes = _changes(current, update.values, ev.CUSTOMER_FIELDS)
-            if not changes:
-                return current, {}
-            if "email" in changes and repo.email_taken(
-                uow.connection, changes["email"]["new"], except_id=current.id
-            ):
-                raise Duplicate("customer", "email", changes["email"]["new"])
-            row = {
-                **{k: c["new"] for k, c in changes.items()},
-                "updated_at": uow.now,
-                "version": current.version + 1,
-            }
-            with _unique_violation("customer", "email", str(row.get("email"))):
-                repo.update_row(uow.connection, tables.customer, current.id, row)
-            uow.emit(ev.customer_updated(current.id, changes))
-            return _replace(current, row), changes
-
-        customer, changes = self._transaction(context, work)
-        if changes:
-            self._after(
-                "after_update_customer", customer=customer, changes=changes, context=context
-            )
-        return customer
+        return self._update(CUSTOMER_KIND, customer_id, fields, expected_version, context)
 
     def delete_customer(
         self,
@@ -579,6 +497,65 @@ class Service:
                 reason=ev.REASON_REMOVED,
                 context=context,
             )
+
+    # --- the update shared by groups and customers ---------------------------------------
+
+    def _update(
+        self,
+        kind: _Kind,
+        entity_id: str,
+        given: dict[str, Any],
+        expected_version: int | None,
+        context: Context | None,
+    ) -> Any:
+        """Update some fields of a group or customer: metadata is merged, equal values are
+        dropped, and a change that changes nothing writes and emits nothing."""
+        context = context or Context()
+        kind.validate(given)
+        before_hook = getattr(self.plugins.hook, f"before_update_{kind.name}")
+
+        def work(uow: UnitOfWork) -> tuple[Any, dict[str, dict[str, Any]]]:
+            conn = uow.connection
+            current = kind.get(conn, entity_id, lock=True)
+            if current is None:
+                raise NotFound(kind.name, entity_id)
+            _check_version(kind.name, current.id, current.version, expected_version)
+            values: dict[str, Any] = dict(given)
+            if "metadata" in values:
+                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
+            update = ProposedUpdate(values=kind.normalise(values))
+            if has_impls(before_hook):
+                before_hook(**{kind.hook_arg: current, "update": update, "context": context})
+                kind.validate(update.values)
+                update.values = kind.normalise(update.values)
+            changes = _changes(current, update.values, kind.fields)
+            if not changes:
+                return current, {}
+            unique = changes.get(kind.unique, {}).get("new")
+            if unique is not None and kind.taken(conn, unique, except_id=current.id):
+                raise Duplicate(kind.name, kind.unique, unique)
+            row = {
+                **{name: change["new"] for name, change in changes.items()},
+                "updated_at": uow.now,
+                "version": current.version + 1,
+            }
+            with _unique_violation(kind.name, kind.unique, str(unique)):
+                repo.update_row(conn, kind.table, current.id, row)
+            updated = _replace(current, row)
+            uow.emit(kind.updated_event(current.id, changes))
+            if kind.metadata_event is not None and "metadata" in changes:
+                diff = ev.metadata_diff(current.metadata, updated.metadata)
+                if diff:
+                    uow.emit(kind.metadata_event(current.id, diff))
+            return updated, changes
+
+        entity, changes = self._transaction(context, work)
+        if changes:
+            self._after(
+                f"after_update_{kind.name}",
+                **{kind.hook_arg: entity, "changes": changes, "context": context},
+            )
+        return entity
 
     # --- transactions and hooks ----------------------------------------------------------
 
@@ -787,6 +764,57 @@ class _unique_violation:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, IntegrityError):
             raise self.error from exc
+
+
+def _lower_email(values: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(values.get("email"), str):
+        values["email"] = values["email"].strip().lower()
+    return values
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between updating a group and updating a customer."""
+
+    name: str  # also names the hooks: before_update_<name>, after_update_<name>
+    hook_arg: str
+    table: Table
+    fields: tuple[str, ...]
+    unique: str
+    get: Callable[..., Any]
+    taken: Callable[..., bool]
+    validate: Callable[[dict[str, Any]], None]
+    normalise: Callable[[dict[str, Any]], dict[str, Any]]
+    updated_event: Callable[[str, dict[str, dict[str, Any]]], ev.PendingEvent]
+    metadata_event: Callable[[str, dict[str, Any]], ev.PendingEvent] | None
+
+
+GROUP_KIND = _Kind(
+    name="customer_group",
+    hook_arg="group",
+    table=tables.customer_group,
+    fields=ev.GROUP_FIELDS,
+    unique="name",
+    get=repo.get_group,
+    taken=repo.group_name_taken,
+    validate=_validate_group_fields,
+    normalise=lambda values: values,
+    updated_event=ev.group_updated,
+    metadata_event=ev.group_metadata_updated,
+)
+CUSTOMER_KIND = _Kind(
+    name="customer",
+    hook_arg="customer",
+    table=tables.customer,
+    fields=ev.CUSTOMER_FIELDS,
+    unique="email",
+    get=repo.get_customer,
+    taken=repo.email_taken,
+    validate=_validate_customer_fields,
+    normalise=_lower_email,
+    updated_event=ev.customer_updated,
+    metadata_event=None,
+)
 
 
 __all__ = ["UNSET", "HookFailure", "HookRejected", "MembershipChange", "Service", "merge_metadata"]

@@ -93,3 +93,21 @@ def test_customer_listing_searches_and_filters_by_group(gw):
     }
     assert [c.id for c in gw.customers.list(group_ids=[vip.id]).items] == [ada.id]
     assert [c.id for c in gw.customers.list(emails=["ADA@shop.test"]).items] == [ada.id]
+
+
+def test_an_email_a_hook_sets_is_normalised_and_checked_for_duplicates_too(gw):
+    from groupwire import hookimpl
+
+    class Rewrites:
+        @hookimpl
+        def before_update_customer(self, customer, update, context):
+            if "first_name" in update.values:
+                update.values["email"] = "  TAKEN@shop.test "
+
+    gw.customers.create(email="taken@shop.test")
+    ada = gw.customers.create(email="ada@shop.test")
+    gw.register(Rewrites())
+
+    with pytest.raises(Duplicate):
+        gw.customers.update(ada.id, first_name="Ada")
+    assert gw.customers.get(ada.id).email == "ada@shop.test"
