@@ -39,6 +39,7 @@ from sqlalchemy import create_engine, text
 
 from groupwire import Context, Groupwire
 from groupwire.domain.events import customers_added
+from groupwire.store.engine import normalise_url
 from groupwire.store.unit_of_work import UnitOfWork
 from groupwire.webhooks import webhooks_of
 
@@ -283,7 +284,7 @@ def latency(url: str, receiver: ReceiverProcess, commits: int, rate: float) -> N
 
 def postgres_schema(url: str) -> tuple[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in url else "?"
