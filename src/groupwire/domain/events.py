@@ -38,7 +38,6 @@ ALL_TYPES = (
 REASON_REMOVED = "removed"
 REASON_GROUP_DELETED = "group_deleted"
 REASON_CUSTOMER_DELETED = "customer_deleted"
-REMOVAL_REASONS = (REASON_REMOVED, REASON_GROUP_DELETED, REASON_CUSTOMER_DELETED, "expired", "rule")
 
 GROUP_FIELDS = ("name", "description", "metadata")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")

@@ -42,10 +42,3 @@ def save(engine: Engine, subscriber: str, sequence: int) -> None:
             conn.execute(
                 insert(T).values(subscriber=subscriber, last_sequence=sequence, updated_at=now)
             )
-
-
-def all_checkpoints(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        return {
-            row[0]: int(row[1]) for row in conn.execute(select(T.c.subscriber, T.c.last_sequence))
-        }
