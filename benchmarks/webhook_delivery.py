@@ -4,8 +4,8 @@
 A fast receiver (a bare asyncio HTTP/1.1 server answering 200, keep-alive) runs in its own
 process on 127.0.0.1. In the same run and against the same receiver:
 
-0. baseline: raw ``httpx.AsyncClient`` POSTs of the same bodies with the same concurrency
-   (no database, no signing);
+0. baselines: raw POSTs of the same bodies with the same concurrency (no database, no
+   signing) through ``aiohttp`` (the dispatcher's HTTP client) and through ``httpx``;
 1. throughput: N events already in the log are fanned out into messages (``gw.deliver_pending``)
    and then sent by the background dispatcher (signed, logged attempt by attempt) until every
    message has succeeded: deliveries/s, as a ratio to the baseline; and where the dispatcher's
@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import create_engine, text
 
@@ -156,8 +157,29 @@ def write_events(gw: Groupwire, count: int) -> None:
             uow.commit()
 
 
-async def baseline(url: str, bodies: list[bytes], concurrency: int) -> float:
-    """Raw POSTs/s of the same bodies, same concurrency, no signing, no database."""
+async def baseline_aiohttp(url: str, bodies: list[bytes], concurrency: int) -> float:
+    """Raw POSTs/s through aiohttp, the dispatcher's client: same bodies and concurrency, no
+    signing, no database."""
+    queue = list(bodies)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                async with session.post(
+                    url, data=body, headers={"content-type": "application/json"}
+                ) as response:
+                    await response.read()
+                    response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(bodies) / (time.perf_counter() - started)
+
+
+async def baseline_httpx(url: str, bodies: list[bytes], concurrency: int) -> float:
+    """The same through httpx."""
     queue = list(bodies)
     transport = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=concurrency),
@@ -207,14 +229,19 @@ def throughput(url: str, receiver: ReceiverProcess, events: int, concurrency: in
             before = receiver.ask("count")
             started = time.perf_counter()
             webhooks.start()
+            # Wait on the receiver's count (a pipe, no database work competing with the
+            # dispatcher), then for the last outcomes to be recorded.
+            while receiver.ask("count") - before < events:
+                time.sleep(0.02)
             while webhooks.messages(endpoint.id, status="succeeded", limit=1).count < events:
-                time.sleep(0.05)
+                time.sleep(0.01)
             elapsed = time.perf_counter() - started
             webhooks.stop()
             stats = webhooks.dispatcher.stats
             delivered = receiver.ask("count") - before
 
-            raw = asyncio.run(baseline(receiver.url, sample, concurrency))
+            raw = asyncio.run(baseline_aiohttp(receiver.url, sample, concurrency))
+            raw_httpx = asyncio.run(baseline_httpx(receiver.url, sample, concurrency))
             rate = events / elapsed
             verified, bad = receiver.ask("verified")
             busy = stats.signing_seconds + stats.sending_seconds
@@ -222,11 +249,14 @@ def throughput(url: str, receiver: ReceiverProcess, events: int, concurrency: in
                 f"  fan-out: {events} events -> messages in {fan_out:.2f} s "
                 f"({events / fan_out:,.0f} events/s)"
             )
-            print(f"  baseline (raw httpx POST, no signing, no db): {raw:,.0f} requests/s")
+            print(
+                f"  baselines (raw POSTs, no signing, no db): aiohttp {raw:,.0f} requests/s, "
+                f"httpx {raw_httpx:,.0f} requests/s"
+            )
             print(
                 f"  signed webhook deliveries: {rate:,.0f} deliveries/s "
-                f"(x{rate / raw:.2f} of baseline); {delivered} requests for {events} "
-                f"messages; {stats.failed} failed attempts"
+                f"(x{rate / raw:.2f} of raw aiohttp, x{rate / raw_httpx:.2f} of raw httpx); "
+                f"{delivered} requests for {events} messages; {stats.failed} failed attempts"
             )
             print(
                 f"  signing: {stats.signing_seconds / stats.attempts * 1e6:.1f} us/message, "

@@ -4,6 +4,7 @@ its signature with the ``standardwebhooks`` library, as a CRM would."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -43,8 +44,10 @@ class Receiver:
         headers: dict[str, str] | None = None,
         status_for: Callable[[Received], int | None] | None = None,
         delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.delay = delay
+        self.tls = tls
         self.status = status
         self.status_for = status_for
         self.statuses = list(statuses or [])
@@ -58,6 +61,8 @@ class Receiver:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -66,7 +71,8 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/hook"
 
     def __enter__(self) -> Receiver:
         self._thread.start()

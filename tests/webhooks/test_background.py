@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import func, select
+
 from groupwire import Groupwire
+from groupwire.webhooks.tables import webhook_message
 from tests.webhooks.conftest import open_gw
 from tests.webhooks.receivers import Receiver, wait_until
 
@@ -60,3 +66,51 @@ def test_every_committed_event_reaches_the_receiver_across_a_worker_restart(
 
 def _group_ids(receiver: Receiver) -> list[str]:
     return [r.json["data"]["id"] for r in list(receiver.received)]
+
+
+def test_while_another_writer_holds_sqlites_lock_the_dispatcher_keeps_serving_responses(
+    tmp_path: Path,
+) -> None:
+    """The dispatcher claims and records on its event loop; when SQLite's write lock is taken
+    it waits for the lock in a worker thread, so responses still in flight are handled."""
+    path = tmp_path / "locked.db"
+    gw = open_gw(f"sqlite:///{path}")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        with Receiver(delay=0.3) as quick, Receiver(delay=1.5) as slow:
+            quick_endpoint = gw.webhooks.create(quick.url)
+            slow_endpoint = gw.webhooks.create(slow.url)
+            gw.groups.create("Locked out")
+            gw.deliver_pending()
+            gw.webhooks.start()
+            assert wait_until(lambda: _claimed(gw) == 2, timeout=10)
+
+            blocker.execute("BEGIN IMMEDIATE")  # now nobody else can write
+            stats = gw.webhooks.dispatcher.stats
+            # The quick answer's outcome is waiting for the lock; the slow answer still arrives
+            # and is handled by the loop meanwhile.
+            assert wait_until(lambda: stats.succeeded == 2, timeout=5), stats
+            assert _claimed(gw) == 2, "nothing could be recorded while the lock was held"
+            blocker.execute("ROLLBACK")
+
+            for endpoint in (quick_endpoint, slow_endpoint):
+                assert wait_until(
+                    lambda endpoint=endpoint: [
+                        m.status for m in gw.webhooks.messages(endpoint.id).items
+                    ]
+                    == ["succeeded"],
+                    timeout=10,
+                )
+            assert len(quick.received) == len(slow.received) == 1
+    finally:
+        blocker.close()
+        gw.close()
+
+
+def _claimed(gw: Groupwire) -> int:
+    with gw.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(webhook_message.c.claimed_by.is_not(None))
+            ).scalar_one()
+        )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import ssl
+import subprocess
+from pathlib import Path
 
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
@@ -354,3 +357,42 @@ def test_signatures_carry_the_real_time_even_with_a_manual_clock(gw: Groupwire) 
         gw.groups.create("Now")
         deliver(gw)
         assert receiver.received[0].verified, receiver.received[0].verify_error
+
+
+def test_a_host_name_is_kept_in_the_host_header_while_a_checked_address_is_dialled(
+    gw: Groupwire,
+) -> None:
+    with Receiver() as receiver:  # listens on 127.0.0.1 only; localhost may resolve to ::1 first
+        gw.webhooks.create(f"http://localhost:{receiver.port}/hook")
+        gw.groups.create("By name")
+        deliver(gw)
+        [got] = receiver.received
+        assert got.headers["host"] == f"localhost:{receiver.port}"
+
+
+def test_tls_is_verified_against_the_endpoint_host_name_not_the_dialled_address(
+    gw: Groupwire, tmp_path: Path
+) -> None:
+    certificate, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
+        + ["-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    server_names: list[str | None] = []
+    context.sni_callback = lambda _socket, name, _context: server_names.append(name)
+
+    with Receiver(tls=context) as receiver:
+        endpoint = gw.webhooks.create(f"https://localhost:{receiver.port}/hook")
+        gw.groups.create("Self-signed")
+        deliver(gw)
+
+        assert receiver.received == []
+        assert server_names and set(server_names) == {"localhost"}
+        [attempt] = gw.webhooks.attempts(endpoint.id).items
+        assert not attempt.succeeded and attempt.status_code is None
+        assert "certificate verify failed" in (attempt.error or ""), attempt.error

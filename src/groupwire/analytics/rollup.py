@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, insert, select, text, update
@@ -148,16 +148,23 @@ class Rollup:
         self._lock = threading.Lock()
 
     def handle_event(self, event: Event) -> None:
-        if event.type not in MEMBERSHIP_TYPES:
-            return
-        group_id = event.subject
-        with self._lock:
-            if self._known.get(group_id, 0) >= event.sequence:
-                return
-        position = catch_up(self.engine, group_id, until=event.sequence)
-        with self._lock:
-            if position > self._known.get(group_id, 0):
-                self._known[group_id] = position
+        self.handle_events([event])
+
+    def handle_events(self, events: Sequence[Event]) -> None:
+        """Catch each group of the batch up to its last event in the batch: one catch-up per
+        group, not per event."""
+        until: dict[str, int] = {}
+        for event in events:
+            if event.type in MEMBERSHIP_TYPES:
+                until[event.subject] = max(event.sequence, until.get(event.subject, 0))
+        for group_id, sequence in until.items():
+            with self._lock:
+                if self._known.get(group_id, 0) >= sequence:
+                    continue
+            position = catch_up(self.engine, group_id, until=sequence)
+            with self._lock:
+                if position > self._known.get(group_id, 0):
+                    self._known[group_id] = position
 
     def forget(self) -> None:
         with self._lock:

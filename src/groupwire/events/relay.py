@@ -17,7 +17,13 @@ from sqlalchemy import Engine
 
 from groupwire.domain.models import Event
 from groupwire.events import checkpoints
-from groupwire.events.delivery import RetryPolicy, deliver, deliver_many, record_dead_letter
+from groupwire.events.delivery import (
+    Outcome,
+    RetryPolicy,
+    deliver,
+    deliver_many,
+    record_dead_letter,
+)
 from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.store import repository as repo
 
@@ -87,6 +93,8 @@ class SubscriptionCursor:
                 return 0
             if outcome.delivered:
                 self.delivered += len(wanted)
+            elif len(wanted) == 1:  # alone already: trying it alone again would double its attempts
+                self._dead_letter(wanted[0], outcome)
             else:
                 for event in wanted:
                     if not self._handle(event):
@@ -105,6 +113,10 @@ class SubscriptionCursor:
             return True
         if self.stop.is_set():
             return False
+        self._dead_letter(event, outcome)
+        return True
+
+    def _dead_letter(self, event: Event, outcome: Outcome) -> None:
         record_dead_letter(self.engine, self.subscription, event, outcome)
         self.dead_lettered += 1
         log.error(
@@ -114,7 +126,6 @@ class SubscriptionCursor:
             event.type,
             outcome.attempts,
         )
-        return True
 
     def run(self, poll_interval: float) -> None:
         while not self.stop.is_set():

@@ -1,8 +1,8 @@
 """The built-in welcome-email plugin, registered by every :class:`groupwire.Groupwire`.
 
 It gives the instance ``gw.mail`` (:class:`groupwire.mail.WelcomeEmails`) and subscribes
-``groupwire.mail.welcome`` to ``customer_group.customer_added``. A group without a welcome
-email costs one primary-key read per join and sends nothing.
+``groupwire.mail.welcome`` to ``customer_group.customer_added``, a batch of events at a time:
+groups without a welcome email cost one read per batch and send nothing.
 """
 
 from __future__ import annotations
@@ -20,4 +20,6 @@ def register_subscribers(gw: Any) -> None:
     smtp = SmtpSender(SmtpConfig.from_settings(gw.settings))
     gw.mail = WelcomeEmails(gw.engine, gw.idempotency, smtp, default_sender=gw.settings.mail_sender)
     # Starts at the end of the log: adding the feature to a live shop mails no past joiner.
-    gw.subscribe(ev.CUSTOMER_ADDED, gw.mail.handle_event, name=SUBSCRIBER, from_now=True)
+    gw.subscribe(
+        ev.CUSTOMER_ADDED, gw.mail.handle_events, name=SUBSCRIBER, from_now=True, batch=True
+    )

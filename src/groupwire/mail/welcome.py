@@ -10,6 +10,7 @@ failed send raises, so the relay retries it (and dead-letters it in the end). Ea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -181,6 +182,26 @@ class WelcomeEmails:
         return welcome.template.render(variables)
 
     # --- sending -----------------------------------------------------------------------
+
+    def handle_events(self, events: Sequence[Event]) -> None:
+        """The ``groupwire.mail.welcome`` subscriber, a batch of events at a time: one read
+        finds which of the batch's groups welcome new members, and only their joins go on
+        to :meth:`handle_event`. A group without a welcome email costs no query per join."""
+        added = [event for event in events if event.type == ev.CUSTOMER_ADDED]
+        if not added:
+            return
+        groups = sorted({event.data["group_id"] for event in added})
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(W.c.group_id, W.c.start_sequence).where(
+                    W.c.group_id.in_(groups), W.c.enabled.is_(True)
+                )
+            )
+            starts: dict[str, int] = {group_id: start for group_id, start in rows}
+        for event in added:
+            start = starts.get(event.data["group_id"])
+            if start is not None and event.sequence > start:
+                self.handle_event(event)  # mailed at most once, even when the batch is retried
 
     def handle_event(self, event: Event) -> None:
         """The ``groupwire.mail.welcome`` subscriber (``customer_group.customer_added``)."""

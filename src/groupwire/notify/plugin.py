@@ -14,4 +14,10 @@ from groupwire.notify.rules import EVENT_TYPES, SUBSCRIBER, NotificationRules
 def register_subscribers(gw: Any) -> None:
     smtp = SmtpSender(SmtpConfig.from_settings(gw.settings))
     gw.notifications = NotificationRules(gw, smtp, default_sender=gw.settings.mail_sender)
-    gw.subscribe(EVENT_TYPES, gw.notifications.handle_event, name=SUBSCRIBER, from_now=True)
+    gw.subscribe(
+        EVENT_TYPES,
+        gw.notifications.handle_events,
+        name=SUBSCRIBER,
+        from_now=True,
+        batch=True,
+    )

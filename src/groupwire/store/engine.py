@@ -7,6 +7,7 @@ deferred ``BEGIN`` and, thanks to WAL, never wait for a writer.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -14,6 +15,17 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
 
 WRITE = "groupwire_write"
+NOWAIT = "groupwire_nowait"
+"""Execution option for a write transaction that must not queue for SQLite's write lock: its
+``BEGIN IMMEDIATE`` fails at once (see :func:`is_locked`) when another writer holds the lock.
+PostgreSQL ignores it."""
+BUSY_TIMEOUT_MS = 30000
+
+
+def is_locked(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite refusing a write because another writer holds the lock."""
+    original = getattr(error, "orig", error)
+    return isinstance(original, sqlite3.OperationalError) and "locked" in str(original)
 
 
 def normalise_url(url: str) -> str:
@@ -50,12 +62,21 @@ def _sqlite_engine(url: str, *, in_memory: bool, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk changes touch many pages
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if not options.get(WRITE, False):
+            conn.exec_driver_sql("BEGIN")
+        elif not options.get(NOWAIT, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     return engine

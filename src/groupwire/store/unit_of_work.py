@@ -23,7 +23,7 @@ from groupwire.domain.events import PendingEvent
 from groupwire.domain.ids import EVENT, new_ids
 from groupwire.domain.models import Event
 from groupwire.store import bulk, tables
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import NOWAIT, WRITE
 
 EVENT_COLUMNS = (
     "sequence",
@@ -51,8 +51,10 @@ _TAKE_SEQUENCES = (
 class UnitOfWork:
     """``with UnitOfWork(...) as uow: ...; uow.commit()``; leaving without commit rolls back."""
 
-    def __init__(self, engine: Engine, *, source: str, context: Context) -> None:
+    def __init__(self, engine: Engine, *, source: str, context: Context, wait: bool = True) -> None:
+        """``wait=False``: fail at once instead of queueing for SQLite's write lock."""
         self._engine = engine
+        self._wait = wait
         self._source = source
         self.context = context
         self.now = datetime.now(UTC)
@@ -61,7 +63,9 @@ class UnitOfWork:
         self.connection: Connection
 
     def __enter__(self) -> UnitOfWork:
-        self.connection = self._engine.connect().execution_options(**{WRITE: True})
+        self.connection = self._engine.connect().execution_options(
+            **{WRITE: True, NOWAIT: not self._wait}
+        )
         self._transaction = self.connection.begin()
         return self
 

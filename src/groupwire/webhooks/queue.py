@@ -97,6 +97,7 @@ def claim_due(
     default_room: int,
     skip_ids: Iterable[str] = (),
     limit: int = 500,
+    wait: bool = True,
 ) -> list[Delivery]:
     """Claim due messages: at most ``room[endpoint]`` (or ``default_room``) per endpoint.
 
@@ -105,6 +106,7 @@ def claim_due(
 
     Candidates are read without a write lock (an idle poll takes none); the claim itself is
     one conditional UPDATE, so of two dispatchers racing for a message exactly one gets it.
+    ``wait=False``: fail at once rather than queue for SQLite's write lock.
     """
     full = [endpoint_id for endpoint_id, free in room.items() if free <= 0]
     skip = set(skip_ids)
@@ -162,7 +164,7 @@ def claim_due(
         .join(EP, EP.c.id == M.c.endpoint_id)
         .join(E, E.c.sequence == M.c.event_sequence)
     )
-    with writing(engine) as conn:
+    with writing(engine, wait=wait) as conn:
         claimed = list(
             conn.execute(
                 update(M)
@@ -208,13 +210,15 @@ def record(
     schedule: RetrySchedule,
     disable_after: timedelta,
     source: str,
+    wait: bool = True,
 ) -> list[Event]:
     """Write attempts and their consequences in one transaction; returns the events recorded
-    (``webhook_endpoint.disabled``), already committed."""
+    (``webhook_endpoint.disabled``), already committed. ``wait=False``: fail at once rather
+    than queue for SQLite's write lock."""
     if not outcomes:
         return []
     context = Context(actor=ACTOR)
-    with UnitOfWork(engine, source=source, context=context) as uow:
+    with UnitOfWork(engine, source=source, context=context, wait=wait) as uow:
         conn = uow.connection
         ids = [o.delivery.message_id for o in outcomes]
         alive = set(conn.execute(select(M.c.id).where(M.c.id.in_(ids))).scalars())

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from groupwire.store import tables as core
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import NOWAIT, WRITE
 from groupwire.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from groupwire.webhooks.tables import webhook_attempt, webhook_endpoint, webhook_message
 
@@ -22,10 +22,11 @@ A = webhook_attempt
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Connection]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite, so writers queue instead of failing)."""
+def writing(engine: Engine, *, wait: bool = True) -> Iterator[Connection]:
+    """A write transaction (``BEGIN IMMEDIATE`` on SQLite, so writers queue instead of failing;
+    with ``wait=False`` it fails at once if another writer holds SQLite's lock)."""
     with engine.connect() as conn:
-        conn = conn.execution_options(**{WRITE: True})
+        conn = conn.execution_options(**{WRITE: True, NOWAIT: not wait})
         with conn.begin():
             yield conn
 
