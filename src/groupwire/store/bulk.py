@@ -5,7 +5,6 @@ SQLAlchemy type processing. Used for the rows a bulk change writes by the thousa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +59,3 @@ def timestamp(conn: Connection, moment: datetime) -> Any:
     if conn.dialect.name == "sqlite":
         return moment.replace(tzinfo=None).strftime(SQLITE_DATETIME)
     return moment
-
-
-def json_value(value: Any) -> str:
-    return json.dumps(value)  # the default encoder is cached; custom options rebuild it per call

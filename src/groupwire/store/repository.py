@@ -7,6 +7,7 @@ customers first (by id), then groups (by id), then the outbox counter at commit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -84,8 +85,9 @@ def to_event(row: RowMapping) -> Event:
 
 # Statements on the hot path are built once per dialect: SQLAlchemy then reuses their
 # memoized cache keys and compiled forms instead of rebuilding them on every call. A list of
-# ids is bound as one array on PostgreSQL (``= ANY(:ids)``) and as an expanded ``IN`` list
-# on SQLite, whose statements take at most 32,766 parameters (hence the chunks).
+# ids is bound as one parameter: an array on PostgreSQL (``= ANY(:ids)``), a JSON array read
+# by ``json_each`` on SQLite (an expanded ``IN`` list would cost a parameter per id, compiled
+# anew for every length, and SQLite takes at most 32,766 parameters a statement).
 @dataclass(frozen=True)
 class _Statements:
     group: Select[Any]
@@ -105,7 +107,8 @@ def _statements(dialect: str) -> _Statements:
     def among(column: Any) -> ColumnElement[bool]:
         if dialect == "postgresql":
             return column == any_(bindparam("ids", type_=ARRAY(String)))
-        return column.in_(bindparam("ids", expanding=True))
+        listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
 
     group = select(G).where(G.c.id == bindparam("id"), G.c.deleted_at.is_(None))
     customer = select(C).where(C.c.id == bindparam("id"), C.c.deleted_at.is_(None))
@@ -129,7 +132,7 @@ def _statements(dialect: str) -> _Statements:
         delete_members=delete(M)
         .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
         .returning(M.c.customer_id),
-        chunk=50_000 if dialect == "postgresql" else CHUNK,
+        chunk=50_000 if dialect == "postgresql" else 500_000,
     )
 
 
@@ -139,8 +142,9 @@ def _sql(conn: Connection) -> _Statements:
 
 def _id_chunks(conn: Connection, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
     """``{"ids": [...]}`` parameter sets covering ``ids``, as large as the dialect allows."""
+    postgres = conn.dialect.name == "postgresql"
     for part in chunks(ids, _sql(conn).chunk):
-        yield {"ids": list(part)}
+        yield {"ids": list(part) if postgres else json.dumps(list(part))}
 
 
 def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> CustomerGroup | None:

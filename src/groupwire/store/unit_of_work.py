@@ -104,7 +104,6 @@ class UnitOfWork:
         pending = self._pending
         source, actor, correlation = self._source, self.context.actor, self.context.correlation_id
         at = bulk.timestamp(self.connection, self.now)
-        json_value = bulk.json_value
         rows = [
             (
                 first + offset,
@@ -114,7 +113,7 @@ class UnitOfWork:
                 p.subject,
                 p.partition,
                 at,
-                json_value(p.data),
+                p.encoded,
                 actor,
                 correlation,
             )
