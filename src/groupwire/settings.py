@@ -7,6 +7,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MAX_RETENTION_DAYS = 36500
+"""A century: what keeping the webhook delivery log "forever" comes to."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GROUPWIRE_", extra="ignore")
@@ -89,6 +92,16 @@ class Settings(BaseSettings):
     )
     webhooks_dispatch: bool = Field(
         True, description="Send webhooks from this process when it starts (gw.start())"
+    )
+    webhooks_retention_days: float = Field(
+        30.0,
+        gt=0,
+        le=MAX_RETENTION_DAYS,
+        description="Days a finished webhook message and its attempts are kept after their "
+        "last change (pending messages, and failed ones of ordered endpoints, are never pruned)",
+    )
+    webhooks_prune_interval: float = Field(
+        3600.0, gt=0, description="Seconds between two prunings of the delivery log by a dispatcher"
     )
 
     # --- welcome emails and stakeholder notifications (docs/use-cases.md) ---

@@ -2,6 +2,8 @@
 
 The secret of an endpoint is printed once, by ``create`` and ``rotate-secret``. ``resend``
 and ``replay`` queue messages; the running server or worker (``gw.start()``) sends them.
+``prune`` deletes the finished messages the retention period has passed, as the running
+dispatcher does every ``webhooks_prune_interval`` seconds.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -27,6 +29,7 @@ from groupwire.cli.common import (
     out,
     print_json_lines,
 )
+from groupwire.settings import MAX_RETENTION_DAYS
 from groupwire.webhooks import Webhooks, webhooks_of
 from groupwire.webhooks.models import WebhookEndpoint
 
@@ -306,3 +309,37 @@ def replay(
     with _webhooks(ctx, db) as webhooks:
         count = webhooks.replay(endpoint_id, moment)
     out().print(f"Queued {count} events since {moment.isoformat()} for {endpoint_id}")
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than",
+            metavar="DAYS",
+            help="Remove finished messages last changed more than DAYS ago "
+            "(default: GROUPWIRE_WEBHOOKS_RETENTION_DAYS).",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Delete old finished messages and their attempts from the delivery log.
+
+    Pending messages stay however old, and so do failed ones of ordered endpoints (resend them).
+    """
+    if older_than is not None and not 0 < older_than <= MAX_RETENTION_DAYS:
+        raise typer.BadParameter(
+            f"must be more than 0 and at most {MAX_RETENTION_DAYS} days", param_hint="--older-than"
+        )
+    with _webhooks(ctx, db) as webhooks:
+        age = timedelta(days=older_than) if older_than is not None else webhooks.config.retention
+        removed = webhooks.prune(older_than=age)
+    days = age / timedelta(days=1)
+    out().print(
+        f"Removed {removed} finished webhook messages (with their attempts) "
+        f"last changed more than {days:g} days ago",
+        soft_wrap=True,
+    )

@@ -12,6 +12,11 @@ several times over (a third fewer deliveries/s, three times the p99 latency, mea
 when SQLite's write lock is held by another writer (a long bulk change, say) does the call
 move to a worker thread to wait for it, so the loop never stalls on a lock.
 
+Now and then (``prune_interval``, and a minute after it starts) the background dispatcher
+prunes the delivery log of what the retention period has passed. The deletes run in a
+worker thread, one short transaction at a time, never on the loop: sending goes on
+meanwhile, and a failed pruning is logged and tried again at the next interval.
+
 Every request goes to an address the SSRF guard checked (the host name stays in ``Host`` and
 the TLS server name), with redirects not followed, a total time limit, and a cap on how
 much of the response is read.
@@ -45,7 +50,7 @@ from sqlalchemy.exc import OperationalError
 from groupwire.domain.models import Event
 from groupwire.store.engine import is_locked
 from groupwire.webhooks.clock import Clock
-from groupwire.webhooks.queue import Delivery, Outcome, claim_due, record, release
+from groupwire.webhooks.queue import Delivery, Outcome, claim_due, prune, record, release
 from groupwire.webhooks.schedule import RetrySchedule
 from groupwire.webhooks.signing import Signer
 from groupwire.webhooks.ssrf import Target, UnsafeUrl, resolve_target_async
@@ -60,6 +65,8 @@ RECORD_DELAY = 0.025
 # between claims, few enough that a queued message is sent well before its lease ends.
 PREFETCH = 4
 STOP_GRACE = 2.0
+# Not at once: a starting process has a backlog to catch up on first.
+FIRST_PRUNE_DELAY = 60.0
 
 T = TypeVar("T")
 
@@ -79,6 +86,10 @@ class DeliveryConfig:
     response_excerpt: int = 4096
     response_max_bytes: int = 65536
     source: str = "groupwire"
+    retention: timedelta = timedelta(days=30)
+    """How long a finished message is kept after its last change (see :func:`prune`)."""
+    prune_interval: float = 3600.0
+    """Seconds between two prunings by the background dispatcher."""
 
     @property
     def lease(self) -> timedelta:
@@ -437,6 +448,7 @@ class Dispatcher:
         self._session: _Session | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self._stopping = threading.Event()
 
     @property
     def running(self) -> bool:
@@ -455,6 +467,7 @@ class Dispatcher:
         if self.running:
             return
         self._ready.clear()
+        self._stopping.clear()
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._run_forever()),
             name="groupwire-webhooks",
@@ -467,6 +480,7 @@ class Dispatcher:
         loop, stop, thread = self._loop, self._stop, self._thread
         if thread is None:
             return
+        self._stopping.set()  # a pruning under way ends after its current transaction
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop already ended
                 loop.call_soon_threadsafe(stop.set)
@@ -487,6 +501,7 @@ class Dispatcher:
         self._loop, self._session, self._stop = asyncio.get_running_loop(), session, stop
         self._ready.set()
         recorder = asyncio.create_task(session.recorder(stop))
+        pruner = asyncio.create_task(self._prune_now_and_then(stop))
         try:
             while not stop.is_set():
                 session.wake.clear()
@@ -497,11 +512,33 @@ class Dispatcher:
                 await _wait_any(session.wake, stop, timeout=self.config.poll_interval)
         finally:
             self._session = None
-            recorder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await recorder
+            for task in (recorder, pruner):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await session.close()
             self._loop = None
+
+    async def _prune_now_and_then(self, stop: asyncio.Event) -> None:
+        interval = self.config.prune_interval
+        delay = min(FIRST_PRUNE_DELAY, interval)
+        while True:
+            await _wait_any(stop, timeout=delay)
+            if stop.is_set():
+                return
+            delay = interval
+            before = self.clock.now() - self.config.retention
+            try:
+                # In a worker thread: the deletes must not hold up the loop. stop() sets
+                # _stopping, which ends a long pruning after its current transaction.
+                removed = await asyncio.to_thread(
+                    prune, self.engine, before=before, stop=self._stopping
+                )
+            except Exception:
+                log.exception("pruning the webhook delivery log failed; trying again later")
+                continue
+            if removed:
+                log.info("pruned %d finished webhook messages from the delivery log", removed)
 
     # --- on demand ---------------------------------------------------------------------
 

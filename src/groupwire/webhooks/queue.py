@@ -5,18 +5,21 @@ the same message at once, and a dispatcher that dies leaves nothing stuck: its l
 out and the messages are due again. Recording an outcome writes the attempt, moves the
 message along its retry schedule, tracks how long each endpoint has been failing and
 disables an endpoint that failed for too long — all in one transaction, together with the
-``webhook_endpoint.disabled`` event it records.
+``webhook_endpoint.disabled`` event it records. Pruning deletes the finished messages the
+retention period has passed, with their attempts, without touching what is still to be sent.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, exists, or_, select, update
 
 from groupwire.domain.changes import Context
 from groupwire.domain.events import PendingEvent
@@ -32,6 +35,10 @@ E = core.event
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 ACTOR = "groupwire.webhooks"
 ATTEMPT = "atmpt"
+PRUNE_BATCH = 5000
+MAX_PRUNE_BATCH = 10_000
+"""Messages one pruning transaction deletes at most (each one is a bound parameter)."""
+PRUNE_PAUSE_MAX = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +207,85 @@ def release(engine: Engine, message_ids: list[str], owner: str) -> None:
             .where(M.c.id.in_(message_ids), M.c.claimed_by == owner)
             .values(claimed_until=None, claimed_by=None)
         )
+
+
+def prune(
+    engine: Engine,
+    *,
+    before: datetime,
+    batch: int = PRUNE_BATCH,
+    stop: threading.Event | None = None,
+) -> int:
+    """Delete the finished messages last changed (``updated_at``) before ``before``, with
+    their attempts; returns how many messages were deleted.
+
+    Finished means ``succeeded``, or ``failed`` on an endpoint that is not ordered. Never
+    deleted, however old:
+
+    - pending messages: they are still to be sent (a leased one is in flight);
+    - failed messages of an ordered endpoint: :func:`claim_due` holds back every later
+      message of the partition (those not queued yet too) while an earlier one is pending
+      or failed, so deleting a failed one would let the rest through as if it had been
+      delivered. It stays until it is resent and succeeds. A succeeded message holds
+      nothing back, so on an ordered endpoint it goes like any other.
+
+    A deleted live message no longer stops its event from being queued again: were that event
+    handed to the fan-out once more (a subscriber resuming from a checkpoint older than the
+    retention period), it would be delivered again (at least once, as always).
+
+    Deletes in transactions of at most ``batch`` messages (attempts first, so nothing relies
+    on the foreign key's cascade), each one short; on SQLite, whose write lock a transaction
+    holds, it pauses between them as long as the last one took so that other writers (the
+    dispatcher recording outcomes) get their turn. On PostgreSQL rows another transaction has
+    locked (a resend, another process pruning) are skipped, left for the next time. It stops
+    at the first transaction that deletes fewer than ``batch``; setting ``stop`` ends it
+    after the current one.
+    """
+    total = 0
+    while True:
+        started = time.monotonic()
+        removed = prune_batch(engine, before=before, limit=batch)
+        total += removed
+        if removed < batch:  # all done, or the rest changed or was locked meanwhile
+            return total
+        pause = 0.0
+        if engine.dialect.name == "sqlite":
+            pause = min(time.monotonic() - started, PRUNE_PAUSE_MAX)
+        if stop is None:
+            time.sleep(pause)
+        elif stop.wait(pause):
+            return total
+
+
+def prune_batch(engine: Engine, *, before: datetime, limit: int) -> int:
+    """One transaction of :func:`prune`: delete at most ``limit`` of the messages it would,
+    with their attempts; returns how many messages went.
+
+    Candidates are read without a write lock (finding them may scan many rows); the write
+    transaction checks each again by its id, so it holds SQLite's lock only for the deletes.
+    """
+    ordered = select(EP.c.id).where(EP.c.ordered.is_(True))
+    expired = and_(
+        M.c.status.in_((SUCCEEDED, FAILED)),
+        M.c.updated_at < before,
+        ~and_(M.c.status == FAILED, M.c.endpoint_id.in_(ordered)),
+    )
+    with engine.connect() as conn:
+        candidates = list(conn.execute(select(M.c.id).where(expired).limit(limit)).scalars())
+    if not candidates:
+        return 0
+    with writing(engine) as conn:
+        ids = list(
+            conn.execute(
+                select(M.c.id)
+                .where(M.c.id.in_(candidates), expired)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        if ids:
+            conn.execute(delete(A).where(A.c.message_id.in_(ids)))
+            conn.execute(delete(M).where(M.c.id.in_(ids)))
+    return len(ids)
 
 
 def record(

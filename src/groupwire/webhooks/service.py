@@ -2,7 +2,8 @@
 
 Endpoint changes validate everything first (URL safety included) and write in one
 transaction. The secret is generated here, returned once by :meth:`Webhooks.create` and
-:meth:`Webhooks.rotate_secret`, and never listed.
+:meth:`Webhooks.rotate_secret`, and never listed. The delivery log is kept for the retention
+period (:meth:`Webhooks.prune`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from groupwire.domain.errors import InvalidData, NotFound
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event, Page
 from groupwire.store import repository as repo
-from groupwire.webhooks import fanout
+from groupwire.webhooks import fanout, queue
 from groupwire.webhooks import store as db
 from groupwire.webhooks.clock import Clock, SystemClock
 from groupwire.webhooks.dispatcher import DeliveryConfig, Dispatcher
@@ -71,6 +72,8 @@ class Webhooks:
             response_excerpt=s.webhooks_response_excerpt,
             response_max_bytes=s.webhooks_response_max_bytes,
             source=s.event_source,
+            retention=timedelta(days=s.webhooks_retention_days),
+            prune_interval=s.webhooks_prune_interval,
         )
 
         def committed(events: list[Event]) -> None:
@@ -281,7 +284,8 @@ class Webhooks:
                 raise NotFound("Webhook message", message_id)
             db.reset_message(conn, message_id, now)
             row = db.message_row(conn, endpoint_id, message_id)
-        assert row is not None
+        if row is None:  # pruned between the check and the reset
+            raise NotFound("Webhook message", message_id)
         self.dispatcher.wake()
         return db.to_message(row)
 
@@ -296,6 +300,41 @@ class Webhooks:
         if queued:
             self.dispatcher.wake()
         return queued
+
+    def prune(
+        self,
+        now: datetime | None = None,
+        *,
+        batch: int = queue.PRUNE_BATCH,
+        older_than: timedelta | None = None,
+    ) -> int:
+        """Delete the finished messages whose last change is older than the retention period
+        (``webhooks_retention_days``, or ``older_than``) at ``now`` (default: the clock's
+        time), with their attempts; returns how many messages were deleted.
+
+        Pending messages are kept however old, and so are failed messages of ordered
+        endpoints: each holds back its group's later messages until it is resent (see
+        :func:`groupwire.webhooks.queue.prune`). Deletes ``batch`` messages per transaction,
+        so that SQLite's write lock is never held long. The background dispatcher does this
+        every ``webhooks_prune_interval`` seconds.
+        """
+        if now is None:
+            now = self.clock.now()
+        elif not isinstance(now, datetime) or now.tzinfo is None:
+            raise InvalidData("now must be a timezone-aware date and time")
+        if isinstance(batch, bool) or not isinstance(batch, int):
+            raise InvalidData("batch must be a whole number")
+        if not 1 <= batch <= queue.MAX_PRUNE_BATCH:
+            raise InvalidData(f"batch must be between 1 and {queue.MAX_PRUNE_BATCH}")
+        if older_than is None:
+            older_than = self.config.retention
+        elif not isinstance(older_than, timedelta) or older_than <= timedelta(0):
+            raise InvalidData("older_than must be a positive duration")
+        try:
+            before = now - older_than
+        except OverflowError:
+            raise InvalidData("older_than reaches back before the year 1") from None
+        return queue.prune(self.engine, before=before, batch=batch)
 
     # --- delivery ----------------------------------------------------------------------
 
