@@ -37,7 +37,9 @@ def membership_events(gw: Groupwire, count: int) -> tuple[str, list[Event]]:
     return group.id, [e for e in events if e.type.startswith("customer_group.customer_")]
 
 
-def reads_for(gw: Groupwire, handler: Callable[[Sequence[Event]], None], events: list[Event]) -> int:
+def reads_for(
+    gw: Groupwire, handler: Callable[[Sequence[Event]], None], events: list[Event]
+) -> int:
     with counting_statements(gw) as statements:
         handler(events)
     return len([s for s in statements if s.lstrip().upper().startswith("SELECT")])

@@ -95,10 +95,9 @@ def test_while_another_writer_holds_sqlites_lock_the_dispatcher_keeps_serving_re
 
             for endpoint in (quick_endpoint, slow_endpoint):
                 assert wait_until(
-                    lambda endpoint=endpoint: [
-                        m.status for m in gw.webhooks.messages(endpoint.id).items
-                    ]
-                    == ["succeeded"],
+                    lambda endpoint=endpoint: (
+                        [m.status for m in gw.webhooks.messages(endpoint.id).items] == ["succeeded"]
+                    ),
                     timeout=10,
                 )
             assert len(quick.received) == len(slow.received) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -28,6 +29,12 @@ def insert_rows(
     if postgres and len(rows) >= COPY_THRESHOLD:
         _copy_rows(conn, table, columns, rows)
         return
+    conn.exec_driver_sql(_insert_statement(table, tuple(columns), postgres), list(rows))
+
+
+@lru_cache(maxsize=64)
+def _insert_statement(table: Table, columns: tuple[str, ...], postgres: bool) -> str:
+    """The driver's INSERT text (built once: single-row changes use it thousands of times)."""
     placeholders = []
     for name in columns:
         column = table.c[name]
@@ -36,8 +43,7 @@ def insert_rows(
             marker = "CAST(%s AS JSONB)"
         placeholders.append(marker)
     quoted = ", ".join(f'"{name}"' for name in columns)
-    statement = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join(placeholders)})'
-    conn.exec_driver_sql(statement, list(rows))
+    return f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join(placeholders)})'
 
 
 def _copy_rows(
