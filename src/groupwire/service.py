@@ -220,8 +220,7 @@ class Service:
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
             conn = uow.connection
             wanted = add_ids + remove_ids
-            found = repo.share_lock_customers(conn, wanted)
-            missing = [cid for cid in wanted if cid not in found]
+            missing = repo.missing_customers(conn, wanted)
             if missing:
                 if repo.get_group(conn, group_id) is None:  # name the group first
                     raise NotFound("customer_group", group_id)

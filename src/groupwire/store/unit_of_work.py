@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from types import TracebackType
 from typing import overload
 
@@ -104,21 +105,22 @@ class UnitOfWork:
         pending = self._pending
         source, actor, correlation = self._source, self.context.actor, self.context.correlation_id
         at = bulk.timestamp(self.connection, self.now)
-        rows = [
-            (
-                first + offset,
-                ids[offset],
-                p.type,
-                source,
-                p.subject,
-                p.partition,
-                at,
-                p.encoded,
-                actor,
-                correlation,
+        # Column by column, zipped into rows at C speed (a bulk change writes 100,000).
+        rows = list(
+            zip(
+                range(first, last + 1),
+                ids,
+                [p.type for p in pending],
+                repeat(source),
+                [p.subject for p in pending],
+                [p.partition for p in pending],
+                repeat(at),
+                [p.encoded for p in pending],
+                repeat(actor),
+                repeat(correlation),
+                strict=False,  # the repeats are endless
             )
-            for offset, p in enumerate(pending)
-        ]
+        )
         bulk.insert_rows(self.connection, tables.event, EVENT_COLUMNS, rows)
         self._pending = []
         return CommittedEvents(pending, ids, first, self)
