@@ -62,8 +62,11 @@ DNS_CACHE_SECONDS = 30.0
 RECORD_BATCH = 200
 RECORD_DELAY = 0.025
 # Messages a lane holds (sending and queued) per slot: enough to keep a fast endpoint busy
-# between claims, few enough that a queued message is sent well before its lease ends.
-PREFETCH = 4
+# between claims and to spread a claim's cost over many messages (10 rather than 4 took a
+# fast endpoint from ~2,500 to ~3,100 deliveries/s on SQLite, ~1,200 to ~1,550 on
+# PostgreSQL), few enough that a queued message is sent before its lease ends (the lease
+# grows with it: 225 s with the default 15 s timeout, the wait after a dispatcher crash).
+PREFETCH = 10
 STOP_GRACE = 2.0
 # Not at once: a starting process has a backlog to catch up on first.
 FIRST_PRUNE_DELAY = 60.0
