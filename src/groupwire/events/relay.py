@@ -53,6 +53,9 @@ class SubscriptionCursor:
         self.wake = threading.Event()
         self._lock = threading.Lock()
         self.position = checkpoints.load(engine, subscription.name, from_now=subscription.from_now)
+        self._saved = self.position
+        self._saved_at = 0.0
+        self._unsaved = 0
         self.delivered = 0
         self.dead_lettered = 0
 
@@ -65,22 +68,38 @@ class SubscriptionCursor:
                 return 0
             if self.subscription.batch:
                 return self._deliver_together(batch)
-            saved_at, unsaved = time.monotonic(), 0
             moved = 0
             for event in batch:
                 if self.stop.is_set():
                     break
                 if not self._handle(event):
                     break
-                self.position = event.sequence
+                self._advance(event.sequence, 1)
                 moved += 1
-                unsaved += 1
-                if unsaved >= self.flush_every or time.monotonic() - saved_at > self.flush_seconds:
-                    checkpoints.save(self.engine, self.subscription.name, self.position)
-                    saved_at, unsaved = time.monotonic(), 0
-            if unsaved:
-                checkpoints.save(self.engine, self.subscription.name, self.position)
             return moved
+
+    def _advance(self, position: int, events: int) -> None:
+        """Move past ``events`` more events; the checkpoint is saved every ``flush_every``
+        events or ``flush_seconds``, not per event: a restart after a crash may deliver
+        those again (at least once), never skip them."""
+        self.position = position
+        self._unsaved += events
+        if (
+            self._unsaved >= self.flush_every
+            or time.monotonic() - self._saved_at >= self.flush_seconds
+        ):
+            self._save()
+
+    def _save(self) -> None:
+        if self.position != self._saved:
+            checkpoints.save(self.engine, self.subscription.name, self.position)
+            self._saved = self.position
+        self._saved_at, self._unsaved = time.monotonic(), 0
+
+    def flush(self) -> None:
+        """Save the checkpoint now if it is behind (stopping, or idle for a while)."""
+        with self._lock:
+            self._save()
 
     def _deliver_together(self, batch: list[Event]) -> int:
         """A batch subscription gets the batch's matching events in one call; if that keeps
@@ -99,8 +118,7 @@ class SubscriptionCursor:
                 for event in wanted:
                     if not self._handle(event):
                         return 0  # stopping: the checkpoint stays before this batch
-        self.position = batch[-1].sequence
-        checkpoints.save(self.engine, self.subscription.name, self.position)
+        self._advance(batch[-1].sequence, len(batch))
         return len(batch)
 
     def _handle(self, event: Event) -> bool:
@@ -137,7 +155,21 @@ class SubscriptionCursor:
                 moved = 0
                 self.stop.wait(poll_interval)
             if not moved:
-                self.wake.wait(poll_interval)
+                timeout = poll_interval
+                if self.position != self._saved:  # idle with progress unsaved: save it soon
+                    due = self._saved_at + self.flush_seconds - time.monotonic()
+                    if due <= 0:
+                        self._flush_logged()
+                    else:
+                        timeout = min(timeout, due)
+                self.wake.wait(timeout)
+        self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            log.exception("saving the checkpoint of %s failed", self.subscription.name)
 
 
 class OutboxRelay:
@@ -220,6 +252,7 @@ class OutboxRelay:
             cursor = self.cursor(subscription)
             while moved := cursor.deliver_batch():
                 total += moved
+            cursor.flush()
         return total
 
     def drain(self, timeout: float = 30.0) -> bool:
