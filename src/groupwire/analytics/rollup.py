@@ -147,9 +147,6 @@ class Rollup:
         self._known: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def handle_event(self, event: Event) -> None:
-        self.handle_events([event])
-
     def handle_events(self, events: Sequence[Event]) -> None:
         """Catch each group of the batch up to its last event in the batch: one catch-up per
         group, not per event."""

@@ -134,9 +134,10 @@ class _Session:
         self.outcome_ready = asyncio.Event()
         self.recorded = asyncio.Event()
         self.wake = asyncio.Event()
-        self.clients: dict[tuple[str, str, str, int], aiohttp.ClientSession] = {}
+        self.clients: dict[
+            tuple[str, str, str, int], tuple[aiohttp.ClientSession, _CheckedResolver]
+        ] = {}
         self.dns: dict[tuple[str, bool, bool], tuple[float, Target]] = {}
-        self.resolvers: dict[tuple[str, str, str, int], _CheckedResolver] = {}
         self.signers: dict[tuple[str, ...], Signer] = {}
 
     # --- claiming ----------------------------------------------------------------------
@@ -228,12 +229,9 @@ class _Session:
         shared, so one endpoint's connections cannot be taken by another's. Its resolver
         answers only with the addresses the SSRF guard checked last."""
         key = (endpoint_id, target.scheme, target.host, target.port)
-        resolver = self.resolvers.get(key)
-        if resolver is None:
-            resolver = self.resolvers[key] = _CheckedResolver()
-        resolver.target = target
-        client = self.clients.get(key)
-        if client is None:
+        found = self.clients.get(key)
+        if found is None:
+            resolver = _CheckedResolver()
             limit = max(self.config.endpoint_concurrency, 1)
             client = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -246,7 +244,9 @@ class _Session:
                 auto_decompress=False,
                 trust_env=False,
             )
-            self.clients[key] = client
+            found = self.clients[key] = (client, resolver)
+        client, resolver = found
+        resolver.target = target
         return client
 
     def signer(self, secrets: tuple[str, ...]) -> Signer:
@@ -375,7 +375,7 @@ class _Session:
             )
         except Exception:
             log.exception("releasing webhook leases failed; they will expire")
-        for client in self.clients.values():
+        for client, _ in self.clients.values():
             await client.close()
 
 
