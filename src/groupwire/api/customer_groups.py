@@ -17,7 +17,7 @@ from groupwire.api.params import (
     parse_order,
     select_fields,
 )
-from groupwire.api.render import GROUP_ORDER, GROUP_SHAPE, deleted_json, groups_json
+from groupwire.api.render import GROUP_ORDER, GROUP_SHAPE, deleted_json, groups_json, page_response
 from groupwire.app import Groupwire
 from groupwire.domain.models import CustomerGroup
 
@@ -47,14 +47,7 @@ def list_customer_groups(gw: GW, query: Annotated[GroupListQuery, Query()]) -> J
         updated=query.time_filter("updated_at"),
         order=parse_order(query.order, GROUP_ORDER),
     )
-    return JSONResponse(
-        {
-            "customer_groups": groups_json(gw, page.items, selection),
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("customer_groups", groups_json(gw, page.items, selection), page)
 
 
 @router.post("", summary="Create a customer group")

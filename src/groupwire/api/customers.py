@@ -17,7 +17,13 @@ from groupwire.api.params import (
     parse_order,
     select_fields,
 )
-from groupwire.api.render import CUSTOMER_ORDER, CUSTOMER_SHAPE, customers_json, deleted_json
+from groupwire.api.render import (
+    CUSTOMER_ORDER,
+    CUSTOMER_SHAPE,
+    customers_json,
+    deleted_json,
+    page_response,
+)
 from groupwire.app import Groupwire
 from groupwire.domain.models import Customer
 
@@ -47,14 +53,7 @@ def list_customers(gw: GW, query: Annotated[CustomerListQuery, Query()]) -> JSON
         updated=query.time_filter("updated_at"),
         order=parse_order(query.order, CUSTOMER_ORDER),
     )
-    return JSONResponse(
-        {
-            "customers": customers_json(gw, page.items, selection),
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("customers", customers_json(gw, page.items, selection), page)
 
 
 @router.post("", summary="Create a customer")

@@ -17,7 +17,7 @@ from pydantic import Field
 from groupwire.api.bodies import Body
 from groupwire.api.caller import GW, require_scope
 from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, StrictQuery
-from groupwire.api.render import deleted_json, iso
+from groupwire.api.render import deleted_json, iso, page_response
 from groupwire.domain.errors import InvalidData
 from groupwire.mail import mail_of
 from groupwire.mail.welcome import WelcomeEmail
@@ -127,14 +127,7 @@ def list_rules(gw: GW, query: Annotated[RuleListQuery, Query()]) -> JSONResponse
     page = notifications_of(gw).list(
         group_id=query.group_id, limit=query.limit, offset=query.offset
     )
-    return JSONResponse(
-        {
-            "notification_rules": [_json(rule) for rule in page.items],
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("notification_rules", [_json(rule) for rule in page.items], page)
 
 
 @router.post(

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 from groupwire.api.params import Selection, Shape
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey
-from groupwire.domain.models import Customer, CustomerGroup
+from groupwire.domain.models import Customer, CustomerGroup, Page
 from groupwire.store import repository as repo
 
 GROUP_DEFAULTS = (
@@ -101,3 +103,11 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
 
 def deleted_json(entity_id: str, kind: str) -> dict[str, Any]:
     return {"id": entity_id, "object": kind, "deleted": True}
+
+
+def page_response(key: str, items: Sequence[Any], page: Page) -> JSONResponse:
+    """Medusa's list envelope: the page's items (as JSON) under ``key``, with ``count``,
+    ``offset`` and ``limit``."""
+    return JSONResponse(
+        {key: list(items), "count": page.count, "offset": page.offset, "limit": page.limit}
+    )

@@ -17,7 +17,7 @@ from pydantic import Field
 from groupwire.api.bodies import Body
 from groupwire.api.caller import GW, require_scope
 from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, StrictQuery, Time
-from groupwire.api.render import deleted_json, iso
+from groupwire.api.render import deleted_json, iso, page_response
 from groupwire.domain.errors import InvalidData
 from groupwire.webhooks import webhooks_of
 from groupwire.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
@@ -91,14 +91,7 @@ def _not_null(body: UpdateWebhook) -> dict[str, Any]:
 @router.get("", summary="List webhook endpoints (never their secrets)")
 def list_webhooks(gw: GW, query: Annotated[WebhookListQuery, Query()]) -> JSONResponse:
     page = webhooks_of(gw).list(limit=query.limit, offset=query.offset, enabled=query.enabled)
-    return JSONResponse(
-        {
-            "webhooks": [_json(endpoint) for endpoint in page.items],
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("webhooks", [_json(endpoint) for endpoint in page.items], page)
 
 
 @router.post("", dependencies=ADMIN, summary="Create an endpoint; its secret is shown once, here")
@@ -151,14 +144,7 @@ def list_webhook_messages(
         limit=query.limit,
         offset=query.offset,
     )
-    return JSONResponse(
-        {
-            "messages": [_json(message) for message in page.items],
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("messages", [_json(message) for message in page.items], page)
 
 
 @router.get("/{id}/messages/{message_id}", summary="One message and its delivery state")
@@ -186,14 +172,7 @@ def list_webhook_attempts(
         limit=query.limit,
         offset=query.offset,
     )
-    return JSONResponse(
-        {
-            "attempts": [_json(attempt) for attempt in page.items],
-            "count": page.count,
-            "offset": page.offset,
-            "limit": page.limit,
-        }
-    )
+    return page_response("attempts", [_json(attempt) for attempt in page.items], page)
 
 
 @router.post(
