@@ -32,7 +32,7 @@ from groupwire.events.relay import OutboxRelay
 from groupwire.hooks.plugins import make_plugin_manager, register
 from groupwire.service import UNSET, MembershipChange, Service
 from groupwire.settings import Settings
-from groupwire.store import migrate
+from groupwire.store import event_log, migrate
 from groupwire.store import repository as repo
 from groupwire.store.engine import create_store_engine
 
@@ -377,7 +377,7 @@ class Events:
         ``after`` is a sequence cursor (exclusive); ``since``/``until`` bound the time."""
         types = [type] if isinstance(type, str) else list(type) if type else None
         with self._gw.engine.connect() as conn:
-            return repo.list_events(
+            return event_log.list_events(
                 conn,
                 types=types,
                 subject=subject,

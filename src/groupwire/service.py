@@ -447,7 +447,7 @@ class Service:
             )
             joining = _kept_ids(joining, customers)
         repo.insert_memberships(conn, group.id, joining, uow.now, context.actor)
-        uow.emit_all(ev.customers_added(group.id, joining, uow.now))
+        uow.emit(ev.customers_added(group.id, joining, uow.now))
         return joining
 
     def _remove_members(
@@ -475,7 +475,7 @@ class Service:
                 leaving = _kept_ids(leaving, customers)
         deleted = repo.delete_memberships(conn, group.id, leaving)
         removed = [cid for cid in leaving if cid in deleted]
-        uow.emit_all(ev.customers_removed(group.id, removed, uow.now, reason))
+        uow.emit(ev.customers_removed(group.id, removed, uow.now, reason))
         return removed
 
     def _after_membership(

@@ -49,6 +49,28 @@ def test_given_an_endpoint_when_a_group_is_created_then_the_receiver_verifies_th
         assert attempt.duration_ms >= 0 and attempt.error is None
 
 
+def test_a_bulk_add_delivers_one_signed_message_per_customer_with_its_own_envelope(
+    gw: Groupwire,
+) -> None:
+    vip = gw.groups.create("VIP")
+    ids = [gw.customers.create(f"c{n}@example.com").id for n in range(25)]
+    with Receiver() as receiver:
+        endpoint = gw.webhooks.create(receiver.url, event_types=["customer_group.customer_added"])
+        receiver.secret = endpoint.secret
+        gw.groups.add_customers(vip.id, ids)
+
+        deliver(gw)
+
+        events = gw.events.list(type="customer_group.customer_added", limit=None)
+        assert len(events) == 25
+        assert all(got.verified for got in receiver.received)
+        assert sorted((r.json for r in receiver.received), key=lambda j: j["sequence"]) == [
+            e.envelope() for e in events
+        ]
+        assert sorted(r.json["data"]["customer_id"] for r in receiver.received) == sorted(ids)
+        assert len({r.headers["webhook-id"] for r in receiver.received}) == 25
+
+
 def test_the_receivers_library_rejects_a_tampered_body(gw: Groupwire) -> None:
     with Receiver() as receiver:
         endpoint = gw.webhooks.create(receiver.url)

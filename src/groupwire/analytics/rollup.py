@@ -44,30 +44,34 @@ def hour_of(moment: datetime) -> datetime:
 
 def membership_events(
     conn: Connection, group_id: str, *, after: int, limit: int | None
-) -> list[tuple[int, str, datetime]]:
-    """(sequence, type, time) of the group's membership events after ``after``."""
+) -> list[tuple[int, str, datetime, int]]:
+    """(sequence, type, time, count) of the group's membership event rows after ``after``:
+    ``count`` events up to ``sequence`` (a bulk change's run is one row of many events)."""
     query = (
-        select(E.c.sequence, E.c.type, E.c.time)
+        select(E.c.sequence, E.c.type, E.c.time, E.c.span)
         .where(E.c.subject == group_id, E.c.sequence > after, E.c.type.in_(MEMBERSHIP_TYPES))
         .order_by(E.c.sequence)
     )
     if limit is not None:
         query = query.limit(limit)
-    return [(int(s), t, time) for s, t, time in conn.execute(query).all()]
+    return [
+        (int(s), t, time, min(int(span), int(s) - after))
+        for s, t, time, span in conn.execute(query).all()
+    ]
 
 
-def fold(rows: Iterable[tuple[int, str, datetime]]) -> tuple[Counts, int]:
+def fold(rows: Iterable[tuple[int, str, datetime, int]]) -> tuple[Counts, int]:
     """Joins and leaves per hour, and the net change of the member count."""
     counts: Counts = defaultdict(lambda: [0, 0])
     net = 0
-    for _sequence, kind, moment in rows:
+    for _sequence, kind, moment, count in rows:
         cell = counts[hour_of(moment)]
         if kind == ev.CUSTOMER_ADDED:
-            cell[0] += 1
-            net += 1
+            cell[0] += count
+            net += count
         else:
-            cell[1] += 1
-            net -= 1
+            cell[1] += count
+            net -= count
     return counts, net
 
 
@@ -183,16 +187,16 @@ def rebuild(engine: Engine, *, batch: int = 50_000) -> int:
                 select(core.outbox_counter.c.last_sequence).where(core.outbox_counter.c.id == 1)
             ).scalar_one()
         )
-        for group_id, kind, moment, sequence in _all_membership_events(conn, end, batch):
+        for group_id, kind, moment, sequence, count in _all_membership_events(conn, end, batch):
             cell = counts[group_id][hour_of(moment)]
             if kind == ev.CUSTOMER_ADDED:
-                cell[0] += 1
-                members[group_id] += 1
+                cell[0] += count
+                members[group_id] += count
             else:
-                cell[1] += 1
-                members[group_id] -= 1
+                cell[1] += count
+                members[group_id] -= count
             last[group_id] = sequence
-            folded += 1
+            folded += count
         conn.execute(delete(H))
         conn.execute(delete(S))
         now = datetime.now(UTC)
@@ -214,17 +218,18 @@ def rebuild(engine: Engine, *, batch: int = 50_000) -> int:
 
 def _all_membership_events(
     conn: Connection, end: int, batch: int
-) -> Iterator[tuple[str, str, datetime, int]]:
+) -> Iterator[tuple[str, str, datetime, int, int]]:
+    """(group, type, time, sequence, count) of every membership event row up to ``end``."""
     after = 0
     while True:
         rows = conn.execute(
-            select(E.c.subject, E.c.type, E.c.time, E.c.sequence)
+            select(E.c.subject, E.c.type, E.c.time, E.c.sequence, E.c.span)
             .where(E.c.sequence > after, E.c.sequence <= end, E.c.type.in_(MEMBERSHIP_TYPES))
             .order_by(E.c.sequence)
             .limit(batch)
         ).all()
         if not rows:
             return
-        for subject, kind, moment, sequence in rows:
-            yield subject, kind, moment, int(sequence)
+        for subject, kind, moment, sequence, span in rows:
+            yield subject, kind, moment, int(sequence), int(span)
         after = int(rows[-1][3])

@@ -21,11 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from groupwire.domain import events as ev
 from groupwire.domain.errors import InvalidData, NotFound
 from groupwire.domain.models import Event
+from groupwire.store import event_log
 from groupwire.store import repository as repo
 from groupwire.store import tables as core
 
@@ -47,7 +49,11 @@ def _customer_filter(customer_id: str) -> ColumnElement[bool]:
         E.c.subject == customer_id,
         and_(
             E.c.type.in_(MEMBERSHIP_TYPES),
-            E.c.data["customer_id"].as_string() == customer_id,
+            or_(
+                E.c.data["customer_id"].as_string() == customer_id,
+                # a bulk change's run names its customers in its spread, as JSON strings
+                and_(E.c.span > 1, E.c.spread.contains(json.dumps(customer_id), autoescape=True)),
+            ),
         ),
     )
 
@@ -94,7 +100,7 @@ def trail(
         raise InvalidData("since must be before until")
     with engine.connect() as conn:
         end = repo.last_sequence(conn)
-    return _batches(engine, where, end, since, until)
+    return _batches(engine, where, end, since, until, customer_id)
 
 
 def _batches(
@@ -103,10 +109,11 @@ def _batches(
     end: int,
     since: datetime | None,
     until: datetime | None,
+    customer_id: str | None,
 ) -> Iterator[Event]:
     after = 0
     while True:
-        query = select(E).where(where, E.c.sequence > after, E.c.sequence <= end)
+        query = select(*event_log.COLUMNS).where(where, E.c.sequence > after, E.c.sequence <= end)
         if since is not None:
             query = query.where(E.c.time >= since)
         if until is not None:
@@ -116,10 +123,24 @@ def _batches(
         if not rows:
             return
         for row in rows:
-            yield repo.to_event(row)
+            yield from _events_of(engine, row, customer_id)
         after = int(rows[-1]["sequence"])
         if len(rows) < BATCH:
             return
+
+
+def _events_of(engine: Engine, row: RowMapping, customer_id: str | None) -> Iterator[Event]:
+    """The events of one row that belong to the trail; a run is read a batch at a time."""
+    if customer_id is not None and row["subject"] != customer_id:
+        with engine.connect() as conn:
+            yield from event_log.run_events_with(conn, row, "customer_id", customer_id)
+        return
+    position = event_log.first_sequence(row) - 1
+    while position < int(row["sequence"]):
+        with engine.connect() as conn:
+            events = event_log.expand(conn, row, after=position, limit=BATCH)
+        yield from events
+        position = events[-1].sequence
 
 
 def row_of(event: Event) -> dict[str, Any]:

@@ -1,14 +1,14 @@
 """Event types and their payloads, exactly as the contract names them.
 
-The service layer calls these builders; each returns a :class:`PendingEvent` that the unit of
-work writes to the outbox in the same transaction as the change it describes.
+The service layer calls these builders; each returns a :class:`PendingEvent` (or, for the
+members of a bulk change, a :class:`PendingRun`) that the unit of work writes to the outbox in
+the same transaction as the change it describes.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from groupwire.domain.models import Customer, CustomerGroup
@@ -45,44 +45,24 @@ CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", 
 
 
 class PendingEvent:
-    """An event decided by the service layer, not yet given its id and sequence.
+    """An event decided by the service layer, not yet given its id and sequence."""
 
-    Its payload is held as ``data`` or as its JSON text (``encoded``), whichever the builder
-    had, and the other is derived when first asked for: a bulk change formats 100,000
-    payloads from one template straight into the outbox, and never needs them as dicts.
-    """
+    __slots__ = ("data", "partition", "subject", "type")
 
-    __slots__ = ("_data", "_encoded", "partition", "subject", "type")
-
-    def __init__(
-        self,
-        type: str,
-        subject: str,
-        partition: str,
-        data: dict[str, Any] | None = None,
-        *,
-        encoded: str | None = None,
-    ) -> None:
-        if (data is None) == (encoded is None):
-            raise TypeError("a pending event takes its data or its JSON text, not both")
+    def __init__(self, type: str, subject: str, partition: str, data: dict[str, Any]) -> None:
         self.type = type
         self.subject = subject
         self.partition = partition
-        self._data = data
-        self._encoded = encoded
+        self.data = data
 
     @property
-    def data(self) -> dict[str, Any]:
-        if self._data is None:
-            self._data = json.loads(self._encoded)  # type: ignore[arg-type]
-        return self._data
+    def span(self) -> int:
+        return 1
 
     @property
     def encoded(self) -> str:
         """The payload as stored in the outbox (``json.dumps`` with its default options)."""
-        if self._encoded is None:
-            self._encoded = json.dumps(self._data)
-        return self._encoded
+        return json.dumps(self.data)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PendingEvent):
@@ -98,22 +78,62 @@ class PendingEvent:
         return f"PendingEvent({self.type!r}, {self.subject!r}, {self.partition!r}, {self.data!r})"
 
 
+class PendingRun:
+    """The events of one bulk change: one per value of ``values``, all of one type, subject
+    and partition, with payloads that differ only in ``key``.
+
+    Event ``n`` of the run has the payload ``{**data, key: values[n]}`` (``data`` holds
+    ``key`` with the value None, so every payload keeps the same key order). A run of
+    100,000 customers added is recorded as one outbox row and expanded again when read
+    (see ``groupwire.store.tables.event``).
+    """
+
+    __slots__ = ("data", "key", "partition", "subject", "type", "values")
+
+    def __init__(
+        self,
+        type: str,
+        subject: str,
+        partition: str,
+        data: dict[str, Any],
+        key: str,
+        values: list[Any],
+    ) -> None:
+        self.type = type
+        self.subject = subject
+        self.partition = partition
+        self.data = {**data, key: None}
+        self.key = key
+        self.values = values
+
+    @property
+    def span(self) -> int:
+        return len(self.values)
+
+    def payload(self, offset: int) -> dict[str, Any]:
+        return {**self.data, self.key: self.values[offset]}
+
+    def events(self) -> list[PendingEvent]:
+        """The run as single events (a run of one is recorded as a plain event)."""
+        return [
+            PendingEvent(self.type, self.subject, self.partition, self.payload(offset))
+            for offset in range(len(self.values))
+        ]
+
+    @property
+    def encoded_spread(self) -> str:
+        """The stored ``spread`` column: ``{key: values}`` as JSON."""
+        return json.dumps({self.key: self.values})
+
+    def __repr__(self) -> str:
+        return (
+            f"PendingRun({self.type!r}, {self.subject!r}, {self.data!r}, "
+            f"{self.key!r}: {len(self.values)} values)"
+        )
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-_SLOT = "\x00slot\x00"
-
-
-def _template(data: dict[str, Any], slot: str) -> tuple[str, str]:
-    """The JSON text of ``data`` cut around the value of key ``slot``:
-    ``head + json.dumps(value) + tail == json.dumps({**data, slot: value})``."""
-    text = json.dumps({**data, slot: _SLOT})
-    marker = json.dumps(_SLOT)
-    if text.count(marker) != 1:
-        raise ValueError("a payload value looks like the template's placeholder")
-    head, tail = text.split(marker)
-    return head, tail
 
 
 def group_created(group: CustomerGroup) -> PendingEvent:
@@ -159,33 +179,18 @@ def group_deleted(group: CustomerGroup, member_count: int) -> PendingEvent:
     )
 
 
-def customers_added(group_id: str, customer_ids: list[str], at: datetime) -> list[PendingEvent]:
-    """One ``customer_added`` per id, its JSON formatted from one template (bulk adds are
-    large: only the customer id differs from one payload to the next)."""
-    head, tail = _template(
-        {"group_id": group_id, "customer_id": "", "timestamp": _iso(at)}, "customer_id"
-    )
-    dumps = encode_basestring_ascii  # json.dumps of a str, without its per-call overhead
-    return [
-        PendingEvent(CUSTOMER_ADDED, group_id, group_id, encoded=head + dumps(cid) + tail)
-        for cid in customer_ids
-    ]
+def customers_added(group_id: str, customer_ids: list[str], at: datetime) -> PendingRun:
+    """One ``customer_added`` per id, as one run."""
+    data = {"group_id": group_id, "customer_id": None, "timestamp": _iso(at)}
+    return PendingRun(CUSTOMER_ADDED, group_id, group_id, data, "customer_id", customer_ids)
 
 
 def customers_removed(
     group_id: str, customer_ids: list[str], at: datetime, reason: str
-) -> list[PendingEvent]:
-    """One ``customer_removed`` per id, all with the same reason (formatted like
-    :func:`customers_added`)."""
-    head, tail = _template(
-        {"group_id": group_id, "customer_id": "", "timestamp": _iso(at), "reason": reason},
-        "customer_id",
-    )
-    dumps = encode_basestring_ascii  # json.dumps of a str, without its per-call overhead
-    return [
-        PendingEvent(CUSTOMER_REMOVED, group_id, group_id, encoded=head + dumps(cid) + tail)
-        for cid in customer_ids
-    ]
+) -> PendingRun:
+    """One ``customer_removed`` per id, all with the same reason, as one run."""
+    data = {"group_id": group_id, "customer_id": None, "timestamp": _iso(at), "reason": reason}
+    return PendingRun(CUSTOMER_REMOVED, group_id, group_id, data, "customer_id", customer_ids)
 
 
 def customer_created(customer: Customer) -> PendingEvent:

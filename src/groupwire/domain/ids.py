@@ -27,3 +27,10 @@ def new_ids(prefix: str, count: int) -> list[str]:
     head = str(ULID())[:16]
     start = secrets.randbits(39)
     return [f"{prefix}_{head}{start + offset:010X}" for offset in range(count)]
+
+
+def shifted_id(first: str, offset: int) -> str:
+    """The id ``offset`` places after ``first`` in a run of ids made by :func:`new_ids`
+    (its last 10 characters are a hexadecimal counter): ``new_ids(p, n)[k] ==
+    shifted_id(new_ids(p, n)[0], k)``."""
+    return f"{first[:-10]}{int(first[-10:], 16) + offset:010X}"

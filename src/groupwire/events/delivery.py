@@ -12,8 +12,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from groupwire.domain.models import Event
 from groupwire.events.registry import Subscription
-from groupwire.store import repository as repo
-from groupwire.store import tables
+from groupwire.store import event_log, tables
 
 log = logging.getLogger("groupwire.delivery")
 
@@ -131,7 +130,7 @@ def replay_dead_letter(
 ) -> bool:
     """Deliver a dead-lettered event again; marks it replayed on success."""
     with engine.connect() as conn:
-        event = repo.event_by_sequence(conn, letter.event_sequence)
+        event = event_log.event_by_sequence(conn, letter.event_sequence)
     if event is None:  # the log never loses events; a missing one is a broken database
         raise LookupError(f"event {letter.event_id} is not in the event log")
     outcome = deliver(subscription, event, policy)

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from groupwire.domain.models import Event
 from groupwire.events import metrics
 from groupwire.events.bus_tables import bus_cursor, bus_progress
+from groupwire.store import event_log
 from groupwire.store import repository as repo
 from groupwire.store.engine import WRITE
 
@@ -238,7 +239,7 @@ class RedisRelay:
                     cursor,
                     start,
                 )
-            events = repo.events_between(conn, start, self.batch_size)
+            events = event_log.events_between(conn, start, self.batch_size)
             if not events:
                 if marker != start:
                     self.bus.publish(marker, start, [])

@@ -25,6 +25,7 @@ from groupwire.events.delivery import (
     record_dead_letter,
 )
 from groupwire.events.registry import SubscriberRegistry, Subscription
+from groupwire.store import event_log
 from groupwire.store import repository as repo
 
 log = logging.getLogger("groupwire.relay")
@@ -63,7 +64,7 @@ class SubscriptionCursor:
         """Deliver up to one batch; returns how many events the checkpoint moved past."""
         with self._lock:
             with self.engine.connect() as conn:
-                batch = repo.events_between(conn, self.position, self.batch_size)
+                batch = event_log.events_between(conn, self.position, self.batch_size)
             if not batch:
                 return 0
             if self.subscription.batch:

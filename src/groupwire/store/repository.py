@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
-from groupwire.domain.models import Customer, CustomerGroup, Event
+from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.store import bulk, tables
 
 T = TypeVar("T")
@@ -74,10 +74,6 @@ def to_group(row: RowMapping) -> CustomerGroup:
 
 def to_customer(row: RowMapping) -> Customer:
     return _build(Customer, row)
-
-
-def to_event(row: RowMapping) -> Event:
-    return _build(Event, row)
 
 
 # --- customer groups -------------------------------------------------------------------------
@@ -425,42 +421,7 @@ def all_memberships(conn: Connection) -> set[tuple[str, str]]:
     return {(row[0], row[1]) for row in conn.execute(query)}
 
 
-# --- events ----------------------------------------------------------------------------------
-
-
-def list_events(
-    conn: Connection,
-    *,
-    types: Sequence[str] | None = None,
-    subject: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after: int | None = None,
-    limit: int | None = 100,
-    descending: bool = False,
-) -> list[Event]:
-    query = select(E)
-    exact = [t for t in types or () if not t.endswith("*")]
-    prefixes = [t[:-1] for t in types or () if t.endswith("*")]
-    if types:
-        clauses: list[ColumnElement[bool]] = []
-        if exact:
-            clauses.append(E.c.type.in_(exact))
-        clauses += [E.c.type.startswith(prefix, autoescape=True) for prefix in prefixes if prefix]
-        if "*" not in types:
-            query = query.where(or_(*clauses))
-    if subject:
-        query = query.where(E.c.subject == subject)
-    if since:
-        query = query.where(E.c.time >= since)
-    if until:
-        query = query.where(E.c.time < until)
-    if after is not None:
-        query = query.where(E.c.sequence < after if descending else E.c.sequence > after)
-    query = query.order_by(E.c.sequence.desc() if descending else E.c.sequence.asc())
-    if limit is not None:
-        query = query.limit(limit)
-    return [to_event(row) for row in conn.execute(query).mappings()]
+# --- the outbox counter (events themselves are read through ``event_log``) ---------------
 
 
 def last_sequence(conn: Connection) -> int:
@@ -469,13 +430,3 @@ def last_sequence(conn: Connection) -> int:
             select(tables.outbox_counter.c.last_sequence).where(tables.outbox_counter.c.id == 1)
         ).scalar_one()
     )
-
-
-def events_between(conn: Connection, after: int, limit: int) -> list[Event]:
-    query = select(E).where(E.c.sequence > after).order_by(E.c.sequence).limit(limit)
-    return [to_event(row) for row in conn.execute(query).mappings()]
-
-
-def event_by_sequence(conn: Connection, sequence: int) -> Event | None:
-    row = conn.execute(select(E).where(E.c.sequence == sequence)).mappings().first()
-    return to_event(row) if row else None

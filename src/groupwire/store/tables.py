@@ -2,7 +2,8 @@
 
 Uniqueness "among non-deleted rows" is a partial unique index on both SQLite and PostgreSQL.
 The ``event`` table is at once the transactional outbox and the audit log: rows are written in
-the same transaction as the change they describe and never updated afterwards.
+the same transaction as the change they describe and never updated afterwards. A row holds one
+event, or a run of ``span`` events of one bulk change (see ``event`` below).
 """
 
 from __future__ import annotations
@@ -140,6 +141,14 @@ event = Table(
     Column("data", Json, nullable=False),
     Column("actor", String(255), nullable=True),
     Column("correlation_id", String(255), nullable=True),
+    # A bulk change (100,000 customers added at once) is one row of ``span`` events that share
+    # their type, subject, time and context and differ in one payload key: ``spread`` is the
+    # JSON object ``{key: [value per event]}``, and ``data`` the payload with that key null.
+    # ``sequence`` is the run's last sequence, ``sequence - span + 1`` its first; ``id`` is the
+    # first event's id, the others follow it (``groupwire.domain.ids.shifted_id``). The
+    # repository expands such a row into its events: no reader sees the difference.
+    Column("span", Integer, nullable=False, server_default=text("1")),
+    Column("spread", Text, nullable=True),
     Index("ix_event_type_sequence", "type", "sequence"),
     Index("ix_event_subject_sequence", "subject", "sequence"),
     Index("ix_event_time", "time"),

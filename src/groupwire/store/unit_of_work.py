@@ -10,18 +10,18 @@ never skips an event, on PostgreSQL as on SQLite.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import repeat
 from types import TracebackType
-from typing import overload
+from typing import Any, overload
 
 from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Connection
 
 from groupwire.domain.changes import Context
-from groupwire.domain.events import PendingEvent
-from groupwire.domain.ids import EVENT, new_ids
+from groupwire.domain.events import PendingEvent, PendingRun
+from groupwire.domain.ids import EVENT, new_ids, shifted_id
 from groupwire.domain.models import Event
 from groupwire.store import bulk, tables
 from groupwire.store.engine import NOWAIT, WRITE
@@ -37,6 +37,8 @@ EVENT_COLUMNS = (
     "data",
     "actor",
     "correlation_id",
+    "span",
+    "spread",
 )
 
 
@@ -59,7 +61,7 @@ class UnitOfWork:
         self._source = source
         self.context = context
         self.now = datetime.now(UTC)
-        self._pending: list[PendingEvent] = []
+        self._pending: list[PendingEvent | PendingRun] = []
         self.committed_events: Sequence[Event] = ()
         self.connection: Connection
 
@@ -82,11 +84,12 @@ class UnitOfWork:
         finally:
             self.connection.close()
 
-    def emit(self, event: PendingEvent) -> None:
-        self._pending.append(event)
-
-    def emit_all(self, events: list[PendingEvent]) -> None:
-        self._pending.extend(events)
+    def emit(self, event: PendingEvent | PendingRun) -> None:
+        """Record ``event`` (or a run of them) at commit; a run of one is a plain event."""
+        if isinstance(event, PendingRun) and event.span <= 1:
+            self._pending.extend(event.events())
+        else:
+            self._pending.append(event)
 
     def commit(self) -> Sequence[Event]:
         """Write the buffered events and commit; returns the events as recorded."""
@@ -96,34 +99,41 @@ class UnitOfWork:
         return events
 
     def _write_events(self) -> Sequence[Event]:
-        count = len(self._pending)
+        pending = self._pending
+        count = sum(item.span for item in pending)
         if not count:
             return ()
         last = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).scalar_one()
         first = last - count + 1
-        ids = new_ids(EVENT, count)
-        pending = self._pending
+        first_id = new_ids(EVENT, 1)[0]
         source, actor, correlation = self._source, self.context.actor, self.context.correlation_id
         at = bulk.timestamp(self.connection, self.now)
-        # Column by column, zipped into rows at C speed (a bulk change writes 100,000).
-        rows = list(
-            zip(
-                range(first, last + 1),
-                ids,
-                [p.type for p in pending],
-                repeat(source),
-                [p.subject for p in pending],
-                [p.partition for p in pending],
-                repeat(at),
-                [p.encoded for p in pending],
-                repeat(actor),
-                repeat(correlation),
-                strict=False,  # the repeats are endless
+        rows = []
+        offset = 0
+        for item in pending:
+            span = item.span
+            spread = item.encoded_spread if isinstance(item, PendingRun) else None
+            data = json.dumps(item.data) if isinstance(item, PendingRun) else item.encoded
+            rows.append(
+                (
+                    first + offset + span - 1,  # a run's row carries its last sequence
+                    shifted_id(first_id, offset),
+                    item.type,
+                    source,
+                    item.subject,
+                    item.partition,
+                    at,
+                    data,
+                    actor,
+                    correlation,
+                    span,
+                    spread,
+                )
             )
-        )
+            offset += span
         bulk.insert_rows(self.connection, tables.event, EVENT_COLUMNS, rows)
         self._pending = []
-        return CommittedEvents(pending, ids, first, self)
+        return CommittedEvents(pending, first_id, first, count, self)
 
 
 class CommittedEvents(Sequence[Event]):
@@ -131,11 +141,17 @@ class CommittedEvents(Sequence[Event]):
     (a bulk change records 100,000 of them, and most listeners only need to be woken)."""
 
     def __init__(
-        self, pending: list[PendingEvent], ids: list[str], first: int, uow: UnitOfWork
+        self,
+        pending: list[PendingEvent | PendingRun],
+        first_id: str,
+        first: int,
+        count: int,
+        uow: UnitOfWork,
     ) -> None:
         self._pending = pending
-        self._ids = ids
+        self._first_id = first_id
         self._first = first
+        self._count = count
         self._time = uow.now
         self._source = uow._source
         self._context = uow.context
@@ -143,26 +159,35 @@ class CommittedEvents(Sequence[Event]):
 
     def _events(self) -> list[Event]:
         if self._built is None:
-            context = self._context
-            self._built = [
-                Event(
-                    id=self._ids[offset],
-                    type=p.type,
-                    source=self._source,
-                    subject=p.subject,
-                    time=self._time,
-                    data=p.data,
-                    sequence=self._first + offset,
-                    partition=p.partition,
-                    actor=context.actor,
-                    correlation_id=context.correlation_id,
-                )
-                for offset, p in enumerate(self._pending)
-            ]
+            built: list[Event] = []
+            offset = 0
+            for item in self._pending:
+                if isinstance(item, PendingRun):
+                    built.extend(
+                        self._event(item, offset + n, item.payload(n)) for n in range(item.span)
+                    )
+                else:
+                    built.append(self._event(item, offset, item.data))
+                offset += item.span
+            self._built = built
         return self._built
 
+    def _event(self, item: PendingEvent | PendingRun, offset: int, data: dict[str, Any]) -> Event:
+        return Event(
+            id=shifted_id(self._first_id, offset),
+            type=item.type,
+            source=self._source,
+            subject=item.subject,
+            time=self._time,
+            data=data,
+            sequence=self._first + offset,
+            partition=item.partition,
+            actor=self._context.actor,
+            correlation_id=self._context.correlation_id,
+        )
+
     def __len__(self) -> int:
-        return len(self._pending)
+        return self._count
 
     @overload
     def __getitem__(self, index: int) -> Event: ...

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert
 
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
-from groupwire.store import repository as repo
+from groupwire.store import event_log
 from groupwire.webhooks.models import LIVE, PENDING
 from groupwire.webhooks.store import (
     M,
@@ -107,7 +107,7 @@ def replay(engine: Engine, endpoint: Mapping[str, Any], since: datetime, *, now:
     with writing(engine) as conn:
         after: int | None = None
         while True:
-            events = repo.list_events(conn, since=since, after=after, limit=REPLAY_BATCH)
+            events = event_log.list_events(conn, since=since, after=after, limit=REPLAY_BATCH)
             if not events:
                 break
             after = events[-1].sequence

@@ -25,13 +25,12 @@ from groupwire.domain.changes import Context
 from groupwire.domain.events import PendingEvent
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
-from groupwire.store import tables as core
+from groupwire.store import event_log
 from groupwire.store.unit_of_work import UnitOfWork
 from groupwire.webhooks.models import FAILED, PENDING, SUCCEEDED
 from groupwire.webhooks.schedule import RetrySchedule
 from groupwire.webhooks.store import EP, A, M, writing
 
-E = core.event
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 ACTOR = "groupwire.webhooks"
 ATTEMPT = "atmpt"
@@ -70,20 +69,8 @@ class Outcome:
     attempted_at: datetime
 
 
-def envelope_body(row: Any) -> bytes:
+def envelope_body(event: Event) -> bytes:
     """The JSON body of a delivery: the event's CloudEvents envelope."""
-    event = Event(
-        id=row["e_id"],
-        type=row["e_type"],
-        source=row["e_source"],
-        subject=row["e_subject"],
-        time=row["e_time"],
-        data=row["e_data"],
-        sequence=int(row["e_sequence"]),
-        partition=row["e_partition"],
-        actor=row["e_actor"],
-        correlation_id=row["e_correlation_id"],
-    )
     return json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -155,22 +142,18 @@ def claim_due(
             chosen.append(message_id)
     if not chosen:
         return []
-    details = (
-        select(
-            M.c.id,
-            M.c.endpoint_id,
-            M.c.attempts,
-            M.c.schedule_step,
-            M.c.partition,
-            EP.c.url,
-            EP.c.secret,
-            EP.c.previous_secret,
-            EP.c.previous_secret_expires_at,
-            *[column.label(f"e_{column.name}") for column in E.c],
-        )
-        .join(EP, EP.c.id == M.c.endpoint_id)
-        .join(E, E.c.sequence == M.c.event_sequence)
-    )
+    details = select(
+        M.c.id,
+        M.c.endpoint_id,
+        M.c.attempts,
+        M.c.schedule_step,
+        M.c.partition,
+        M.c.event_sequence,
+        EP.c.url,
+        EP.c.secret,
+        EP.c.previous_secret,
+        EP.c.previous_secret_expires_at,
+    ).join(EP, EP.c.id == M.c.endpoint_id)
     with writing(engine, wait=wait) as conn:
         claimed = list(
             conn.execute(
@@ -181,6 +164,7 @@ def claim_due(
             ).scalars()
         )
         rows = conn.execute(details.where(M.c.id.in_(claimed))).mappings().all()
+        events = event_log.events_at(conn, [row["event_sequence"] for row in rows])
     order = {message_id: n for n, message_id in enumerate(chosen)}
     return [
         Delivery(
@@ -191,7 +175,7 @@ def claim_due(
             attempt=int(row["attempts"]) + 1,
             schedule_step=int(row["schedule_step"]),
             partition=row["partition"],
-            body=envelope_body(row),
+            body=envelope_body(events[row["event_sequence"]]),
         )
         for row in sorted(rows, key=lambda row: order[row["id"]])
     ]
