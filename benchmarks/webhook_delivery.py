@@ -153,7 +153,7 @@ def write_events(gw: Groupwire, count: int) -> None:
     for start in range(0, count, 1000):
         with UnitOfWork(gw.engine, source="bench", context=Context(actor="bench")) as uow:
             ids = [f"cus_bench{n:08d}" for n in range(start, min(count, start + 1000))]
-            uow.emit_all(customers_added(group.id, ids, now))
+            uow.emit(customers_added(group.id, ids, now))
             uow.commit()
 
 
