@@ -16,6 +16,7 @@ and prints the ratios against the rollup, plus the backfill time. Both answers a
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import tempfile
 import time
@@ -67,7 +68,7 @@ def seed(gw: Groupwire, events: int, groups: int, hot: float) -> list[str]:
                     group,
                     group,
                     bulk.timestamp(conn, moment),
-                    bulk.json_value(data),
+                    json.dumps(data),
                 )
             )
             if len(rows) == 50_000:

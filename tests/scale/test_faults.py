@@ -39,6 +39,9 @@ def prepare(gw) -> None:
                 conn.execute(text(statement))
 
 
+MEMBERSHIP_TYPES = ("customer_group.customer_added", "customer_group.customer_removed")
+
+
 def counts(gw) -> dict[str, int]:
     """The event log (read through the store, which expands bulk runs) against what the
     counting plugin recorded."""
@@ -60,9 +63,6 @@ def counts(gw) -> dict[str, int]:
             "redelivered": one("SELECT count(*) FROM scale_redelivery"),
             "changes": sum(1 for e in events if e.type in MEMBERSHIP_TYPES),
         }
-
-
-MEMBERSHIP_TYPES = ("customer_group.customer_added", "customer_group.customer_removed")
 
 
 class Fleet:
