@@ -59,11 +59,6 @@ class PendingEvent:
     def span(self) -> int:
         return 1
 
-    @property
-    def encoded(self) -> str:
-        """The payload as stored in the outbox (``json.dumps`` with its default options)."""
-        return json.dumps(self.data)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PendingEvent):
             return NotImplemented

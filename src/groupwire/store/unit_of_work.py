@@ -113,7 +113,6 @@ class UnitOfWork:
         for item in pending:
             span = item.span
             spread = item.encoded_spread if isinstance(item, PendingRun) else None
-            data = json.dumps(item.data) if isinstance(item, PendingRun) else item.encoded
             rows.append(
                 (
                     first + offset + span - 1,  # a run's row carries its last sequence
@@ -123,7 +122,7 @@ class UnitOfWork:
                     item.subject,
                     item.partition,
                     at,
-                    data,
+                    json.dumps(item.data),
                     actor,
                     correlation,
                     span,
