@@ -219,17 +219,16 @@ class Service:
 
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
             conn = uow.connection
-            wanted = add_ids + remove_ids
-            missing = repo.missing_customers(conn, wanted)
-            if missing:
-                if repo.get_group(conn, group_id) is None:  # name the group first
-                    raise NotFound("customer_group", group_id)
-                raise NotFound("customer", missing)
-            group = repo.get_group(conn, group_id, lock=True)
-            if group is None:  # deleted while we waited for the lock
+            scope = repo.membership_scope(conn, group_id, add_ids + remove_ids)
+            group = scope.group
+            if group is None:  # named first, even when customers are missing too
                 raise NotFound("customer_group", group_id)
-            added = self._add_members(uow, group, add_ids, context)
-            removed = self._remove_members(uow, group, remove_ids, ev.REASON_REMOVED, context)
+            if scope.missing:
+                raise NotFound("customer", scope.missing)
+            added = self._add_members(uow, group, add_ids, context, scope.members)
+            removed = self._remove_members(
+                uow, group, remove_ids, ev.REASON_REMOVED, context, present=scope.members
+            )
             return group, MembershipChange(added=added, removed=removed)
 
         group, change = self._transaction(context, work)
@@ -432,12 +431,20 @@ class Service:
     # --- membership steps shared by the operations above (inside a transaction) ----------
 
     def _add_members(
-        self, uow: UnitOfWork, group: CustomerGroup, customer_ids: list[str], context: Context
+        self,
+        uow: UnitOfWork,
+        group: CustomerGroup,
+        customer_ids: list[str],
+        context: Context,
+        present: set[str] | None = None,
     ) -> list[str]:
+        """Add the non-members among ``customer_ids`` (``present``: the members among them,
+        when the caller already read them)."""
         if not customer_ids:
             return []
         conn = uow.connection
-        present = repo.members_among(conn, group.id, customer_ids)
+        if present is None:
+            present = repo.members_among(conn, group.id, customer_ids)
         joining = [cid for cid in customer_ids if cid not in present]
         if joining and has_impls(self.plugins.hook.before_add_customer_to_group):
             loaded = repo.get_customers(conn, joining)
@@ -459,11 +466,13 @@ class Service:
         context: Context,
         *,
         may_filter: bool = True,
+        present: set[str] | None = None,
     ) -> list[str]:
         if not customer_ids:
             return []
         conn = uow.connection
-        present = repo.members_among(conn, group.id, customer_ids)
+        if present is None:
+            present = repo.members_among(conn, group.id, customer_ids)
         leaving = [cid for cid in customer_ids if cid in present]
         if leaving and has_impls(self.plugins.hook.before_remove_customer_from_group):
             loaded = repo.get_customers(conn, leaving)

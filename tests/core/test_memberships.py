@@ -54,6 +54,29 @@ def test_a_bulk_add_with_one_unknown_id_adds_nobody(shop):
     assert gw.events.last_sequence() == before
 
 
+def test_an_unknown_group_is_named_before_unknown_customers(shop):
+    gw, _, _, ids = shop
+    for customer_ids in ([ids[0]], [ids[0], "cus_missing"], []):
+        with pytest.raises(NotFound) as error:
+            gw.groups.add_customers("cusgroup_missing", customer_ids)
+        assert error.value.ids == ["cusgroup_missing"]
+
+
+def test_one_batch_adds_the_non_members_and_removes_the_members_it_names(shop):
+    gw, vip, _, ids = shop
+    gw.groups.add_customers(vip.id, ids[:2])
+    before = gw.events.last_sequence()
+
+    change = gw.groups.update_customers(vip.id, add=[ids[0], ids[2]], remove=[ids[1], ids[3]])
+
+    assert (change.added, change.removed) == ([ids[2]], [ids[1]])
+    assert sorted(c.id for c in gw.groups.members(vip.id)) == sorted([ids[0], ids[2]])
+    assert [(e.type, e.data["customer_id"]) for e in gw.events.list(after=before)] == [
+        ("customer_group.customer_added", ids[2]),
+        ("customer_group.customer_removed", ids[1]),
+    ]
+
+
 def test_deleted_customers_cannot_join(shop):
     gw, vip, _, ids = shop
     gw.customers.delete(ids[0])

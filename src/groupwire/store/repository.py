@@ -95,6 +95,7 @@ class _Statements:
     customers_share_locked: Select[Any]
     customers_counted: Select[Any]
     members_among: Select[Any]
+    group_scope: Select[Any] | None
     delete_members: Any
     chunk: int
 
@@ -109,6 +110,19 @@ def _statements(dialect: str) -> _Statements:
 
     group = select(G).where(G.c.id == bindparam("id"), G.c.deleted_at.is_(None))
     customer = select(C).where(C.c.id == bindparam("id"), C.c.deleted_at.is_(None))
+    customers_counted = (
+        select(func.count()).select_from(C).where(among(C.c.id), C.c.deleted_at.is_(None))
+    )
+    # SQLite: the group, how many of the ids are live customers, and which are members, at once
+    group_scope = None
+    if dialect != "postgresql":
+        member_ids = select(func.json_group_array(M.c.customer_id)).where(
+            M.c.customer_group_id == G.c.id, among(M.c.customer_id)
+        )
+        group_scope = group.add_columns(
+            customers_counted.scalar_subquery().label("scope_customers"),
+            member_ids.scalar_subquery().label("scope_members"),
+        )
     return _Statements(
         group=group,
         group_locked=group.with_for_update(),
@@ -123,12 +137,11 @@ def _statements(dialect: str) -> _Statements:
         .where(among(C.c.id), C.c.deleted_at.is_(None))
         .order_by(C.c.id)
         .with_for_update(read=True, key_share=True),
-        customers_counted=select(func.count())
-        .select_from(C)
-        .where(among(C.c.id), C.c.deleted_at.is_(None)),
+        customers_counted=customers_counted,
         members_among=select(M.c.customer_id).where(
             M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
         ),
+        group_scope=group_scope,
         delete_members=delete(M)
         .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
         .returning(M.c.customer_id),
@@ -334,6 +347,36 @@ def list_customers(
 
 
 # --- memberships -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MembershipScope:
+    """What a change of a group's members needs to know before it writes."""
+
+    group: CustomerGroup | None  # the live group (locked), or None
+    missing: list[str]  # ids naming no live customer, in the given order
+    members: set[str]  # ids already members of the group
+
+
+def membership_scope(
+    conn: Connection, group_id: str, customer_ids: Sequence[str]
+) -> MembershipScope:
+    """The group and the given customers, read in lock order: customers key-share-locked
+    first, then the group locked, then its members among them. SQLite, whose write
+    transaction already keeps every other writer out, reads all three in one statement when
+    the group and every customer exist (the usual case: a single add is a few statements)."""
+    sql = _sql(conn)
+    if sql.group_scope is not None and len(customer_ids) <= sql.chunk:
+        params = next(_id_chunks(conn, customer_ids), {"ids": "[]"})
+        row = conn.execute(sql.group_scope, {"id": group_id, **params}).mappings().first()
+        if row is not None and row["scope_customers"] == len(customer_ids):
+            return MembershipScope(to_group(row), [], set(json.loads(row["scope_members"])))
+    missing = missing_customers(conn, customer_ids)
+    if missing:
+        return MembershipScope(get_group(conn, group_id), missing, set())
+    group = get_group(conn, group_id, lock=True)
+    members = members_among(conn, group_id, customer_ids) if group is not None else set()
+    return MembershipScope(group, [], members)
 
 
 def members_among(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
