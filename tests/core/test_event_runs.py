@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, select
+from alembic import command
+from sqlalchemy import func, select, text
 
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
 from groupwire.domain.ids import EVENT, new_ids, shifted_id
 from groupwire.domain.models import Event
-from groupwire.store import event_log, tables
+from groupwire.store import event_log, migrate, tables
+from groupwire.store.engine import create_store_engine
 from groupwire.store.unit_of_work import UnitOfWork
 
 ADDED = ev.CUSTOMER_ADDED
@@ -222,3 +224,35 @@ def test_the_event_table_holds_fewer_rows_than_events(gw, log_with_a_run):
         spans = conn.execute(select(func.sum(E.c.span))).scalar_one()
     assert spans == len(gw.events.list(limit=None)) == gw.events.last_sequence()
     assert rows == spans - 6
+
+
+def test_a_log_written_before_runs_existed_reads_back_unchanged_after_the_upgrade(database_url):
+    engine = create_store_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0006_ui_sessions")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO event (sequence, id, type, source, subject, partition, time, data)"
+                    " VALUES (1, 'evt_old', 'customer_group.created', 'groupwire', 'g', 'g',"
+                    " '2026-01-02 03:04:05', '{\"id\": \"g\"}')"
+                )
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            (event,) = event_log.list_events(conn, limit=None)
+        assert (event.id, event.sequence, event.data) == ("evt_old", 1, {"id": "g"})
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_below_runs_refuses_while_the_log_holds_one(gw):
+    vip = gw.groups.create(name="VIP")
+    ids = [gw.customers.create(email=f"c{n}@shop.test").id for n in range(2)]
+    gw.groups.add_customers(vip.id, ids)
+    config = migrate.alembic_config()
+    with gw.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        with pytest.raises(RuntimeError, match="1 event rows hold runs"):
+            command.downgrade(config, "0006_ui_sessions")
+    assert len(gw.events.list(type=[ADDED])) == 2
