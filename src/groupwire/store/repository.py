@@ -41,7 +41,6 @@ CHUNK = 5000
 G = tables.customer_group
 C = tables.customer
 M = tables.membership
-E = tables.event
 
 
 def chunks(items: Sequence[str], size: int = CHUNK) -> Iterator[Sequence[str]]:
