@@ -8,6 +8,7 @@ the same transaction as the change it describes.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,33 +45,18 @@ GROUP_FIELDS = ("name", "description", "metadata")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")
 
 
+@dataclass(slots=True)
 class PendingEvent:
     """An event decided by the service layer, not yet given its id and sequence."""
 
-    __slots__ = ("data", "partition", "subject", "type")
-
-    def __init__(self, type: str, subject: str, partition: str, data: dict[str, Any]) -> None:
-        self.type = type
-        self.subject = subject
-        self.partition = partition
-        self.data = data
+    type: str
+    subject: str
+    partition: str
+    data: dict[str, Any]
 
     @property
     def span(self) -> int:
         return 1
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, PendingEvent):
-            return NotImplemented
-        return (self.type, self.subject, self.partition, self.data) == (
-            other.type,
-            other.subject,
-            other.partition,
-            other.data,
-        )
-
-    def __repr__(self) -> str:
-        return f"PendingEvent({self.type!r}, {self.subject!r}, {self.partition!r}, {self.data!r})"
 
 
 class PendingRun:

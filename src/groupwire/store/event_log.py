@@ -19,6 +19,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from groupwire.domain.ids import shifted_id
 from groupwire.domain.models import Event
 from groupwire.store import tables
 
@@ -76,8 +77,7 @@ def expand(
 ) -> list[Event]:
     """The events of ``row`` with ``after < sequence <= upto``, in sequence order (reversed
     if ``descending``), at most ``limit`` of them (the lowest, or the highest if descending)."""
-    last = int(row["sequence"])
-    first = last - int(row["span"]) + 1
+    last, first = int(row["sequence"]), first_sequence(row)
     low = first if after is None else max(first, after + 1)
     high = last if upto is None else min(last, upto)
     if limit is not None:
@@ -114,13 +114,12 @@ def _run_events(conn: Connection, row: RowMapping, sequences: Iterable[int]) -> 
     """The run's events at ``sequences`` (each within the run)."""
     key, values = _spreads.get(conn, row)
     first = first_sequence(row)
-    head, counter = row["id"][:-10], int(row["id"][-10:], 16)
-    data = row["data"]
+    first_id, data = row["id"], row["data"]
     type_, source, subject, time = row["type"], row["source"], row["subject"], row["time"]
     partition, actor, correlation = row["partition"], row["actor"], row["correlation_id"]
     return [
         Event(
-            id=f"{head}{counter + sequence - first:010X}",
+            id=shifted_id(first_id, sequence - first),
             type=type_,
             source=source,
             subject=subject,
