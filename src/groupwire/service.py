@@ -225,7 +225,7 @@ class Service:
                 raise NotFound("customer_group", group_id)
             if scope.missing:
                 raise NotFound("customer", scope.missing)
-            added = self._add_members(uow, group, add_ids, context, scope.members)
+            added = self._add_members(uow, group, add_ids, context, present=scope.members)
             removed = self._remove_members(
                 uow, group, remove_ids, ev.REASON_REMOVED, context, present=scope.members
             )
@@ -436,6 +436,7 @@ class Service:
         group: CustomerGroup,
         customer_ids: list[str],
         context: Context,
+        *,
         present: set[str] | None = None,
     ) -> list[str]:
         """Add the non-members among ``customer_ids`` (``present``: the members among them,

@@ -92,7 +92,6 @@ class _Statements:
     customer_locked: Select[Any]
     customers: Select[Any]
     customers_share_locked: Select[Any]
-    customers_counted: Select[Any]
     members_among: Select[Any]
     group_scope: Select[Any] | None
     delete_members: Any
@@ -109,12 +108,12 @@ def _statements(dialect: str) -> _Statements:
 
     group = select(G).where(G.c.id == bindparam("id"), G.c.deleted_at.is_(None))
     customer = select(C).where(C.c.id == bindparam("id"), C.c.deleted_at.is_(None))
-    customers_counted = (
-        select(func.count()).select_from(C).where(among(C.c.id), C.c.deleted_at.is_(None))
-    )
     # SQLite: the group, how many of the ids are live customers, and which are members, at once
     group_scope = None
     if dialect != "postgresql":
+        customers_counted = (
+            select(func.count()).select_from(C).where(among(C.c.id), C.c.deleted_at.is_(None))
+        )
         member_ids = select(func.json_group_array(M.c.customer_id)).where(
             M.c.customer_group_id == G.c.id, among(M.c.customer_id)
         )
@@ -136,7 +135,6 @@ def _statements(dialect: str) -> _Statements:
         .where(among(C.c.id), C.c.deleted_at.is_(None))
         .order_by(C.c.id)
         .with_for_update(read=True, key_share=True),
-        customers_counted=customers_counted,
         members_among=select(M.c.customer_id).where(
             M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
         ),
@@ -281,23 +279,6 @@ def share_lock_customers(conn: Connection, customer_ids: Sequence[str]) -> set[s
     return found
 
 
-def missing_customers(conn: Connection, customer_ids: Sequence[str]) -> list[str]:
-    """The ids (of distinct ``customer_ids``) naming no live customer, in the given order;
-    the live ones are key-share-locked, so none is deleted under us.
-
-    On SQLite the write transaction already keeps every other writer out: a count is enough
-    when, as usual, every customer exists (a bulk change then reads no 100,000 ids back)."""
-    if conn.dialect.name == "sqlite":
-        counted = _sql(conn).customers_counted
-        present = sum(
-            conn.execute(counted, params).scalar_one() for params in _id_chunks(conn, customer_ids)
-        )
-        if present == len(customer_ids):
-            return []
-    found = share_lock_customers(conn, customer_ids)
-    return [cid for cid in customer_ids if cid not in found]
-
-
 def email_taken(conn: Connection, email: str, *, except_id: str | None = None) -> bool:
     query = select(C.c.id).where(C.c.email == email, C.c.deleted_at.is_(None))
     if except_id:
@@ -370,7 +351,8 @@ def membership_scope(
         row = conn.execute(sql.group_scope, {"id": group_id, **params}).mappings().first()
         if row is not None and row["scope_customers"] == len(customer_ids):
             return MembershipScope(to_group(row), [], set(json.loads(row["scope_members"])))
-    missing = missing_customers(conn, customer_ids)
+    found = share_lock_customers(conn, customer_ids)
+    missing = [cid for cid in customer_ids if cid not in found]
     if missing:
         return MembershipScope(get_group(conn, group_id), missing, set())
     group = get_group(conn, group_id, lock=True)
