@@ -242,15 +242,19 @@ class RedisWorker:
         ]
 
     def _prepare_groups(self, subscriptions: Iterable[Subscription]) -> None:
-        """Create the consumer groups (and streams) and the progress rows that are missing."""
+        """Register the subscribers that are new (their ``bus_progress`` rows), then create the
+        consumer groups (and streams) that are missing, each at its subscriber's saved progress.
+
+        The saved progress is the truth, in PostgreSQL, which a Redis loss does not touch: a
+        group created at ``<progress>-0`` is handed every entry after it, whether the relay
+        republished it before the group existed or republishes it afterwards. A ``from_now``
+        subscriber's progress starts at the bus cursor of its first registration, so it skips
+        only the history before it first registered, never what a Redis loss made Redis forget.
+        See docs/scale-out.md ("Why nothing is lost").
+        """
         subscriptions = list({s.name: s for s in subscriptions}.values())
-        pipe = self.client.pipeline(transaction=False)
-        for sub in subscriptions:
-            for key in self.bus.stream_keys:
-                pipe.xgroup_create(key, sub.name, id="$" if sub.from_now else "0", mkstream=True)
-        for result in pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+        if not subscriptions:
+            return
         with self.engine.connect() as conn:
             start = conn.execute(
                 select(bus_cursor.c.last_sequence).where(bus_cursor.c.bus == self.bus.name)
@@ -266,9 +270,29 @@ class RedisWorker:
             for sub in subscriptions
             for n in range(self.bus.partitions)
         ]
-        if rows:
-            with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-                conn.execute(_insert(conn.dialect.name).values(rows).on_conflict_do_nothing())
+        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            conn.execute(_insert(conn.dialect.name).values(rows).on_conflict_do_nothing())
+        with self.engine.connect() as conn:
+            saved = {
+                (str(name), int(stream)): int(last)
+                for name, stream, last in conn.execute(
+                    select(
+                        bus_progress.c.subscriber,
+                        bus_progress.c.stream,
+                        bus_progress.c.last_sequence,
+                    ).where(
+                        bus_progress.c.bus == self.bus.name,
+                        bus_progress.c.subscriber.in_([s.name for s in subscriptions]),
+                    )
+                )
+            }
+        pipe = self.client.pipeline(transaction=False)
+        for sub in subscriptions:
+            for n, key in enumerate(self.bus.stream_keys):
+                pipe.xgroup_create(key, sub.name, id=f"{saved[(sub.name, n)]}-0", mkstream=True)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
 
     def _lease_round(self) -> None:
         now_ms = int(time.time() * 1000)
@@ -434,6 +458,9 @@ class RedisWorker:
     def _lost_groups(self, subscriptions: list[Subscription]) -> None:
         """Redis lost the streams (restart): recreate the groups; the relay republishes."""
         log.warning("worker %s: consumer groups are gone; recreating them", self.consumer)
+        # What this worker handled is done whatever Redis forgot: saved first, the groups
+        # start after it and the republished entries it already handled are not redone.
+        self._save_progress()
         names = {s.name for s in subscriptions}
         for slot in self.slots:
             if slot.group in names:
