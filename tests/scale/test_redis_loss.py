@@ -2,7 +2,7 @@
 
 Real processes: a redis-server of the test's own (no persistence) that is shut down with
 ``SHUTDOWN NOSAVE`` and started again on the same port, a worker process
-(``python -m groupwire.events.worker``) running the counting plugin's subscriber as
+(``python -m groupwire.cli.redis_worker``) running the counting plugin's subscriber as
 ``from_now``, stopped with SIGTERM, and the relay in the test's process. ``from_now`` means
 "from the subscriber's first registration", never "from whenever Redis came back".
 """

@@ -25,6 +25,10 @@ Progress: after handling, a slot knows every entry of its stream up to sequence 
 workers save it in ``bus_progress`` so the relay can republish from the right place when Redis
 loses data and trim what everyone has done.
 
+Processes: ``groupwire worker`` (with the relay) and ``python -m groupwire.cli.redis_worker``
+(workers only) build one from a ``Groupwire`` instance (``gw.worker()``); this module knows
+only the engine, the settings, the subscriber registry and the retry policy it is handed.
+
 Stopping (SIGTERM): the worker stops reading, finishes the entries it holds (up to
 ``shutdown_timeout``), acknowledges them, saves progress and releases its leases; an entry
 still waiting for a retry stays pending and is claimed by the next owner.
@@ -45,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from sqlalchemy import Engine, select
@@ -58,10 +62,8 @@ from groupwire.events.bus_tables import bus_cursor, bus_progress
 from groupwire.events.delivery import Outcome, RetryPolicy, record_dead_letter, replay_dead_letter
 from groupwire.events.redis_bus import RedisBus, decode
 from groupwire.events.registry import SubscriberRegistry, Subscription
+from groupwire.settings import Settings
 from groupwire.store.engine import WRITE
-
-if TYPE_CHECKING:
-    from groupwire.app import Groupwire
 
 log = logging.getLogger("groupwire.worker")
 
@@ -167,15 +169,20 @@ class RedisWorker:
         self._stats: dict[str, int] = {}
 
     @classmethod
-    def for_groupwire(cls, gw: Groupwire, **options: Any) -> RedisWorker:
-        """A worker for ``gw``'s subscribers on the bus its settings name."""
-        settings = gw.settings
+    def from_settings(
+        cls,
+        engine: Engine,
+        settings: Settings,
+        registry: SubscriberRegistry,
+        policy: RetryPolicy | None = None,
+        **options: Any,
+    ) -> RedisWorker:
+        """A worker for ``registry``'s subscribers on the bus ``settings`` name, with the
+        lease, claim and batch options of ``settings`` unless ``options`` say otherwise."""
         options.setdefault("lease_seconds", settings.bus_lease_seconds)
         options.setdefault("claim_idle", settings.bus_claim_idle_seconds)
         options.setdefault("batch_size", min(settings.bus_batch_size, 500))
-        return cls(
-            gw.engine, RedisBus.from_settings(settings), gw.subscribers, gw.retry_policy, **options
-        )
+        return cls(engine, RedisBus.from_settings(settings), registry, policy, **options)
 
     # --- running ------------------------------------------------------------------------
 
@@ -663,10 +670,9 @@ def run_until_signalled(worker: RedisWorker) -> None:
     worker.run()
 
 
-def run_redis_worker(gw: Groupwire, stopping: threading.Event, **options: Any) -> RedisWorker:
-    """Run a worker for ``gw`` until ``stopping`` is set (``groupwire worker`` in Redis mode);
-    returns it once it has stopped gracefully. Raises if it died on its own."""
-    worker = RedisWorker.for_groupwire(gw, **options)
+def run_redis_worker(worker: RedisWorker, stopping: threading.Event) -> RedisWorker:
+    """Run ``worker`` in a background thread until ``stopping`` is set (``groupwire worker`` in
+    Redis mode); returns it once it has stopped gracefully. Raises if it died on its own."""
     worker.start()
     thread = worker._thread
     while not stopping.wait(0.5):
@@ -674,29 +680,3 @@ def run_redis_worker(gw: Groupwire, stopping: threading.Event, **options: Any) -
             raise RuntimeError(f"worker {worker.consumer} stopped unexpectedly")
     worker.stop()
     return worker
-
-
-def main() -> None:
-    """``python -m groupwire.events.worker``: a worker configured by ``GROUPWIRE_*``."""
-    import argparse
-
-    from groupwire.app import Groupwire
-
-    parser = argparse.ArgumentParser(description="Run Groupwire subscribers on Redis Streams")
-    parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--subscriber", action="append", default=None)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    gw = Groupwire.open()
-    try:
-        if args.metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(args.metrics_port, addr="127.0.0.1")
-        run_until_signalled(RedisWorker.for_groupwire(gw, subscribers=args.subscriber))
-    finally:
-        gw.close()
-
-
-if __name__ == "__main__":
-    main()
