@@ -313,6 +313,7 @@ class RedisWorker:
         if owned:
             keys = [s.lease_key for s in owned]
             held = self._renew(keys=keys, args=[self.consumer, self.lease_ms])
+            lost = False
             for slot, ok in zip(owned, held, strict=True):
                 if ok:
                     slot.valid_until = started + self.lease_ms / 1000
@@ -320,6 +321,9 @@ class RedisWorker:
                     log.warning("worker %s lost %s:%d", self.consumer, slot.group, slot.stream)
                     slot.owned = False
                     slot.reset()
+                    lost = True
+            if lost:  # what they handled stays done: saved before any is taken (and reloaded)
+                self._save_progress()
         target = math.ceil(len(self.slots) / live)
         owned = [s for s in self.slots if s.owned]
         if len(owned) < target and not self.stopping.is_set():
@@ -578,7 +582,10 @@ class RedisWorker:
         return slot.saved
 
     def _save_progress(self) -> None:
-        changed = [s for s in self.slots if s.owned and s.handled > s.saved]
+        """Save how far each slot is done. A slot this worker has lost (its lease expired,
+        Redis restarted) is saved too: what it handled while it owned it is done, whoever owns
+        it now, and the progress only ever rises (the loss's republish starts lower without)."""
+        changed = [s for s in self.slots if (s.owned or s.saved >= 0) and s.handled > s.saved]
         if not changed:
             return
         now = datetime.now(UTC)
@@ -610,6 +617,10 @@ class RedisWorker:
                 slot.buffer.clear()
                 slot.to_ack.clear()
                 slot.state = CLAIMING
+        try:  # what was handled is done whatever Redis lost: PostgreSQL keeps it
+            self._save_progress()
+        except Exception as db_error:
+            log.warning("worker %s: saving progress failed (%s)", self.consumer, db_error)
         self.stopping.wait(0.5)
 
     def _shutdown(self) -> None:
