@@ -29,6 +29,7 @@ from groupwire.events.idempotency import Idempotency
 from groupwire.events.redis_bus import relay_for
 from groupwire.events.registry import Handler, SubscriberRegistry, Subscription
 from groupwire.events.relay import OutboxRelay
+from groupwire.events.worker import RedisWorker
 from groupwire.hooks.plugins import make_plugin_manager, register
 from groupwire.service import UNSET, MembershipChange, Service
 from groupwire.settings import Settings
@@ -69,7 +70,7 @@ class Groupwire:
             poll_interval=settings.relay_poll_interval,
         )
         self.service.commit_listeners.append(self.relay.wake)
-        self.bus_relay = relay_for(self)  # None unless settings.bus_url is redis://...
+        self.bus_relay = relay_for(engine, settings)  # None unless bus_url is redis://...
         if self.bus_relay is not None:
             self.service.commit_listeners.append(self.bus_relay.wake)
         self.idempotency = Idempotency(engine)
@@ -158,12 +159,12 @@ class Groupwire:
             worker.start()
         return self
 
-    def worker(self, **options: Any) -> Any:
-        """A Redis Streams worker running this instance's subscribers (``.run()``/``.start()``);
-        see groupwire.events.worker."""
-        from groupwire.events.worker import RedisWorker
-
-        return RedisWorker.for_groupwire(self, **options)
+    def worker(self, **options: Any) -> RedisWorker:
+        """A Redis Streams worker running this instance's subscribers (``.run()``/``.start()``)
+        on the bus its settings name; ``options`` go to :class:`RedisWorker`."""
+        return RedisWorker.from_settings(
+            self.engine, self.settings, self.subscribers, self.retry_policy, **options
+        )
 
     def deliver_pending(self) -> int:
         """Deliver every pending event now, in this thread (scripts, tests). With a Redis

@@ -21,6 +21,17 @@ RUNS = {
     "stats": ["stats_bench.py", "--events", "2000", "--groups", "5"],
     "api": ["api_throughput.py", "--requests", "40", "--concurrency", "4"],
     "redis": ["redis_throughput.py", "--events", "300", "--workers", "1"],
+    "redis_loss": [
+        "redis_loss.py",
+        "--rate",
+        "200",
+        "--before",
+        "1",
+        "--after",
+        "1",
+        "--workers",
+        "1",
+    ],
 }
 
 

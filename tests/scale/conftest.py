@@ -6,7 +6,9 @@ and FAIL when either is unreachable.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -128,9 +130,12 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:  # fail loudly: a data-loss test must not pass unseen in CI
+            pytest.fail("redis-server is required by these tests and is not on PATH")
         self.process = subprocess.Popen(
             [
-                "redis-server",
+                binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -157,6 +162,15 @@ class RedisServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def shutdown_nosave(self) -> None:
+        """``SHUTDOWN NOSAVE``: the server exits and forgets every key."""
+        assert self.process is not None
+        client = redis.Redis(port=self.port, socket_timeout=5)
+        with contextlib.suppress(redis.ConnectionError):  # it closes the connection as it exits
+            client.shutdown(nosave=True)
+        self.process.wait(10)
+        self.process = None
 
 
 def _pings(client: redis.Redis) -> bool:

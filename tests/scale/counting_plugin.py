@@ -4,6 +4,8 @@
 Tables (created by the test): ``scale_handled`` (one row per event handled, after dedupe),
 ``scale_partition_last`` (last sequence per partition, to catch order violations),
 ``scale_order_violation`` and ``scale_redelivery`` (deliveries the dedupe absorbed).
+With ``GROUPWIRE_TEST_FROM_NOW=1`` the subscriber is ``from_now`` (skips what came before
+its first registration).
 """
 
 from __future__ import annotations
@@ -71,4 +73,5 @@ def register_subscribers(gw) -> None:  # type: ignore[no-untyped-def]
         with gw.idempotency.transaction() as conn:
             record(conn, event)
 
-    gw.subscribe("*", count, name="counter")
+    from_now = os.environ.get("GROUPWIRE_TEST_FROM_NOW") == "1"
+    gw.subscribe("*", count, name="counter", from_now=from_now)

@@ -1,7 +1,7 @@
 """Fault tests with real processes, PostgreSQL and Redis: nothing lost, nothing handled twice.
 
 API servers are ``uvicorn --factory groupwire.api.asgi:create_app_from_env``; workers are
-``python -m groupwire.events.worker --subscriber counter`` with the counting plugin of
+``python -m groupwire.cli.redis_worker --subscriber counter`` with the counting plugin of
 ``counting_plugin.py``, which records each event it handles once (dedupe by event id) and
 notes any event of a group handled after a later one of the same group.
 """
@@ -79,7 +79,7 @@ class Fleet:
         env = child_env(**self.env, GROUPWIRE_PLUGINS="tests.scale.counting_plugin", **extra)
         self.started += 1
         log = self.tmp_path / f"worker-{self.started}.log"
-        args = ["-m", "groupwire.events.worker", "--subscriber", "counter"]
+        args = ["-m", "groupwire.cli.redis_worker", "--subscriber", "counter"]
         process = spawn(args, env, log)
         self.workers.append(process)
         return process

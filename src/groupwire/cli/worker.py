@@ -44,7 +44,7 @@ def worker(ctx: typer.Context, db: DbOption = None, plugin: PluginOption = None)
         )
         if gw.bus_relay is not None:  # Redis Streams bus: consume here (docs/scale-out.md)
             try:
-                run_redis_worker(gw, stopping)
+                run_redis_worker(gw.worker(), stopping)
             except (RuntimeError, RedisError) as error:
                 fail(f"the Redis worker stopped: {error} (is {gw.settings.bus_url} reachable?)")
         while not stopping.wait(0.5):

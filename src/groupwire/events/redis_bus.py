@@ -44,7 +44,6 @@ from groupwire.store import repository as repo
 from groupwire.store.engine import WRITE
 
 if TYPE_CHECKING:
-    from groupwire.app import Groupwire
     from groupwire.settings import Settings
 
 log = logging.getLogger("groupwire.bus")
@@ -351,15 +350,14 @@ class RedisRelay:
                     log.warning("trimming the streams failed: %s", error)
 
 
-def relay_for(gw: Groupwire) -> RedisRelay | None:
-    """The Redis relay for ``gw`` when its ``bus_url`` is a Redis URL, else None."""
-    settings = gw.settings
+def relay_for(engine: Engine, settings: Settings) -> RedisRelay | None:
+    """The Redis relay publishing ``engine``'s outbox when ``settings.bus_url`` is a Redis URL,
+    else None."""
     if not settings.bus_url:
         return None
-    bus = RedisBus.from_settings(settings)
     return RedisRelay(
-        gw.engine,
-        bus,
+        engine,
+        RedisBus.from_settings(settings),
         batch_size=settings.bus_batch_size,
         poll_interval=settings.relay_poll_interval,
     )

@@ -25,6 +25,10 @@ Progress: after handling, a slot knows every entry of its stream up to sequence 
 workers save it in ``bus_progress`` so the relay can republish from the right place when Redis
 loses data and trim what everyone has done.
 
+Processes: ``groupwire worker`` (with the relay) and ``python -m groupwire.cli.redis_worker``
+(workers only) build one from a ``Groupwire`` instance (``gw.worker()``); this module knows
+only the engine, the settings, the subscriber registry and the retry policy it is handed.
+
 Stopping (SIGTERM): the worker stops reading, finishes the entries it holds (up to
 ``shutdown_timeout``), acknowledges them, saves progress and releases its leases; an entry
 still waiting for a retry stays pending and is claimed by the next owner.
@@ -45,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from sqlalchemy import Engine, select
@@ -58,10 +62,8 @@ from groupwire.events.bus_tables import bus_cursor, bus_progress
 from groupwire.events.delivery import Outcome, RetryPolicy, record_dead_letter, replay_dead_letter
 from groupwire.events.redis_bus import RedisBus, decode
 from groupwire.events.registry import SubscriberRegistry, Subscription
+from groupwire.settings import Settings
 from groupwire.store.engine import WRITE
-
-if TYPE_CHECKING:
-    from groupwire.app import Groupwire
 
 log = logging.getLogger("groupwire.worker")
 
@@ -167,15 +169,20 @@ class RedisWorker:
         self._stats: dict[str, int] = {}
 
     @classmethod
-    def for_groupwire(cls, gw: Groupwire, **options: Any) -> RedisWorker:
-        """A worker for ``gw``'s subscribers on the bus its settings name."""
-        settings = gw.settings
+    def from_settings(
+        cls,
+        engine: Engine,
+        settings: Settings,
+        registry: SubscriberRegistry,
+        policy: RetryPolicy | None = None,
+        **options: Any,
+    ) -> RedisWorker:
+        """A worker for ``registry``'s subscribers on the bus ``settings`` name, with the
+        lease, claim and batch options of ``settings`` unless ``options`` say otherwise."""
         options.setdefault("lease_seconds", settings.bus_lease_seconds)
         options.setdefault("claim_idle", settings.bus_claim_idle_seconds)
         options.setdefault("batch_size", min(settings.bus_batch_size, 500))
-        return cls(
-            gw.engine, RedisBus.from_settings(settings), gw.subscribers, gw.retry_policy, **options
-        )
+        return cls(engine, RedisBus.from_settings(settings), registry, policy, **options)
 
     # --- running ------------------------------------------------------------------------
 
@@ -242,15 +249,19 @@ class RedisWorker:
         ]
 
     def _prepare_groups(self, subscriptions: Iterable[Subscription]) -> None:
-        """Create the consumer groups (and streams) and the progress rows that are missing."""
+        """Register the subscribers that are new (their ``bus_progress`` rows), then create the
+        consumer groups (and streams) that are missing, each at its subscriber's saved progress.
+
+        The saved progress is the truth, in PostgreSQL, which a Redis loss does not touch: a
+        group created at ``<progress>-0`` is handed every entry after it, whether the relay
+        republished it before the group existed or republishes it afterwards. A ``from_now``
+        subscriber's progress starts at the bus cursor of its first registration, so it skips
+        only the history before it first registered, never what a Redis loss made Redis forget.
+        See docs/scale-out.md ("Why nothing is lost").
+        """
         subscriptions = list({s.name: s for s in subscriptions}.values())
-        pipe = self.client.pipeline(transaction=False)
-        for sub in subscriptions:
-            for key in self.bus.stream_keys:
-                pipe.xgroup_create(key, sub.name, id="$" if sub.from_now else "0", mkstream=True)
-        for result in pipe.execute(raise_on_error=False):
-            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+        if not subscriptions:
+            return
         with self.engine.connect() as conn:
             start = conn.execute(
                 select(bus_cursor.c.last_sequence).where(bus_cursor.c.bus == self.bus.name)
@@ -266,9 +277,29 @@ class RedisWorker:
             for sub in subscriptions
             for n in range(self.bus.partitions)
         ]
-        if rows:
-            with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-                conn.execute(_insert(conn.dialect.name).values(rows).on_conflict_do_nothing())
+        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            conn.execute(_insert(conn.dialect.name).values(rows).on_conflict_do_nothing())
+        with self.engine.connect() as conn:
+            saved = {
+                (str(name), int(stream)): int(last)
+                for name, stream, last in conn.execute(
+                    select(
+                        bus_progress.c.subscriber,
+                        bus_progress.c.stream,
+                        bus_progress.c.last_sequence,
+                    ).where(
+                        bus_progress.c.bus == self.bus.name,
+                        bus_progress.c.subscriber.in_([s.name for s in subscriptions]),
+                    )
+                )
+            }
+        pipe = self.client.pipeline(transaction=False)
+        for sub in subscriptions:
+            for n, key in enumerate(self.bus.stream_keys):
+                pipe.xgroup_create(key, sub.name, id=f"{saved[(sub.name, n)]}-0", mkstream=True)
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                raise result
 
     def _lease_round(self) -> None:
         now_ms = int(time.time() * 1000)
@@ -282,6 +313,7 @@ class RedisWorker:
         if owned:
             keys = [s.lease_key for s in owned]
             held = self._renew(keys=keys, args=[self.consumer, self.lease_ms])
+            lost = False
             for slot, ok in zip(owned, held, strict=True):
                 if ok:
                     slot.valid_until = started + self.lease_ms / 1000
@@ -289,6 +321,9 @@ class RedisWorker:
                     log.warning("worker %s lost %s:%d", self.consumer, slot.group, slot.stream)
                     slot.owned = False
                     slot.reset()
+                    lost = True
+            if lost:  # what they handled stays done: saved before any is taken (and reloaded)
+                self._save_progress()
         target = math.ceil(len(self.slots) / live)
         owned = [s for s in self.slots if s.owned]
         if len(owned) < target and not self.stopping.is_set():
@@ -434,6 +469,9 @@ class RedisWorker:
     def _lost_groups(self, subscriptions: list[Subscription]) -> None:
         """Redis lost the streams (restart): recreate the groups; the relay republishes."""
         log.warning("worker %s: consumer groups are gone; recreating them", self.consumer)
+        # What this worker handled is done whatever Redis forgot: saved first, the groups
+        # start after it and the republished entries it already handled are not redone.
+        self._save_progress()
         names = {s.name for s in subscriptions}
         for slot in self.slots:
             if slot.group in names:
@@ -544,7 +582,10 @@ class RedisWorker:
         return slot.saved
 
     def _save_progress(self) -> None:
-        changed = [s for s in self.slots if s.owned and s.handled > s.saved]
+        """Save how far each slot is done. A slot this worker has lost (its lease expired,
+        Redis restarted) is saved too: what it handled while it owned it is done, whoever owns
+        it now, and the progress only ever rises (the loss's republish starts lower without)."""
+        changed = [s for s in self.slots if (s.owned or s.saved >= 0) and s.handled > s.saved]
         if not changed:
             return
         now = datetime.now(UTC)
@@ -576,6 +617,10 @@ class RedisWorker:
                 slot.buffer.clear()
                 slot.to_ack.clear()
                 slot.state = CLAIMING
+        try:  # what was handled is done whatever Redis lost: PostgreSQL keeps it
+            self._save_progress()
+        except Exception as db_error:
+            log.warning("worker %s: saving progress failed (%s)", self.consumer, db_error)
         self.stopping.wait(0.5)
 
     def _shutdown(self) -> None:
@@ -636,10 +681,9 @@ def run_until_signalled(worker: RedisWorker) -> None:
     worker.run()
 
 
-def run_redis_worker(gw: Groupwire, stopping: threading.Event, **options: Any) -> RedisWorker:
-    """Run a worker for ``gw`` until ``stopping`` is set (``groupwire worker`` in Redis mode);
-    returns it once it has stopped gracefully. Raises if it died on its own."""
-    worker = RedisWorker.for_groupwire(gw, **options)
+def run_redis_worker(worker: RedisWorker, stopping: threading.Event) -> RedisWorker:
+    """Run ``worker`` in a background thread until ``stopping`` is set (``groupwire worker`` in
+    Redis mode); returns it once it has stopped gracefully. Raises if it died on its own."""
     worker.start()
     thread = worker._thread
     while not stopping.wait(0.5):
@@ -647,29 +691,3 @@ def run_redis_worker(gw: Groupwire, stopping: threading.Event, **options: Any) -
             raise RuntimeError(f"worker {worker.consumer} stopped unexpectedly")
     worker.stop()
     return worker
-
-
-def main() -> None:
-    """``python -m groupwire.events.worker``: a worker configured by ``GROUPWIRE_*``."""
-    import argparse
-
-    from groupwire.app import Groupwire
-
-    parser = argparse.ArgumentParser(description="Run Groupwire subscribers on Redis Streams")
-    parser.add_argument("--metrics-port", type=int, default=None)
-    parser.add_argument("--subscriber", action="append", default=None)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    gw = Groupwire.open()
-    try:
-        if args.metrics_port:
-            from prometheus_client import start_http_server
-
-            start_http_server(args.metrics_port, addr="127.0.0.1")
-        run_until_signalled(RedisWorker.for_groupwire(gw, subscribers=args.subscriber))
-    finally:
-        gw.close()
-
-
-if __name__ == "__main__":
-    main()
