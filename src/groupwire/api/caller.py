@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from groupwire.api.errors import forbidden, unauthorized
+from groupwire.api.idempotency import keyed_request
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey, grants
 from groupwire.domain.changes import Context
@@ -25,10 +26,14 @@ def current_key(request: Request) -> ApiKey:
 
 
 def change_context(request: Request) -> Context:
-    """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id."""
+    """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id;
+    with the request's ``Idempotency-Key`` and fingerprint when it has one."""
+    keyed = keyed_request(request.state)
     return Context(
         actor=current_key(request).id,
         correlation_id=getattr(request.state, "request_id", None),
+        idempotency_key=keyed.key if keyed else None,
+        request_fingerprint=keyed.fingerprint if keyed else None,
     )
 
 
