@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from groupwire.api.errors import forbidden, unauthorized
-from groupwire.api.idempotency import keyed_request
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey, grants
 from groupwire.domain.changes import Context
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    """A write's ``Idempotency-Key`` and fingerprint (set by ``api.idempotency``), which
+    ``change_context`` copies into the change's ``Context``."""
+
+    key: str
+    fingerprint: str
+
+
+def keyed_request(state: Any) -> KeyedRequest | None:
+    return getattr(state, "idempotency", None)
 
 
 def groupwire_of(request: Request) -> Groupwire:

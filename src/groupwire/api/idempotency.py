@@ -5,18 +5,20 @@ on reads). For a request with a key it:
 
 1. refuses a malformed key (400 ``invalid_data``: 1 to 255 printable ASCII characters);
 2. computes the request's fingerprint (method, path, query, body; JSON bodies compared as
-   data, so key order and spacing do not matter) and looks the key up in the caller's scope
-   (the API key): an answer stored for the same fingerprint is replayed
-   (``Idempotent-Replayed: true``), another fingerprint is a 422 ``not_allowed``, and a key
-   whose change is committed but whose answer is not stored yet is waited for briefly, then
-   answered 409 ``conflict`` ("already applied");
-3. otherwise runs the route with the key and fingerprint in ``request.state``; the route's
-   ``Context`` carries them to the service, whose unit of work claims the key in the change's
-   own transaction (:mod:`groupwire.store.idempotency_keys`);
+   data, so key order and spacing do not matter);
+3. runs the route with the key and fingerprint in ``request.state``; the route's ``Context``
+   carries them to the service, whose unit of work looks the key up and claims it in the
+   change's own transaction (:mod:`groupwire.store.idempotency_keys`): a key already used
+   makes the service write nothing and raise. Routes that write outside the service (API
+   keys, webhooks, mail settings) have the key looked up here, before they run;
 4. stores a 2xx answer on the key before sending it (a client that got an answer can count
    on its replay). Errors are not stored: a 4xx or 5xx raised before the commit wrote
-   nothing, so a retry executes again. A 409 from a concurrent duplicate is turned into the
-   first request's answer once that one is stored.
+   nothing, so a retry executes again. Any other answer to a keyed request is replaced by
+   what the key's record says, when a committed change holds the key (in the caller's scope,
+   the API key): the stored answer for the same fingerprint is replayed
+   (``Idempotent-Replayed: true``), another fingerprint is a 422 ``not_allowed``, and a
+   change committed whose answer is not stored yet is waited for briefly, then answered 409
+   ``conflict`` ("already applied").
 """
 
 from __future__ import annotations
@@ -25,15 +27,18 @@ import asyncio
 import json
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi.dependencies.models import Dependant
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from groupwire.api.caller import KeyedRequest, change_context
 from groupwire.api.errors import error_response
 from groupwire.api.middleware import READ_METHODS
 from groupwire.app import Groupwire
@@ -49,22 +54,11 @@ WAIT_FOR_ANSWER = 2.0
 _POLL = 0.02
 
 
-@dataclass(frozen=True, slots=True)
-class KeyedRequest:
-    """What ``change_context`` copies into the change's ``Context``."""
-
-    key: str
-    fingerprint: str
-
-
-def keyed_request(state: Any) -> KeyedRequest | None:
-    return getattr(state, "idempotency", None)
-
-
 class IdempotentRequests:
     def __init__(self, app: ASGIApp, gw: Groupwire) -> None:
         self.app = app
         self.gw = gw
+        self._claims_in_service: dict[int, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         api_key = scope.get("state", {}).get("api_key")
@@ -86,10 +80,11 @@ class IdempotentRequests:
         body, receive = await _read_body(receive)
         fingerprint = request_fingerprint(scope, body)
         owner = api_key.id
-        found = await self._settled(owner, key)
-        if found is not None:
-            await self._answer_from(found, key, fingerprint)(scope, receive, send)
-            return
+        if not self._claims_in_service_transaction(scope):
+            found = await self._settled(owner, key)
+            if found is not None:
+                await self._answer_from(found, key, fingerprint)(scope, receive, send)
+                return
 
         scope["state"]["idempotency"] = KeyedRequest(key, fingerprint)
         start: Message | None = None
@@ -138,13 +133,28 @@ class IdempotentRequests:
                 datetime.now(UTC),
                 self.gw.settings.idempotency_key_ttl,
             )
-        elif status == 409:  # a concurrent duplicate committed first: give its answer
+        else:  # the key may be used by a committed change (a retry, a concurrent duplicate)
             found = await self._settled(owner, key)
             if found is not None:
                 await self._answer_from(found, key, fingerprint)(scope, _no_body, send)
                 return
         await send(start)
         await send({"type": "http.response.body", "body": body})
+
+    def _claims_in_service_transaction(self, scope: Scope) -> bool:
+        """Whether the route changes state through the service (it takes a ``ChangeContext``),
+        whose unit of work checks and claims the key: no look-up is needed before it runs."""
+        router = getattr(scope.get("app"), "router", None)
+        for route in getattr(router, "routes", ()):
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                known = self._claims_in_service.get(id(route))
+                if known is None:
+                    dependant = getattr(route, "dependant", None)
+                    known = dependant is not None and _depends_on(dependant, change_context)
+                    self._claims_in_service[id(route)] = known
+                return known
+        return False
 
     async def _settled(self, owner: str, key: str) -> KeyRecord | None:
         """The key's record, after waiting up to ``WAIT_FOR_ANSWER`` for its answer when
@@ -191,6 +201,10 @@ def request_fingerprint(scope: Scope, body: bytes) -> str:
     return idempotency_keys.fingerprint(
         scope["method"], scope.get("path", ""), scope.get("query_string", b""), content
     )
+
+
+def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    return any(sub.call is call or _depends_on(sub, call) for sub in dependant.dependencies)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
