@@ -2,12 +2,14 @@
 
 from groupwire.app import Groupwire
 from groupwire.domain import (
+    AlreadyApplied,
     Customer,
     CustomerGroup,
     Duplicate,
     Event,
     GroupwireError,
     HookRejected,
+    IdempotencyKeyReused,
     InvalidData,
     NotFound,
     PreconditionFailed,
@@ -18,6 +20,7 @@ from groupwire.service import MembershipChange
 from groupwire.settings import Settings
 
 __all__ = [
+    "AlreadyApplied",
     "Context",
     "Customer",
     "CustomerDraft",
@@ -28,6 +31,7 @@ __all__ = [
     "Groupwire",
     "GroupwireError",
     "HookRejected",
+    "IdempotencyKeyReused",
     "InvalidData",
     "MembershipChange",
     "NotFound",

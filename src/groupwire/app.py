@@ -56,7 +56,12 @@ class Groupwire:
             [*BUILTIN_PLUGINS, *settings.plugins, *plugins],
             load_entry_points=settings.load_entry_points,
         )
-        self.service = Service(engine, self.plugins, source=settings.event_source)
+        self.service = Service(
+            engine,
+            self.plugins,
+            source=settings.event_source,
+            key_ttl=settings.idempotency_key_ttl,
+        )
         self.subscribers = SubscriberRegistry()
         self.retry_policy = RetryPolicy(
             max_attempts=settings.delivery_max_attempts,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -39,8 +40,9 @@ from groupwire.domain.errors import (
 from groupwire.domain.ids import CUSTOMER, CUSTOMER_GROUP, new_id
 from groupwire.domain.models import Customer, CustomerGroup, Event
 from groupwire.hooks.plugins import has_impls
+from groupwire.store import idempotency_keys, tables
 from groupwire.store import repository as repo
-from groupwire.store import tables
+from groupwire.store.engine import WRITE
 from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.service")
@@ -52,6 +54,8 @@ UNSET: Any = object()
 
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 MAX_TRANSACTION_ATTEMPTS = 5
+PRUNE_INTERVAL = 600.0
+"""Seconds between two deletions of expired idempotency keys by one process."""
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -85,10 +89,14 @@ class Service:
         plugins: pluggy.PluginManager,
         *,
         source: str = "groupwire",
+        key_ttl: float = idempotency_keys.DEFAULT_TTL,
     ) -> None:
+        """``key_ttl``: seconds an idempotency key stays in force after its first use."""
         self.engine = engine
         self.plugins = plugins
         self.source = source
+        self.key_ttl = key_ttl
+        self._next_prune = 0.0
         self.commit_listeners: list[CommitListener] = []
         self.hook_failures: deque[HookFailure] = deque(maxlen=1000)
 
@@ -102,7 +110,9 @@ class Service:
         metadata: dict[str, Any] | None = None,
         context: Context | None = None,
     ) -> CustomerGroup:
-        context = context or Context()
+        context = self._keyed(
+            context, "create_group", name=name, description=description, metadata=metadata
+        )
         draft = GroupDraft(name=name, description=description, metadata=metadata)
         _validate_group_draft(draft)
 
@@ -152,7 +162,9 @@ class Service:
         context: Context | None = None,
     ) -> CustomerGroup:
         """Soft-delete a group; each member leaves it first (reason ``group_deleted``)."""
-        context = context or Context()
+        context = self._keyed(
+            context, "delete_group", id=group_id, expected_version=expected_version
+        )
 
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, list[str]]:
             conn = uow.connection
@@ -210,7 +222,9 @@ class Service:
         context: Context | None = None,
     ) -> MembershipChange:
         """Add and remove members of one group in one transaction (the Admin API's batch)."""
-        context = context or Context()
+        context = self._keyed(
+            context, "update_group_customers", id=group_id, add=add, remove=remove
+        )
         add_ids = _unique_ids(add, "add")
         remove_ids = _unique_ids(remove, "remove")
         both = set(add_ids) & set(remove_ids)
@@ -249,7 +263,17 @@ class Service:
         metadata: dict[str, Any] | None = None,
         context: Context | None = None,
     ) -> Customer:
-        context = context or Context()
+        context = self._keyed(
+            context,
+            "create_customer",
+            email=email,
+            first_name=first_name,
+            last_name=last_name,
+            company_name=company_name,
+            phone=phone,
+            has_account=has_account,
+            metadata=metadata,
+        )
         draft = CustomerDraft(
             email=email,
             first_name=first_name,
@@ -310,7 +334,9 @@ class Service:
         context: Context | None = None,
     ) -> Customer:
         """Soft-delete a customer; it leaves each of its groups first (``customer_deleted``)."""
-        context = context or Context()
+        context = self._keyed(
+            context, "delete_customer", id=customer_id, expected_version=expected_version
+        )
 
         def work(uow: UnitOfWork) -> tuple[Customer, list[tuple[CustomerGroup, list[str]]]]:
             conn = uow.connection
@@ -368,7 +394,9 @@ class Service:
 
         The result lists group ids (``added``: groups joined, ``removed``: groups left).
         """
-        context = context or Context()
+        context = self._keyed(
+            context, "update_customer_groups", id=customer_id, add=add, remove=remove
+        )
         add_ids = _unique_ids(add, "add")
         remove_ids = _unique_ids(remove, "remove")
         both = set(add_ids) & set(remove_ids)
@@ -380,7 +408,7 @@ class Service:
         self, customer_id: str, group_ids: Sequence[str], *, context: Context | None = None
     ) -> MembershipChange:
         """Make ``group_ids`` exactly the customer's groups."""
-        context = context or Context()
+        context = self._keyed(context, "set_customer_groups", id=customer_id, group_ids=group_ids)
         target = _unique_ids(group_ids, "group_ids")
         return self._change_customer_groups(customer_id, target, None, context)
 
@@ -519,7 +547,13 @@ class Service:
     ) -> Any:
         """Update some fields of a group or customer: metadata is merged, equal values are
         dropped, and a change that changes nothing writes and emits nothing."""
-        context = context or Context()
+        context = self._keyed(
+            context,
+            f"update_{kind.name}",
+            id=entity_id,
+            values=given,
+            expected_version=expected_version,
+        )
         kind.validate(given)
         before_hook = getattr(self.plugins.hook, f"before_update_{kind.name}")
 
@@ -572,7 +606,9 @@ class Service:
         """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to."""
         for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
             try:
-                with UnitOfWork(self.engine, source=self.source, context=context) as uow:
+                with UnitOfWork(
+                    self.engine, source=self.source, context=context, key_ttl=self.key_ttl
+                ) as uow:
                     result = work(uow)
                     committed = uow.commit()
                 break
@@ -581,6 +617,8 @@ class Service:
                 if sqlstate not in RETRYABLE_SQLSTATES or attempt == MAX_TRANSACTION_ATTEMPTS:
                     raise
                 log.info("retrying a transaction after %s (attempt %d)", sqlstate, attempt)
+        if context.idempotency_key is not None:
+            self._prune_keys()
         if committed:
             for listener in list(self.commit_listeners):
                 try:
@@ -588,6 +626,28 @@ class Service:
                 except Exception:
                     log.exception("commit listener %r failed", listener)
         return result
+
+    def _keyed(self, context: Context | None, operation: str, **arguments: Any) -> Context:
+        """The change's context; with an idempotency key and no fingerprint, one is derived
+        from the operation and its arguments (the same call again is "the same request")."""
+        context = context or Context()
+        if context.idempotency_key is None or context.request_fingerprint is not None:
+            return context
+        fingerprint = idempotency_keys.arguments_fingerprint(operation, arguments)
+        return replace(context, request_fingerprint=fingerprint)
+
+    def _prune_keys(self) -> None:
+        """Delete expired idempotency keys, at most every ``PRUNE_INTERVAL`` seconds (or
+        ``key_ttl``, when shorter) per process, after a keyed change."""
+        now = time.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + min(PRUNE_INTERVAL, self.key_ttl)
+        try:
+            with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+                idempotency_keys.prune(conn, datetime.now(UTC))
+        except DBAPIError:
+            log.exception("pruning expired idempotency keys failed (tried again later)")
 
     def _after(self, hook_name: str, **kwargs: Any) -> None:
         """Call each implementation of an after-hook on its own: one failing stops no other."""

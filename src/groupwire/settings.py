@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often the relay looks for events committed elsewhere"
     )
     auto_migrate: bool = Field(True, description="Apply migrations when opening the store")
+    idempotency_key_ttl: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds an Idempotency-Key stays in force after its first use (then it "
+        "is ignored and pruned)",
+    )
     # --- Admin API event stream (docs/api.md) ---
     sse_heartbeat_interval: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"

@@ -2,6 +2,8 @@
 
 * ``before_add_customer_to_group`` records the size of every call (one call per chunk) and
   vetoes any call with a customer whose metadata says ``{"refuse": true}``;
+* ``after_add_customer_to_group`` interrupts the command (``KeyboardInterrupt``, as Ctrl-C
+  would) after the committed call number ``RECORDER.interrupt_after``, when that is set;
 * ``register_subscribers`` subscribes a handler appending ``sequence type`` lines to the file
   named by ``GROUPWIRE_TEST_RECORD_FILE`` (for the worker's test, which runs as a process).
 """
@@ -20,9 +22,13 @@ RECORD_FILE = "GROUPWIRE_TEST_RECORD_FILE"
 class Recorder:
     def __init__(self) -> None:
         self.add_calls: list[int] = []
+        self.committed_adds = 0
+        self.interrupt_after: int | None = None
 
     def reset(self) -> None:
         self.add_calls.clear()
+        self.committed_adds = 0
+        self.interrupt_after = None
 
 
 RECORDER = Recorder()
@@ -36,6 +42,15 @@ def before_add_customer_to_group(
     for customer in customers:
         if (customer.metadata or {}).get("refuse"):
             raise HookRejected(f"{customer.email} is refused by the test plugin")
+
+
+@hookimpl
+def after_add_customer_to_group(
+    group: CustomerGroup, customer_ids: list[str], context: Context
+) -> None:
+    RECORDER.committed_adds += 1
+    if RECORDER.committed_adds == RECORDER.interrupt_after:
+        raise KeyboardInterrupt
 
 
 @hookimpl

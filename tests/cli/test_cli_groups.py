@@ -240,9 +240,52 @@ def test_groups_add_stops_at_the_first_failing_chunk_and_keeps_the_chunks_before
         env={"GROUPWIRE_PLUGINS": PLUGIN},
     )
     assert again.exit_code == 0, again.output
-    assert "Added 3 customers to VIP (2 already members" in again.stdout
+    assert "Added 3 customers to VIP (0 already members" in again.stdout
+    assert "2 customers written by an earlier run, skipped" in again.stdout
     assert member_ids(gw, group.id) == set(ids)
     assert event_types(gw).count("customer_group.customer_added") == 5
+
+
+def test_an_add_interrupted_after_a_commit_and_run_again_applies_each_chunk_once(
+    cli: Invoke, gw: Groupwire, database_url: str, recording: Recorder, tmp_path: Path
+) -> None:
+    ids = customers(gw, 6)
+    group = gw.groups.create("VIP")
+    csv = tmp_path / "members.csv"
+    csv.write_text("id\n" + "\n".join(ids) + "\n")
+    command = ["groups", "add", "VIP", "--csv", csv, "--chunk-size", "2", "--db", database_url]
+    recording.interrupt_after = 2  # Ctrl-C right after the second chunk committed
+
+    interrupted = cli(*command, env={"GROUPWIRE_PLUGINS": PLUGIN})
+    assert interrupted.exit_code != 0
+    assert member_ids(gw, group.id) == set(ids[:4])
+    gw.groups.remove_customers(group.id, [ids[0]])  # someone else's change in between
+    recording.reset()
+    again = cli(*command, env={"GROUPWIRE_PLUGINS": PLUGIN})
+
+    assert again.exit_code == 0, again.output
+    assert recording.add_calls == [2]  # only the chunk never written reaches the service
+    assert "Added 2 customers to VIP" in again.stdout
+    assert "4 customers written by an earlier run, skipped" in again.stdout
+    assert member_ids(gw, group.id) == set(ids[1:])  # the earlier chunk is not redone
+    added = gw.events.list(type="customer_group.customer_added", limit=None)
+    assert sorted(e.data["customer_id"] for e in added) == sorted(ids)  # each once
+
+
+def test_groups_add_fresh_writes_every_chunk_again(
+    cli: Invoke, gw: Groupwire, database_url: str
+) -> None:
+    ids = customers(gw, 2)
+    group = gw.groups.create("VIP")
+    command = ["groups", "add", "VIP", "-c", ids[0], "-c", ids[1], "--db", database_url]
+    assert cli(*command).exit_code == 0
+    gw.groups.remove_customers(group.id, [ids[0]])
+
+    again = cli(*command, "--fresh")
+
+    assert again.exit_code == 0, again.output
+    assert "Added 1 customer to VIP (1 already members" in again.stdout
+    assert member_ids(gw, group.id) == set(ids)
 
 
 def test_groups_remove_by_option_and_by_csv_removes_members_only(

@@ -1,8 +1,9 @@
 """The FastAPI application factory. Routers are listed here, one line each.
 
-Requests pass ``RequestContext`` (request id, query normalisation) and then ``AdminAuth``
-(an API key with the right scope on every ``/admin`` path) before reaching a router; every
-error leaves through :mod:`groupwire.api.errors`.
+Requests pass ``RequestContext`` (request id, query normalisation), ``AdminAuth`` (an API key
+with the right scope on every ``/admin`` path) and ``IdempotentRequests`` (the
+``Idempotency-Key`` of a write) before reaching a router; every error leaves through
+:mod:`groupwire.api.errors`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from groupwire.api import (
     webhooks,
 )
 from groupwire.api.errors import install_error_handlers
+from groupwire.api.idempotency import IdempotentRequests
 from groupwire.api.live import CommitSignal
 from groupwire.api.middleware import ADMIN_PREFIX, AdminAuth, RequestContext
 from groupwire.app import Groupwire
@@ -48,6 +50,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.state.commit_signal = CommitSignal()
     gw.service.commit_listeners.append(app.state.commit_signal)
     install_error_handlers(app)
+    app.add_middleware(IdempotentRequests, gw=gw)  # after authentication: keys are per API key
     app.add_middleware(AdminAuth, gw=gw)
     app.add_middleware(RequestContext)  # added last, so it runs first
     # --- routers (one line each) ---

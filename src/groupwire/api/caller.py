@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -11,6 +12,19 @@ from groupwire.api.errors import forbidden, unauthorized
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey, grants
 from groupwire.domain.changes import Context
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    """A write's ``Idempotency-Key`` and fingerprint (set by ``api.idempotency``), which
+    ``change_context`` copies into the change's ``Context``."""
+
+    key: str
+    fingerprint: str
+
+
+def keyed_request(state: Any) -> KeyedRequest | None:
+    return getattr(state, "idempotency", None)
 
 
 def groupwire_of(request: Request) -> Groupwire:
@@ -25,10 +39,14 @@ def current_key(request: Request) -> ApiKey:
 
 
 def change_context(request: Request) -> Context:
-    """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id."""
+    """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id;
+    with the request's ``Idempotency-Key`` and fingerprint when it has one."""
+    keyed = keyed_request(request.state)
     return Context(
         actor=current_key(request).id,
         correlation_id=getattr(request.state, "request_id", None),
+        idempotency_key=keyed.key if keyed else None,
+        request_fingerprint=keyed.fingerprint if keyed else None,
     )
 
 

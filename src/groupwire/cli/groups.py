@@ -10,13 +10,17 @@ Adding or removing members from a file (``--csv``) works in two steps:
    call (one transaction, its hooks and events). If a chunk fails (a customer deleted in the
    meantime, a before-hook's veto), that chunk writes nothing, the chunks before it stay
    written, no later chunk is tried, and the command exits 1 saying how far it got.
-   Adding a member twice or removing a non-member is a no-op, so running the same command
-   again after fixing the cause finishes the job.
+   Running the same command again after fixing the cause (or after an interruption, even
+   one between a chunk's commit and its report) finishes the job, changing nothing twice:
+   each chunk carries an idempotency key derived from the action, the group and the chunk's
+   customers, so a chunk an earlier run committed is skipped (``AlreadyApplied``), even if
+   its members changed since; the summary counts those customers apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -48,7 +52,7 @@ from groupwire.cli.customer_refs import (
     refs_from_values,
     resolve,
 )
-from groupwire.domain.errors import GroupwireError
+from groupwire.domain.errors import AlreadyApplied, GroupwireError
 from groupwire.domain.models import CustomerGroup
 
 app = typer.Typer(help="Customer groups and their members.", no_args_is_help=True)
@@ -80,6 +84,15 @@ SkipUnknownOption = Annotated[
     typer.Option(
         "--skip-unknown",
         help="Change the customers that were found even if some lines name nobody.",
+    ),
+]
+
+FreshOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh",
+        help="Write every chunk, even those an earlier run of the same command already wrote "
+        "(within GROUPWIRE_IDEMPOTENCY_KEY_TTL).",
     ),
 ]
 
@@ -197,10 +210,13 @@ def add_members(
     csv_file: CsvOption = None,
     chunk_size: ChunkOption = 500,
     skip_unknown: SkipUnknownOption = False,
+    fresh: FreshOption = False,
     db: DbOption = None,
 ) -> None:
     """Add customers to a group, from --customer options or a --csv file."""
-    _change_members(ctx, "add", group, customer, csv_file, chunk_size, skip_unknown, db)
+    _change_members(
+        ctx, "add", group, customer, csv_file, chunk_size, skip_unknown, db, fresh=fresh
+    )
 
 
 @app.command("remove")
@@ -211,10 +227,13 @@ def remove_members(
     csv_file: CsvOption = None,
     chunk_size: ChunkOption = 500,
     skip_unknown: SkipUnknownOption = False,
+    fresh: FreshOption = False,
     db: DbOption = None,
 ) -> None:
     """Remove customers from a group, from --customer options or a --csv file."""
-    _change_members(ctx, "remove", group, customer, csv_file, chunk_size, skip_unknown, db)
+    _change_members(
+        ctx, "remove", group, customer, csv_file, chunk_size, skip_unknown, db, fresh=fresh
+    )
 
 
 def _change_members(
@@ -226,6 +245,8 @@ def _change_members(
     chunk_size: int,
     skip_unknown: bool,
     db: str | None,
+    *,
+    fresh: bool = False,
 ) -> None:
     if bool(customers) == bool(csv_file):
         raise typer.BadParameter("give either --customer (one or more) or --csv, not both")
@@ -242,16 +263,19 @@ def _change_members(
             _report_unknown(resolution.unknown, written=skip_unknown)
             if not skip_unknown:
                 raise typer.Exit(1)
-        done, failure = _write_in_chunks(gw, action, found, resolution.ids, chunk_size)
+        done, failure = _write_in_chunks(gw, action, found, resolution.ids, chunk_size, fresh=fresh)
     verb = "Added" if action == "add" else "Removed"
     preposition = "to" if action == "add" else "from"
-    skipped = sum(c.size for c in done) - sum(c.changed for c in done)
+    earlier = sum(c.size for c in done if c.earlier)
+    skipped = sum(c.size for c in done if not c.earlier) - sum(c.changed for c in done)
     noun = "already members" if action == "add" else "not members"
     changed = sum(c.changed for c in done)
     summary = (
         f"{verb} {plural(changed, 'customer')} {preposition} "
         f"[bold]{escape(found.name)}[/] ({skipped} {noun} or left out by hooks)"
     )
+    if earlier:
+        summary += f"; {plural(earlier, 'customer')} written by an earlier run, skipped"
     out().print(summary, soft_wrap=True)
     if failure:
         fail(failure)
@@ -261,18 +285,33 @@ def _change_members(
 
 @dataclass(frozen=True, slots=True)
 class ChunkWritten:
-    """One committed chunk: how many customers it named and how many really changed."""
+    """One committed chunk: how many customers it named and how many really changed
+    (``earlier``: committed by an earlier run of the same command, not this one)."""
 
     size: int
     changed: int
+    earlier: bool = False
+
+
+def chunk_key(action: str, group_id: str, chunk: list[str]) -> str:
+    """The idempotency key of one chunk: the same action, group and customers, the same key."""
+    digest = hashlib.sha256("\n".join([action, group_id, *chunk]).encode("utf-8"))
+    return f"cli-{action}-{digest.hexdigest()}"
 
 
 def _write_in_chunks(
-    gw: Groupwire, action: str, group: CustomerGroup, ids: list[str], size: int
+    gw: Groupwire,
+    action: str,
+    group: CustomerGroup,
+    ids: list[str],
+    size: int,
+    *,
+    fresh: bool = False,
 ) -> tuple[list[ChunkWritten], str | None]:
     """Write chunk after chunk; stop at the first that fails. Returns the written chunks and
-    the failure's description (None when every chunk was written)."""
-    context = cli_context()
+    the failure's description (None when every chunk was written). Each chunk carries its
+    idempotency key (none when ``fresh``)."""
+    base = cli_context()
     done: list[ChunkWritten] = []
     columns = (
         TextColumn("{task.description}"),
@@ -284,11 +323,17 @@ def _write_in_chunks(
         task = progress.add_task(f"{action} {group.name}", total=len(ids))
         for start in range(0, len(ids), size):
             chunk = ids[start : start + size]
+            key = None if fresh else chunk_key(action, group.id, chunk)
+            context = replace(base, idempotency_key=key)
             try:
                 if action == "add":
                     change = gw.groups.add_customers(group.id, chunk, context=context)
                 else:
                     change = gw.groups.remove_customers(group.id, chunk, context=context)
+            except AlreadyApplied:
+                done.append(ChunkWritten(len(chunk), 0, earlier=True))
+                progress.advance(task, len(chunk))
+                continue
             except (GroupwireError, SQLAlchemyError) as error:
                 reason = (
                     f"{error.message} ({error.type})"

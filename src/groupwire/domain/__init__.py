@@ -1,9 +1,11 @@
 """The domain: entities, event types and errors. No I/O lives here."""
 
 from groupwire.domain.errors import (
+    AlreadyApplied,
     Duplicate,
     GroupwireError,
     HookRejected,
+    IdempotencyKeyReused,
     InvalidData,
     NotFound,
     PreconditionFailed,
@@ -11,12 +13,14 @@ from groupwire.domain.errors import (
 from groupwire.domain.models import Customer, CustomerGroup, Event, Membership, Page
 
 __all__ = [
+    "AlreadyApplied",
     "Customer",
     "CustomerGroup",
     "Duplicate",
     "Event",
     "GroupwireError",
     "HookRejected",
+    "IdempotencyKeyReused",
     "InvalidData",
     "Membership",
     "NotFound",

@@ -8,10 +8,20 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Who asked for a change and on behalf of which request; copied into every event."""
+    """Who asked for a change and on behalf of which request; copied into every event.
+
+    ``idempotency_key`` makes the change safe to retry: the key is recorded in the change's
+    own transaction, scoped by ``actor``, and a later change under the same actor and key
+    writes nothing (``AlreadyApplied``, or ``IdempotencyKeyReused`` when it asks for
+    something else). ``request_fingerprint`` says what "the same request" means; the Admin
+    API sets it from the method, path, query and body, the service otherwise derives it from
+    the operation and its arguments.
+    """
 
     actor: str | None = None
     correlation_id: str | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
 
 
 @dataclass(slots=True)

@@ -69,3 +69,32 @@ class PreconditionFailed(GroupwireError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{kind} {id} is at version {actual}, not {expected}")
+
+
+class AlreadyApplied(GroupwireError):
+    """A change carried an idempotency key that an earlier, committed change already used.
+
+    Nothing was written this time. Over HTTP the earlier answer is replayed when it was
+    stored; the library raises this instead (the earlier call's result is what it returned).
+    """
+
+    type = "conflict"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"A request with Idempotency-Key {key!r} was already applied; nothing was changed"
+        )
+
+
+class IdempotencyKeyReused(GroupwireError):
+    """An idempotency key was used again for a different request (method, path or body)."""
+
+    type = "not_allowed"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new request"
+        )

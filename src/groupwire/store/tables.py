@@ -193,3 +193,20 @@ processed_event = Table(
     Column("event_id", String(64), primary_key=True),
     Column("processed_at", UTCDateTime, nullable=False),
 )
+
+# One row per idempotency key in use: written in the transaction of the change it guards (see
+# store.idempotency_keys), its answer (``status``, ``headers``, ``body``) stored with it or
+# right after it; null while the change is in flight or when no answer could be stored.
+idempotency_key = Table(
+    "idempotency_key",
+    metadata,
+    Column("scope", String(255), primary_key=True),  # the actor: an API key id, or ""
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("headers", Text, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_idempotency_key_expires_at", "expires_at"),
+)

@@ -23,7 +23,7 @@ from groupwire.domain.changes import Context
 from groupwire.domain.events import PendingEvent, PendingRun
 from groupwire.domain.ids import EVENT, new_ids, shifted_id
 from groupwire.domain.models import Event
-from groupwire.store import bulk, tables
+from groupwire.store import bulk, idempotency_keys, tables
 from groupwire.store.engine import NOWAIT, WRITE
 
 EVENT_COLUMNS = (
@@ -54,9 +54,23 @@ _TAKE_SEQUENCES = (
 class UnitOfWork:
     """``with UnitOfWork(...) as uow: ...; uow.commit()``; leaving without commit rolls back."""
 
-    def __init__(self, engine: Engine, *, source: str, context: Context, wait: bool = True) -> None:
-        """``wait=False``: fail at once instead of queueing for SQLite's write lock."""
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        source: str,
+        context: Context,
+        wait: bool = True,
+        key_ttl: float = idempotency_keys.DEFAULT_TTL,
+    ) -> None:
+        """``wait=False``: fail at once instead of queueing for SQLite's write lock.
+
+        A ``context`` with an ``idempotency_key`` claims the key first thing in the
+        transaction (see :mod:`groupwire.store.idempotency_keys`), so it commits with the
+        change; ``key_ttl`` is how many seconds the key then stays in force.
+        """
         self._engine = engine
+        self._key_ttl = key_ttl
         self._wait = wait
         self._source = source
         self.context = context
@@ -70,6 +84,20 @@ class UnitOfWork:
             **{WRITE: True, NOWAIT: not self._wait}
         )
         self._transaction = self.connection.begin()
+        key = self.context.idempotency_key
+        if key is not None:
+            try:
+                idempotency_keys.claim(
+                    self.connection,
+                    self.context.actor or "",
+                    key,
+                    self.context.request_fingerprint or "",
+                    self.now,
+                    self._key_ttl,
+                )
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         return self
 
     def __exit__(
