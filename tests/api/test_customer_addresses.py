@@ -457,3 +457,37 @@ def test_given_read_and_write_keys_then_reads_need_read_and_changes_need_write(c
 
     assert reader.get(url).status_code == 200
     assert_error(reader.post(url, json={"city": "Paris"}), 403, "forbidden")
+
+
+def test_the_openapi_document_describes_every_address_route_and_its_responses(client):
+    paths = client.get("/openapi.json").json()["paths"]
+
+    listing = paths["/admin/customers/{id}/addresses"]
+    one = paths["/admin/customers/{id}/addresses/{address_id}"]
+
+    assert set(listing) == {"get", "post"} and set(one) == {"get", "post", "delete"}
+    expected = {
+        ("get", "listing"): "AddressListResponse",
+        ("post", "listing"): "CustomerResponse",
+        ("get", "one"): "AddressResponse",
+        ("post", "one"): "CustomerResponse",
+        ("delete", "one"): "AddressDeletedResponse",
+    }
+    for (method, which), model in expected.items():
+        operation = (listing if which == "listing" else one)[method]
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith(f"/{model}")
+        assert "404" in operation["responses"]
+    query = {p["name"] for p in listing["get"]["parameters"] if p["in"] == "query"}
+    assert query == {
+        "fields",
+        "q",
+        "company",
+        "city",
+        "country_code",
+        "province",
+        "postal_code",
+        "limit",
+        "offset",
+        "order",
+    }
