@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from alembic import command
+from sqlalchemy import insert, inspect
 from sqlalchemy.exc import IntegrityError
 
 from groupwire import Context, HookRejected, InvalidData, NotFound, hookimpl
+from groupwire.store import migrate
 from groupwire.store.address_tables import customer_address
 
 
@@ -217,3 +219,18 @@ def test_an_address_hook_may_veto_the_deletion_of_its_customer(gw):
     assert gw.customers.get(ada.id).deleted_at is None
     assert gw.customers.addresses.get(ada.id, billing.id).deleted_at is None
     assert [c.id for c in gw.groups.members(vip.id)] == [ada.id]
+
+
+def test_migration_0008_downgrades_and_upgrades_again(gw):
+    ada = gw.customers.create(email="ada@shop.test")
+    gw.customers.addresses.create(ada.id, city="Paris")
+    config = migrate.alembic_config()
+
+    with gw.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007_event_runs")
+        assert not inspect(conn).has_table("customer_address")
+    migrate.upgrade(gw.engine)
+
+    assert gw.customers.addresses.list(ada.id).count == 0
+    assert gw.customers.addresses.create(ada.id, city="Lyon").city == "Lyon"

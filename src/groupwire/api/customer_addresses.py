@@ -142,15 +142,17 @@ CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _customer(gw: Groupwire, customer_id: str, fields: str | None) -> dict[str, Any]:
+def _customer(gw: Groupwire, customer_id: str, fields: str | None) -> tuple[int, dict[str, Any]]:
+    """The customer's version and JSON, as read after the change (the parent Medusa returns)."""
     customer = gw.customers.get(customer_id)
-    return customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[0]
+    return customer.version, customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[
+        0
+    ]
 
 
 def _customer_response(gw: Groupwire, customer_id: str, fields: str | None) -> JSONResponse:
-    customer = gw.customers.get(customer_id)
-    body = {"customer": customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[0]}
-    return JSONResponse(body, headers={"ETag": etag(customer.version)})
+    version, customer = _customer(gw, customer_id, fields)
+    return JSONResponse({"customer": customer}, headers={"ETag": etag(version)})
 
 
 @router.get(
@@ -239,5 +241,5 @@ def delete_address(
     select_fields(query.fields, CUSTOMER_SHAPE)
     address = gw.customers.addresses.delete(id, address_id, context=context)
     body = deleted_json(address.id, "customer_address")
-    body["parent"] = _customer(gw, id, query.fields)
+    body["parent"] = _customer(gw, id, query.fields)[1]
     return JSONResponse(body)
