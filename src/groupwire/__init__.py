@@ -14,15 +14,18 @@ from groupwire.domain import (
     NotFound,
     PreconditionFailed,
 )
+from groupwire.domain.addresses import AddressDraft, CustomerAddress
 from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
 from groupwire.hooks import hookimpl
 from groupwire.service import MembershipChange
 from groupwire.settings import Settings
 
 __all__ = [
+    "AddressDraft",
     "AlreadyApplied",
     "Context",
     "Customer",
+    "CustomerAddress",
     "CustomerDraft",
     "CustomerGroup",
     "Duplicate",

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from groupwire.addresses import Addresses
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Customer, CustomerGroup, Event, Page
@@ -295,11 +296,13 @@ class Groups:
 
 
 class Customers:
-    """``gw.customers``: customers and the groups they belong to."""
+    """``gw.customers``: customers and the groups they belong to; ``.addresses`` their
+    addresses."""
 
     def __init__(self, gw: Groupwire) -> None:
         self._gw = gw
         self._service = gw.service
+        self.addresses = Addresses(gw)
 
     def create(self, email: str, *, context: Context | None = None, **fields: Any) -> Customer:
         return self._service.create_customer(email, context=context, **fields)

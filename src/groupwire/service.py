@@ -28,7 +28,9 @@ import pluggy
 from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from groupwire import address_cascade
 from groupwire.domain import events as ev
+from groupwire.domain.addresses import CustomerAddress
 from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
 from groupwire.domain.errors import (
     Duplicate,
@@ -333,10 +335,12 @@ class Service:
         expected_version: int | None = None,
         context: Context | None = None,
     ) -> Customer:
-        """Soft-delete a customer; it leaves each of its groups first (``customer_deleted``)."""
+        """Soft-delete a customer; it leaves each of its groups first (``customer_deleted``)
+        and its addresses are soft-deleted with it."""
         context = self._keyed(
             context, "delete_customer", id=customer_id, expected_version=expected_version
         )
+        addresses: list[CustomerAddress] = []
 
         def work(uow: UnitOfWork) -> tuple[Customer, list[tuple[CustomerGroup, list[str]]]]:
             conn = uow.connection
@@ -358,6 +362,9 @@ class Service:
                 )
                 if removed:
                     left.append((group, removed))
+            addresses[:] = address_cascade.delete_with_customer(
+                self.plugins, uow, customer, context
+            )
             row = {"deleted_at": uow.now, "updated_at": uow.now, "version": customer.version + 1}
             repo.update_row(conn, tables.customer, customer.id, row)
             uow.emit(ev.customer_deleted(customer, len(left)))
@@ -372,6 +379,7 @@ class Service:
                 reason=ev.REASON_CUSTOMER_DELETED,
                 context=context,
             )
+        address_cascade.after_deleted_with_customer(self._after, customer, addresses, context)
         self._after(
             "after_delete_customer",
             customer=customer,

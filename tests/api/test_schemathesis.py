@@ -75,6 +75,7 @@ def test_given_any_generated_request_then_no_operation_answers_500(sqlite_gw: Gr
     group = sqlite_gw.groups.create("Existing", metadata={"a": 1})
     customer = sqlite_gw.customers.create("existing@example.com")
     sqlite_gw.groups.add_customers(group.id, [customer.id])
+    address = sqlite_gw.customers.addresses.create(customer.id, city="Paris")
     app = create_app(sqlite_gw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -90,6 +91,8 @@ def test_given_any_generated_request_then_no_operation_answers_500(sqlite_gw: Gr
         variants: list[dict[str, Any]] = [{}]
         if operation.path.startswith("/admin/customer-groups/{id}"):
             variants.append({"path_parameters": {"id": group.id}})
+        elif "{address_id}" in operation.path:
+            variants.append({"path_parameters": {"id": customer.id, "address_id": address.id}})
         elif operation.path.startswith("/admin/customers/{id}"):
             variants.append({"path_parameters": {"id": customer.id}})
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from groupwire.api import (
     api_keys,
     audit,
+    customer_addresses,
     customer_groups,
     customers,
     events,
@@ -56,6 +57,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     # --- routers (one line each) ---
     app.include_router(customer_groups.router)
     app.include_router(customers.router)
+    app.include_router(customer_addresses.router)  # /admin/customers/{id}/addresses
     app.include_router(events.router)
     app.include_router(api_keys.router)
     app.include_router(webhooks.router)

@@ -115,6 +115,7 @@ class Shape:
 
     defaults: tuple[str, ...]
     relations: Mapping[str, Shape] = field(default_factory=dict)
+    optional: tuple[str, ...] = ()  # fields returned only when asked for (``+field``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +138,14 @@ def select_fields(spec: str | None, shape: Shape) -> Selection:
         rel, _, sub = name.partition(".")
         if rel in shape.relations and sign != "-":
             if sub:
-                if sub not in shape.relations[rel].defaults:
+                if sub not in _known(shape.relations[rel]):
                     raise InvalidData(f"Unknown field: {token}")
                 current = relations.setdefault(rel, [])
                 if current is not None and sub not in current:
                     current.append(sub)
             else:
                 relations[rel] = None
-        elif sign == "*" or sub or (name not in shape.defaults and name not in shape.relations):
+        elif sign == "*" or sub or (name not in _known(shape) and name not in shape.relations):
             raise InvalidData(f"Unknown field: {token}")
         elif sign == "-":
             if name in shape.relations:
@@ -162,6 +163,10 @@ def select_fields(spec: str | None, shape: Shape) -> Selection:
         for rel, subs in relations.items()
     }
     return Selection(tuple(chosen), selected)
+
+
+def _known(shape: Shape) -> tuple[str, ...]:
+    return shape.defaults + shape.optional
 
 
 # --- If-Match --------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from groupwire.api.params import Selection, Shape
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey
+from groupwire.domain.addresses import CustomerAddress
 from groupwire.domain.models import Customer, CustomerGroup, Page
+from groupwire.store import address_repository
 from groupwire.store import repository as repo
 
 GROUP_DEFAULTS = (
@@ -38,8 +40,35 @@ CUSTOMER_DEFAULTS = (
     "updated_at",
     "deleted_at",
 )
+# Medusa's default fields of the address routes (its query config leaves out the default
+# flags and deleted_at: ``fields=+is_default_shipping`` asks for them); ``*addresses`` on a
+# customer returns every field.
+ADDRESS_DEFAULTS = (
+    "id",
+    "address_name",
+    "company",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "address_1",
+    "address_2",
+    "city",
+    "province",
+    "postal_code",
+    "country_code",
+    "phone",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+ADDRESS_OPTIONAL = ("is_default_shipping", "is_default_billing", "deleted_at")
+ADDRESS_SHAPE = Shape(ADDRESS_DEFAULTS, optional=ADDRESS_OPTIONAL)
+ADDRESS_ORDER = (*ADDRESS_DEFAULTS, *ADDRESS_OPTIONAL)
 GROUP_SHAPE = Shape(GROUP_DEFAULTS, {"customers": Shape(CUSTOMER_DEFAULTS)})
-CUSTOMER_SHAPE = Shape(CUSTOMER_DEFAULTS, {"groups": Shape(GROUP_DEFAULTS)})
+CUSTOMER_SHAPE = Shape(
+    CUSTOMER_DEFAULTS,
+    {"groups": Shape(GROUP_DEFAULTS), "addresses": Shape(ADDRESS_DEFAULTS + ADDRESS_OPTIONAL)},
+)
 GROUP_ORDER = ("id", "name", "created_at", "updated_at")
 CUSTOMER_ORDER = (
     "id",
@@ -87,7 +116,19 @@ def customers_json(
             found = repo.groups_of_customers(conn, [customer.id for customer in customers])
         for row, customer in zip(rows, customers, strict=True):
             row["groups"] = [_plain(g, groups.fields) for g in found[customer.id]]
+    addresses = selection.relations.get("addresses")
+    if addresses is not None:
+        with gw.engine.connect() as conn:
+            owned = address_repository.addresses_of_customers(conn, [c.id for c in customers])
+        for row, customer in zip(rows, customers, strict=True):
+            row["addresses"] = addresses_json(owned[customer.id], addresses)
     return rows
+
+
+def addresses_json(
+    addresses: Sequence[CustomerAddress], selection: Selection
+) -> list[dict[str, Any]]:
+    return [_plain(address, selection.fields) for address in addresses]
 
 
 def api_key_json(key: ApiKey) -> dict[str, Any]:

@@ -21,7 +21,11 @@ class NotFound(GroupwireError):
     def __init__(self, kind: str, ids: str | list[str]) -> None:
         self.kind = kind
         self.ids = [ids] if isinstance(ids, str) else list(ids)
-        label = {"customer_group": "Customer group", "customer": "Customer"}.get(kind, kind)
+        label = {
+            "customer_group": "Customer group",
+            "customer": "Customer",
+            "customer_address": "Customer address",
+        }.get(kind, kind)
         if len(self.ids) == 1:
             message = f"{label} with id: {self.ids[0]} was not found"
         else:

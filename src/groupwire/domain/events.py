@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from groupwire.domain.addresses import ADDRESS_FIELDS, CustomerAddress
 from groupwire.domain.models import Customer, CustomerGroup
 
 GROUP_CREATED = "customer_group.created"
@@ -23,6 +24,9 @@ CUSTOMER_REMOVED = "customer_group.customer_removed"
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_UPDATED = "customer.updated"
 CUSTOMER_DELETED = "customer.deleted"
+ADDRESS_CREATED = "customer.address_created"
+ADDRESS_UPDATED = "customer.address_updated"
+ADDRESS_DELETED = "customer.address_deleted"
 
 ALL_TYPES = (
     GROUP_CREATED,
@@ -34,12 +38,17 @@ ALL_TYPES = (
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
     CUSTOMER_DELETED,
+    ADDRESS_CREATED,
+    ADDRESS_UPDATED,
+    ADDRESS_DELETED,
 )
 
 # Why a customer left a group (the contract's `reason` values).
 REASON_REMOVED = "removed"
 REASON_GROUP_DELETED = "group_deleted"
 REASON_CUSTOMER_DELETED = "customer_deleted"
+# Why an address was deleted: on its own, or with its customer (REASON_CUSTOMER_DELETED).
+REASON_ADDRESS_DELETED = "deleted"
 
 GROUP_FIELDS = ("name", "description", "metadata")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")
@@ -203,4 +212,32 @@ def customer_deleted(customer: Customer, group_count: int) -> PendingEvent:
         customer.id,
         customer.id,
         {"id": customer.id, "email": customer.email, "group_count": group_count},
+    )
+
+
+# Address events are about the customer: subject and partition are the customer's id, so a
+# subscriber sees one customer's changes, addresses included, in order.
+
+
+def address_created(address: CustomerAddress) -> PendingEvent:
+    data = {"id": address.id, "customer_id": address.customer_id}
+    data.update({name: getattr(address, name) for name in ADDRESS_FIELDS})
+    return PendingEvent(ADDRESS_CREATED, address.customer_id, address.customer_id, data)
+
+
+def address_updated(address: CustomerAddress, changes: dict[str, dict[str, Any]]) -> PendingEvent:
+    return PendingEvent(
+        ADDRESS_UPDATED,
+        address.customer_id,
+        address.customer_id,
+        {"id": address.id, "customer_id": address.customer_id, "changes": changes},
+    )
+
+
+def address_deleted(address: CustomerAddress, reason: str) -> PendingEvent:
+    return PendingEvent(
+        ADDRESS_DELETED,
+        address.customer_id,
+        address.customer_id,
+        {"id": address.id, "customer_id": address.customer_id, "reason": reason},
     )

@@ -7,6 +7,7 @@ import secrets
 from ulid import ULID
 
 CUSTOMER = "cus"
+CUSTOMER_ADDRESS = "cuaddr"
 CUSTOMER_GROUP = "cusgroup"
 EVENT = "evt"
 

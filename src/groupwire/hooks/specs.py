@@ -24,6 +24,7 @@ from typing import Any
 
 import pluggy
 
+from groupwire.domain.addresses import AddressDraft, CustomerAddress
 from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
 from groupwire.domain.models import Customer, CustomerGroup
 
@@ -148,6 +149,61 @@ def after_delete_customer(
     customer: Customer, removed_group_ids: list[str], context: Context
 ) -> None:
     """After a customer's deletion was committed, with the groups it was removed from."""
+
+
+# --- customer addresses ----------------------------------------------------------------------
+
+
+@hookspec
+def before_create_customer_address(
+    customer: Customer, draft: AddressDraft, context: Context
+) -> None:
+    """Before an address is added to ``customer``. May edit ``draft`` (e.g. upper-case the
+    country code) or veto. If the draft is a default (``is_default_shipping`` or
+    ``is_default_billing``), the customer's previous default of that kind loses the flag in
+    the same change."""
+
+
+@hookspec
+def after_create_customer_address(
+    customer: Customer, address: CustomerAddress, context: Context
+) -> None:
+    """After an address's creation was committed."""
+
+
+@hookspec
+def before_update_customer_address(
+    customer: Customer, address: CustomerAddress, update: ProposedUpdate, context: Context
+) -> None:
+    """Before an address is updated. ``address`` is the current state, ``update.values`` the
+    new field values (metadata already merged): edit them or veto. Clearing the flag of a
+    previous default, a consequence of this change, runs no hooks of its own."""
+
+
+@hookspec
+def after_update_customer_address(
+    customer: Customer,
+    address: CustomerAddress,
+    changes: dict[str, dict[str, Any]],
+    context: Context,
+) -> None:
+    """After an address's update was committed, with ``{field: {old, new}}``."""
+
+
+@hookspec
+def before_delete_customer_address(
+    customer: Customer, address: CustomerAddress, reason: str, context: Context
+) -> None:
+    """Before an address is soft-deleted. ``reason`` is ``deleted`` (on its own) or
+    ``customer_deleted`` (once per address of a customer being deleted). May veto; a veto
+    with ``customer_deleted`` vetoes the customer's deletion."""
+
+
+@hookspec
+def after_delete_customer_address(
+    customer: Customer, address: CustomerAddress, reason: str, context: Context
+) -> None:
+    """After an address's deletion was committed, with the reason."""
 
 
 # --- wiring ----------------------------------------------------------------------------------

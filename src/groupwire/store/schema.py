@@ -11,6 +11,7 @@ import groupwire.auth.tables
 import groupwire.events.bus_tables
 import groupwire.mail.tables
 import groupwire.notify.tables
+import groupwire.store.address_tables
 import groupwire.ui.tables
 import groupwire.webhooks.tables  # noqa: F401  (webhook_endpoint, _message, _attempt)
 from groupwire.store import tables

@@ -1,0 +1,245 @@
+"""``/admin/customers/{id}/addresses``: Medusa v2's customer address routes.
+
+As in Medusa 2.21, creating, updating and deleting an address answer with the customer (the
+parent), whose ``addresses`` appear when asked for with ``fields=*addresses``; the address
+routes return Medusa's default address fields, ``fields=+is_default_shipping`` adds a field.
+Unlike Medusa, an unknown customer or address is a 404 on every route (Medusa answers 200
+with an empty body or list).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictBool
+
+from groupwire.api.bodies import Body
+from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.params import (
+    MAX_LIMIT,
+    MAX_OFFSET,
+    FieldsQuery,
+    etag,
+    parse_order,
+    select_fields,
+)
+from groupwire.api.render import (
+    ADDRESS_ORDER,
+    ADDRESS_SHAPE,
+    CUSTOMER_SHAPE,
+    addresses_json,
+    customers_json,
+    deleted_json,
+    page_response,
+)
+from groupwire.app import Groupwire
+
+router = APIRouter(prefix="/admin/customers/{id}/addresses", tags=["customer addresses"])
+
+METADATA_MERGE = 'On update merged: keys set, a key set to "" removed; null clears'
+
+
+class AddressBody(Body):
+    """Medusa's ``AdminCreateCustomerAddress`` (also its update body): every field optional."""
+
+    address_name: str | None = None
+    is_default_shipping: StrictBool = Field(
+        False, description="Make it the default; the previous default loses the flag"
+    )
+    is_default_billing: StrictBool = Field(
+        False, description="Make it the default; the previous default loses the flag"
+    )
+    company: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    address_1: str | None = None
+    address_2: str | None = None
+    city: str | None = None
+    country_code: str | None = None
+    province: str | None = None
+    postal_code: str | None = None
+    phone: str | None = None
+    metadata: dict[str, Any] | None = Field(None, description=METADATA_MERGE)
+
+
+class AddressListQuery(FieldsQuery):
+    """Medusa's ``AdminCustomerAddressesParams``: these filters only."""
+
+    q: str | None = Field(None, description="Search names, company, address lines, city, ...")
+    company: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
+    city: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
+    country_code: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
+    province: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
+    postal_code: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
+    limit: int = Field(50, ge=0, le=MAX_LIMIT)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+    order: str | None = Field(None, description="A field, `-` prefix for descending")
+
+
+# --- response shapes, for the OpenAPI document (``fields`` may add or drop fields) ---------
+
+
+class AddressJson(BaseModel):
+    id: str
+    address_name: str | None = None
+    is_default_shipping: bool | None = Field(None, description="With fields=+is_default_shipping")
+    is_default_billing: bool | None = Field(None, description="With fields=+is_default_billing")
+    customer_id: str | None = None
+    company: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    address_1: str | None = None
+    address_2: str | None = None
+    city: str | None = None
+    country_code: str | None = None
+    province: str | None = None
+    postal_code: str | None = None
+    phone: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    deleted_at: str | None = Field(None, description="With fields=+deleted_at")
+
+
+class AddressResponse(BaseModel):
+    address: AddressJson
+
+
+class AddressListResponse(BaseModel):
+    addresses: list[AddressJson]
+    count: int
+    offset: int
+    limit: int
+
+
+class CustomerResponse(BaseModel):
+    customer: dict[str, Any] = Field(
+        description="The customer; its `addresses` with fields=*addresses"
+    )
+
+
+class AddressDeletedResponse(BaseModel):
+    id: str
+    object: str = "customer_address"
+    deleted: bool = True
+    parent: dict[str, Any] = Field(description="The customer, as after the deletion")
+
+
+class ErrorResponse(BaseModel):
+    type: str
+    message: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Invalid body or query (invalid_data)"},
+    404: {"model": ErrorResponse, "description": "Unknown customer or address (not_found)"},
+}
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    422: {"model": ErrorResponse, "description": "A before-hook vetoed the change (not_allowed)"},
+}
+
+
+def _customer(gw: Groupwire, customer_id: str, fields: str | None) -> tuple[int, dict[str, Any]]:
+    """The customer's version and JSON, as read after the change (the parent Medusa returns)."""
+    customer = gw.customers.get(customer_id)
+    return customer.version, customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[
+        0
+    ]
+
+
+def _customer_response(gw: Groupwire, customer_id: str, fields: str | None) -> JSONResponse:
+    version, customer = _customer(gw, customer_id, fields)
+    return JSONResponse({"customer": customer}, headers={"ETag": etag(version)})
+
+
+@router.get(
+    "",
+    summary="List a customer's addresses",
+    responses={200: {"model": AddressListResponse}, **ERRORS},
+)
+def list_addresses(gw: GW, id: str, query: Annotated[AddressListQuery, Query()]) -> JSONResponse:
+    selection = select_fields(query.fields, ADDRESS_SHAPE)
+    filters = {
+        name: values
+        for name in ("company", "city", "country_code", "province", "postal_code")
+        if (values := getattr(query, name))
+    }
+    page = gw.customers.addresses.list(
+        id,
+        q=query.q,
+        filters=filters,
+        order=parse_order(query.order, ADDRESS_ORDER),
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return page_response("addresses", addresses_json(page.items, selection), page)
+
+
+@router.post(
+    "",
+    summary="Add an address to a customer",
+    responses={200: {"model": CustomerResponse}, **CHANGE_ERRORS},
+)
+def create_address(
+    gw: GW,
+    id: str,
+    body: AddressBody,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    gw.customers.addresses.create(id, context=context, **body.given())
+    return _customer_response(gw, id, query.fields)
+
+
+@router.get(
+    "/{address_id}",
+    summary="Retrieve a customer's address",
+    responses={200: {"model": AddressResponse}, **ERRORS},
+)
+def get_address(
+    gw: GW, id: str, address_id: str, query: Annotated[FieldsQuery, Query()]
+) -> JSONResponse:
+    selection = select_fields(query.fields, ADDRESS_SHAPE)
+    address = gw.customers.addresses.get(id, address_id)
+    return JSONResponse({"address": addresses_json([address], selection)[0]})
+
+
+@router.post(
+    "/{address_id}",
+    summary="Update a customer's address (metadata is merged)",
+    responses={200: {"model": CustomerResponse}, **CHANGE_ERRORS},
+)
+def update_address(
+    gw: GW,
+    id: str,
+    address_id: str,
+    body: AddressBody,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    gw.customers.addresses.update(id, address_id, context=context, **body.given())
+    return _customer_response(gw, id, query.fields)
+
+
+@router.delete(
+    "/{address_id}",
+    summary="Delete a customer's address",
+    responses={200: {"model": AddressDeletedResponse}, **CHANGE_ERRORS},
+)
+def delete_address(
+    gw: GW,
+    id: str,
+    address_id: str,
+    context: ChangeContext,
+    query: Annotated[FieldsQuery, Query()],
+) -> JSONResponse:
+    select_fields(query.fields, CUSTOMER_SHAPE)
+    address = gw.customers.addresses.delete(id, address_id, context=context)
+    body = deleted_json(address.id, "customer_address")
+    body["parent"] = _customer(gw, id, query.fields)[1]
+    return JSONResponse(body)
