@@ -7,14 +7,19 @@ account may share an address, and customers without email never collide.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from groupwire import Duplicate, InvalidData
+from groupwire import Duplicate, HookRejected, InvalidData
 from groupwire.store import migrate
 from groupwire.store import repository as repo
 from groupwire.store.engine import create_store_engine
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "vip_welcome.py"
 
 
 def test_given_no_email_when_creating_a_customer_then_it_has_none_and_the_event_says_null(gw):
@@ -184,3 +189,19 @@ def test_downgrading_with_every_email_set_restores_the_email_only_key(gw):
                 " VALUES ('cus_x', NULL, false, '2026-01-02 03:04:05', '2026-01-02 03:04:05')"
             )
         )
+
+
+def test_given_the_readme_allow_list_hook_then_a_customer_without_email_is_refused_by_id(gw):
+    spec = importlib.util.spec_from_file_location("vip_welcome", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    gw.register(example.VipAllowList())
+    vip = gw.groups.create(name="VIP")
+    john = gw.customers.create(first_name="John")
+
+    with pytest.raises(HookRejected) as veto:
+        gw.groups.add_customers(vip.id, [john.id])
+
+    assert veto.value.reason == f"VIP is for allow-listed domains only: {john.id}"
+    assert gw.groups.members(vip.id) == []
