@@ -19,7 +19,7 @@ class VipAllowList:
     @hookimpl
     def before_add_customer_to_group(self, group, customers, context):
         if group.name == "VIP":
-            refused = [c.email for c in customers if c.email_domain not in ALLOWED_DOMAINS]
+            refused = [c.email or c.id for c in customers if c.email_domain not in ALLOWED_DOMAINS]
             if refused:
                 raise HookRejected(f"VIP is for allow-listed domains only: {', '.join(refused)}")
 

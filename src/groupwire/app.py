@@ -304,7 +304,10 @@ class Customers:
         self._service = gw.service
         self.addresses = Addresses(gw)
 
-    def create(self, email: str, *, context: Context | None = None, **fields: Any) -> Customer:
+    def create(
+        self, email: str | None = None, *, context: Context | None = None, **fields: Any
+    ) -> Customer:
+        """Create a customer; ``email`` is optional, as in Medusa (see the service)."""
         return self._service.create_customer(email, context=context, **fields)
 
     def get(self, customer_id: str) -> Customer:

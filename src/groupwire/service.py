@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pluggy
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from groupwire import address_cascade
@@ -132,7 +132,7 @@ class Service:
                 created_at=uow.now,
                 updated_at=uow.now,
             )
-            with _unique_violation("customer_group", "name", draft.name):
+            with _unique_violation(Duplicate("customer_group", "name", draft.name)):
                 repo.insert_group(uow.connection, _group_row(group))
             uow.emit(ev.group_created(group))
             return group
@@ -255,7 +255,7 @@ class Service:
 
     def create_customer(
         self,
-        email: str,
+        email: str | None = None,
         *,
         first_name: str | None = None,
         last_name: str | None = None,
@@ -265,6 +265,9 @@ class Service:
         metadata: dict[str, Any] | None = None,
         context: Context | None = None,
     ) -> Customer:
+        """Create a customer; ``email`` may be None (Medusa's customers need none). The pair
+        (email, has_account) is unique among live customers; customers without email never
+        collide."""
         context = self._keyed(
             context,
             "create_customer",
@@ -290,8 +293,11 @@ class Service:
         def work(uow: UnitOfWork) -> Customer:
             self.plugins.hook.before_create_customer(draft=draft, context=context)
             _validate_customer_draft(draft)
-            if repo.email_taken(uow.connection, draft.email):
-                raise Duplicate("customer", "email", draft.email)
+            duplicate = _duplicate_customer(draft.email, draft.has_account)
+            if draft.email is not None and repo.email_taken(
+                uow.connection, draft.email, has_account=draft.has_account
+            ):
+                raise duplicate
             customer = Customer(
                 id=new_id(CUSTOMER),
                 email=draft.email,
@@ -305,7 +311,7 @@ class Service:
                 created_at=uow.now,
                 updated_at=uow.now,
             )
-            with _unique_violation("customer", "email", draft.email):
+            with _unique_violation(duplicate):
                 repo.insert_customer(uow.connection, _customer_row(customer))
             uow.emit(ev.customer_created(customer))
             return customer
@@ -583,14 +589,15 @@ class Service:
             if not changes:
                 return current, {}
             unique = changes.get(kind.unique, {}).get("new")
-            if unique is not None and kind.taken(conn, unique, except_id=current.id):
-                raise Duplicate(kind.name, kind.unique, unique)
+            duplicate = kind.duplicate(current, unique)
+            if unique is not None and kind.taken(conn, current, unique):
+                raise duplicate
             row = {
                 **{name: change["new"] for name, change in changes.items()},
                 "updated_at": uow.now,
                 "version": current.version + 1,
             }
-            with _unique_violation(kind.name, kind.unique, str(unique)):
+            with _unique_violation(duplicate):
                 repo.update_row(conn, kind.table, current.id, row)
             updated = _replace(current, row)
             uow.emit(kind.updated_event(current.id, changes))
@@ -769,8 +776,8 @@ def _validate_customer_draft(draft: CustomerDraft) -> None:
 
 
 def _validate_customer_fields(values: dict[str, Any]) -> None:
-    if "email" in values:
-        email = values["email"]
+    email = values.get("email")
+    if email is not None:  # no email is fine (Medusa: nullish); a given one must be valid
         if not isinstance(email, str) or not EMAIL.match(email.strip()):
             raise InvalidData(f"email must be a valid email address, got {email!r}")
         if len(email) > 320:
@@ -832,8 +839,8 @@ def _customer_row(customer: Customer) -> dict[str, Any]:
 class _unique_violation:
     """Turn a unique-index violation (a race the pre-check lost) into ``Duplicate``."""
 
-    def __init__(self, kind: str, field: str, value: str) -> None:
-        self.error = Duplicate(kind, field, value)
+    def __init__(self, error: Duplicate) -> None:
+        self.error = error
 
     def __enter__(self) -> None:
         return None
@@ -841,6 +848,18 @@ class _unique_violation:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, IntegrityError):
             raise self.error from exc
+
+
+def _duplicate_customer(email: str | None, has_account: bool) -> Duplicate:
+    return Duplicate("customer", "email", str(email), also={"has_account": has_account})
+
+
+def _customer_email_taken(conn: Connection, current: Customer, email: str) -> bool:
+    return repo.email_taken(conn, email, has_account=current.has_account, except_id=current.id)
+
+
+def _group_name_taken(conn: Connection, current: CustomerGroup, name: str) -> bool:
+    return repo.group_name_taken(conn, name, except_id=current.id)
 
 
 def _lower_email(values: dict[str, Any]) -> dict[str, Any]:
@@ -857,9 +876,10 @@ class _Kind:
     hook_arg: str
     table: Table
     fields: tuple[str, ...]
-    unique: str
+    unique: str  # the field whose new value must not be taken (None is never taken)
     get: Callable[..., Any]
-    taken: Callable[..., bool]
+    taken: Callable[[Connection, Any, Any], bool]  # (conn, current entity, new value)
+    duplicate: Callable[[Any, Any], Duplicate]  # the error naming the taken key
     validate: Callable[[dict[str, Any]], None]
     normalise: Callable[[dict[str, Any]], dict[str, Any]]
     updated_event: Callable[[str, dict[str, dict[str, Any]]], ev.PendingEvent]
@@ -873,7 +893,8 @@ GROUP_KIND = _Kind(
     fields=ev.GROUP_FIELDS,
     unique="name",
     get=repo.get_group,
-    taken=repo.group_name_taken,
+    taken=_group_name_taken,
+    duplicate=lambda current, name: Duplicate("customer_group", "name", name),
     validate=_validate_group_fields,
     normalise=lambda values: values,
     updated_event=ev.group_updated,
@@ -886,7 +907,8 @@ CUSTOMER_KIND = _Kind(
     fields=ev.CUSTOMER_FIELDS,
     unique="email",
     get=repo.get_customer,
-    taken=repo.email_taken,
+    taken=_customer_email_taken,
+    duplicate=lambda current, email: _duplicate_customer(email, current.has_account),
     validate=_validate_customer_fields,
     normalise=_lower_email,
     updated_event=ev.customer_updated,

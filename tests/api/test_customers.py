@@ -145,3 +145,60 @@ def test_given_a_taken_email_when_creating_or_updating_then_422_duplicate(client
         422,
         "duplicate_error",
     )
+
+
+# --- customers without email (Medusa 2.21: email is nullish) ---------------------------------
+
+
+def test_given_no_email_or_a_null_one_when_creating_then_200_with_email_null(client, gw):
+    john = client.post("/admin/customers", json={"first_name": "John"})
+    jane = client.post("/admin/customers", json={"email": None, "first_name": "Jane"})
+
+    assert john.status_code == 200, john.text
+    assert jane.status_code == 200, jane.text
+    assert (john.json()["customer"]["email"], john.json()["customer"]["has_account"]) == (
+        None,
+        False,
+    )
+    assert jane.json()["customer"]["email"] is None
+    listed = client.get("/admin/customers").json()
+    assert listed["count"] == 2
+    assert [e.data["email"] for e in all_events(gw)] == [None, None]
+
+
+def test_given_customers_without_email_then_the_email_filter_finds_only_the_address(client):
+    client.post("/admin/customers", json={"first_name": "John"})
+    ada = create_customer(client, "ada@example.com")
+
+    found = client.get("/admin/customers", params={"email": "ada@example.com"}).json()
+
+    assert [c["id"] for c in found["customers"]] == [ada["id"]]
+
+
+def test_given_a_customer_when_its_email_is_set_to_null_then_it_is_cleared(client, gw):
+    ada = create_customer(client, "ada@example.com")
+
+    cleared = client.post(f"/admin/customers/{ada['id']}", json={"email": None})
+
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["customer"]["email"] is None
+    assert all_events(gw)[-1].data["changes"] == {"email": {"old": "ada@example.com", "new": None}}
+
+
+def test_given_a_taken_email_then_the_refusal_names_email_and_has_account_as_medusa_does(
+    client, gw
+):
+    create_customer(client, "a@b.co")
+
+    taken = client.post("/admin/customers", json={"email": "a@b.co"})
+
+    assert (
+        taken.json()["message"]
+        == "Customer with email: a@b.co, has_account: false, already exists."
+    )
+    assert len(all_events(gw)) == 1
+
+
+def test_given_an_email_that_is_no_address_then_it_is_still_refused(client, gw):
+    assert_error(client.post("/admin/customers", json={"email": "nope"}), 400, "invalid_data")
+    assert all_events(gw) == []

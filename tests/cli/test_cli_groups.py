@@ -389,3 +389,39 @@ def test_customers_create_and_list_with_a_group_filter(
     assert [c["id"] for c in json_lines(members.stdout)] == [ann["id"]]
     invalid = cli("customers", "create", "not-an-email", "--db", database_url)
     assert invalid.exit_code == 1 and "invalid_data" in invalid.stderr
+
+
+def test_customers_create_without_an_email_and_list_it(
+    cli: Invoke, gw: Groupwire, database_url: str
+) -> None:
+    created = cli("customers", "create", "--first-name", "John", "--db", database_url)
+    as_json = cli("customers", "create", "--first-name", "Jane", "--json", "--db", database_url)
+
+    assert created.exit_code == 0, created.output
+    [john, jane] = gw.customers.list().items
+    assert created.stdout.strip() == f"Created customer — {john.id}"
+    assert json_lines(as_json.stdout)[0]["email"] is None
+    listed = cli("customers", "list", "--db", database_url)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[:3] for line in listed.stdout.splitlines() if "cus_" in line] == [
+        ["│", john.id, "│"],
+        ["│", jane.id, "│"],
+    ]
+    assert listed.stdout.count("—") == 2 and "None" not in listed.stdout
+
+
+def test_groups_add_from_a_csv_row_without_email_adds_the_customer_by_its_id(
+    cli: Invoke, gw: Groupwire, database_url: str, tmp_path: Path
+) -> None:
+    john = gw.customers.create(first_name="John")
+    ada = gw.customers.create("ada@example.com")
+    group = gw.groups.create("VIP")
+    csv = tmp_path / "export.csv"
+    csv.write_text(f"id,email,first_name\n{john.id},,John\n,ada@example.com,Ada\n")
+
+    result = cli("groups", "add", "VIP", "--csv", csv, "--db", database_url)
+    members = cli("groups", "members", "VIP", "--db", database_url)
+
+    assert result.exit_code == 0, result.output
+    assert member_ids(gw, group.id) == {john.id, ada.id}
+    assert members.exit_code == 0 and "—" in members.stdout and "None" not in members.stdout

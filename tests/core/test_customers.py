@@ -19,7 +19,7 @@ def test_creating_a_customer_normalises_the_email_and_emits_created(gw):
     assert event.data["metadata"] == {"a": 1}
 
 
-@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", None, "two@@x.com"])
+@pytest.mark.parametrize("email", ["", "no-at-sign", "a@b", 42, "two@@x.com"])
 def test_malformed_emails_are_refused(gw, email):
     with pytest.raises(InvalidData):
         gw.customers.create(email=email)

@@ -508,3 +508,26 @@ def test_pages_load_only_bundled_files_and_forbid_other_origins(signed_in, gw: G
     assert "default-src 'self'" in policy and "script-src 'self'" in policy
     assert page.headers["x-frame-options"] == "DENY"
     assert client.get("/app/static/nothing.js").status_code == 404
+
+
+def test_a_customer_without_email_is_created_listed_and_shown_among_members(
+    signed_in, gw: Groupwire
+) -> None:
+    client, _, csrf = signed_in(["write"])
+    vip = gw.groups.create("VIP")
+
+    created = client.post(
+        "/app/customers", data={"csrf_token": csrf, "email": " ", "first_name": "John"}
+    )
+    [john] = gw.customers.list().items
+    gw.groups.add_customers(vip.id, [john.id])
+    everyone = client.get("/app/customers").text
+    members = client.get(f"/app/groups/{vip.id}").text
+
+    assert notice(created.text) == f"Customer {john.id} (no email) created."
+    assert (john.email, john.first_name) == (None, "John")
+    for page in (everyone, members):
+        assert '<span class="muted">(no email)</span>' in page
+        assert f"<code>{john.id}</code>" in page
+        assert "None" not in page
+    assert f'aria-label="Select {john.id}"' in members

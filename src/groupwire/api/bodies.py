@@ -67,7 +67,7 @@ EMAIL_SCHEMA: JsonDict = {"format": "email"}
 
 
 class CreateCustomer(Body):
-    email: str = Field(json_schema_extra=EMAIL_SCHEMA)
+    email: str | None = Field(None, json_schema_extra=EMAIL_SCHEMA)
     first_name: str | None = None
     last_name: str | None = None
     company_name: str | None = None

@@ -62,7 +62,7 @@ def create_customer(
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     fields = body.given()
-    email = fields.pop("email")
+    email = fields.pop("email", None)
     customer = gw.customers.create(email, context=context, **fields)
     return _one(gw, customer, query.fields)
 

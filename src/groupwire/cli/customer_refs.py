@@ -3,8 +3,9 @@
 A reference is either a customer id (``cus_...``) or an email address (anything with an
 ``@``). A CSV file holds one reference per line (first cell), or has a header row with a
 column named ``id`` (or ``customer_id``) and/or ``email``; then each row uses its id when
-present and its email otherwise. Blank lines are skipped, a UTF-8 byte-order mark is ignored,
-emails match case-insensitively, and a customer named twice counts once.
+present and its email otherwise (so a customer without email is named by its id). Blank
+lines are skipped, a UTF-8 byte-order mark is ignored, emails match case-insensitively, and a
+customer named twice counts once.
 
 Resolution reads the store only; it reports every reference that names no live customer
 (:class:`Unknown`), so the caller can refuse the whole file before writing anything.
@@ -103,7 +104,7 @@ def resolve(gw: Groupwire, refs: Sequence[CustomerRef]) -> Resolution:
     by_email: dict[str, str] = {}
     for part in chunks(sorted(emails)):
         page = gw.customers.list(emails=list(part), limit=len(part))
-        by_email.update({c.email.lower(): c.id for c in page.items})
+        by_email.update({c.email.lower(): c.id for c in page.items if c.email})
     live: set[str] = set()
     for part in chunks(sorted(ids)):
         page = gw.customers.list(ids=list(part), limit=len(part))

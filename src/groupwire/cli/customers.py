@@ -23,6 +23,12 @@ from groupwire.cli.common import (
 from groupwire.domain.models import Customer
 
 app = typer.Typer(help="Customers.", no_args_is_help=True)
+NO_EMAIL = "—"
+"""How a customer without email (Medusa allows them) shows in a table or a message."""
+
+
+def email_label(customer: Customer) -> str:
+    return customer.email or NO_EMAIL
 
 
 def customer_json(customer: Customer) -> dict[str, object]:
@@ -67,14 +73,17 @@ def list_customers(
     table.add_column("company")
     for c in page.items:
         name = " ".join(p for p in (c.first_name, c.last_name) if p)
-        table.add_row(c.id, c.email, name, c.company_name or "")
+        table.add_row(c.id, email_label(c), name, c.company_name or "")
     out().print(table)
 
 
 @app.command("create")
 def create_customer(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Unique among live customers.")],
+    email: Annotated[
+        str | None,
+        typer.Argument(help="Optional; unique among live customers without an account."),
+    ] = None,
     first_name: Annotated[str | None, typer.Option("--first-name")] = None,
     last_name: Annotated[str | None, typer.Option("--last-name")] = None,
     company_name: Annotated[str | None, typer.Option("--company")] = None,
@@ -98,7 +107,8 @@ def create_customer(
     if as_json:
         print_json_lines([customer_json(customer)])
     else:
-        out().print(f"Created customer {escape(customer.email)} {customer.id}", soft_wrap=True)
+        label = escape(email_label(customer))
+        out().print(f"Created customer {label} {customer.id}", soft_wrap=True)
 
 
 @app.command("delete")
@@ -111,7 +121,8 @@ def delete_customer(
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         groups = gw.customers.groups(customer_id)
         customer = gw.customers.delete(customer_id, context=cli_context())
+    label = escape(email_label(customer))
     out().print(
-        f"Deleted customer {escape(customer.email)} {customer.id} (left {len(groups)} groups)",
+        f"Deleted customer {label} {customer.id} (left {len(groups)} groups)",
         soft_wrap=True,
     )

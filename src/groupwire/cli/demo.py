@@ -235,7 +235,7 @@ class Demo:
                 context=self.context,
             )
             self.customers[handle] = customer
-            self.labels.names[customer.id] = customer.email
+            self.labels.names[customer.id] = customer.email or customer.id
 
     def create_groups(self) -> None:
         for name, description in (
@@ -319,7 +319,7 @@ class Demo:
         for group in live.values():
             members = self.gw.groups.members(group.id)
             in_database |= {(group.id, m.id) for m in members}
-            memberships.add_row(group.name, ", ".join(m.email for m in members) or "-")
+            memberships.add_row(group.name, ", ".join(m.email or m.id for m in members) or "-")
         memberships.add_row(f"{self.groups['Trial'].name} (deleted)", "-")
         c.print(memberships)
 

@@ -52,6 +52,7 @@ from groupwire.cli.customer_refs import (
     refs_from_values,
     resolve,
 )
+from groupwire.cli.customers import email_label
 from groupwire.domain.errors import AlreadyApplied, GroupwireError
 from groupwire.domain.models import CustomerGroup
 
@@ -198,7 +199,7 @@ def list_members(
     table.add_column("email")
     table.add_column("name")
     for c in members:
-        table.add_row(c.id, c.email, " ".join(p for p in (c.first_name, c.last_name) if p))
+        table.add_row(c.id, email_label(c), " ".join(p for p in (c.first_name, c.last_name) if p))
     out().print(table)
 
 

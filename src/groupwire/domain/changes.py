@@ -35,9 +35,9 @@ class GroupDraft:
 
 @dataclass(slots=True)
 class CustomerDraft:
-    """A customer about to be created. Hooks may change any field."""
+    """A customer about to be created. Hooks may change any field; ``email`` may be None."""
 
-    email: str
+    email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     company_name: str | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class GroupwireError(Exception):
     """Base of every error Groupwire raises on purpose."""
@@ -34,16 +36,32 @@ class NotFound(GroupwireError):
 
 
 class Duplicate(GroupwireError):
-    """A value that must be unique (group name, customer email) is taken."""
+    """A value that must be unique (group name; customer email with has_account) is taken.
+
+    ``also`` holds the other fields of a composite key; the message names every field as
+    Medusa does: "Customer with email: a@b.co, has_account: false, already exists."
+    """
 
     type = "duplicate_error"
 
-    def __init__(self, kind: str, field: str, value: str) -> None:
+    def __init__(
+        self, kind: str, field: str, value: str, *, also: Mapping[str, object] | None = None
+    ) -> None:
         self.kind = kind
         self.field = field
         self.value = value
+        self.also = dict(also or {})
         label = {"customer_group": "Customer group", "customer": "Customer"}.get(kind, kind)
-        super().__init__(f"{label} with {field}: {value}, already exists.")
+        key = [(field, value), *self.also.items()]
+        named = ", ".join(f"{name}: {_as_text(v)}" for name, v in key)
+        super().__init__(f"{label} with {named}, already exists.")
+
+
+def _as_text(value: object) -> str:
+    """A key's value as the message shows it (booleans in JSON's spelling)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 class InvalidData(GroupwireError):

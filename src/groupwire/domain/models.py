@@ -23,7 +23,7 @@ class CustomerGroup:
 @dataclass(frozen=True, slots=True)
 class Customer:
     id: str
-    email: str
+    email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
     company_name: str | None = None
@@ -38,7 +38,9 @@ class Customer:
 
     @property
     def email_domain(self) -> str:
-        return self.email.rsplit("@", 1)[-1]
+        """The part after the ``@``; ``""`` for a customer without email (as Medusa allows),
+        so that a hook comparing domains needs no special case and never crashes."""
+        return self.email.rsplit("@", 1)[-1] if self.email else ""
 
 
 @dataclass(frozen=True, slots=True)

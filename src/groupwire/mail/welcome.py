@@ -6,10 +6,13 @@ The ``groupwire.mail.welcome`` subscriber renders and sends on ``customer_group.
 outside the request that added the customer, so a slow mail server never slows the API; a
 failed send raises, so the relay retries it (and dead-letters it in the end). Each membership
 (each ``customer_added`` event) gets at most one mail, see :mod:`groupwire.mail.once`.
+A customer without email (Medusa allows them) gets none: the join is skipped with a log line,
+never retried nor dead-lettered.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -40,6 +43,8 @@ from groupwire.mail.templates import (
 )
 from groupwire.store import repository as repo
 from groupwire.webhooks.store import lock_event_log_position, writing
+
+log = logging.getLogger(__name__)
 
 SUBSCRIBER = "groupwire.mail.welcome"
 KIND = "Welcome email"
@@ -216,11 +221,20 @@ class WelcomeEmails:
             customer = repo.get_customer(conn, event.data["customer_id"])
         if group is None or customer is None:  # deleted since: nobody left to welcome
             return
+        recipient = customer.email
+        if recipient is None:
+            log.info(
+                "no welcome email for customer %s joining group %s (event %s): "
+                "the customer has no email address",
+                customer.id,
+                group_id,
+                event.id,
+            )
+            return
         welcome = _to_welcome(row)
         sender = welcome.sender or self.default_sender
         if sender is None:
             raise RuntimeError("no sender: set one on the template or GROUPWIRE_MAIL_SENDER")
-        recipient = customer.email
         mail = welcome.template.render(
             {"customer": customer_variables(customer), "group": group_variables(group)}
         )

@@ -54,19 +54,23 @@ UNSET: Any = object()
 MAX_DESCRIPTION = 1000
 MAX_PAGE = 1000
 
+# The stakeholders are told about a customer without email too (Medusa allows them): the
+# default templates name such a customer by id and say "(no email)" where the address would be.
 DEFAULT_SUBJECT = {
-    ev.CUSTOMER_ADDED: "{{ customer.email }} joined {{ group.name }}",
-    ev.CUSTOMER_REMOVED: "{{ customer.email }} left {{ group.name }}",
+    ev.CUSTOMER_ADDED: "{{ customer.email or customer.id }} joined {{ group.name }}",
+    ev.CUSTOMER_REMOVED: "{{ customer.email or customer.id }} left {{ group.name }}",
 }
 DEFAULT_BODY = {
     ev.CUSTOMER_ADDED: (
-        "{{ customer.first_name }} {{ customer.last_name }} <{{ customer.email }}>"
+        "{{ customer.first_name }} {{ customer.last_name }} "
+        "{% if customer.email %}<{{ customer.email }}>{% else %}(no email){% endif %}"
         "{% if customer.company_name %} ({{ customer.company_name }}){% endif %}"
         " joined the customer group {{ group.name }}.\n\n"
         "Customer: {{ customer.id }}\nGroup: {{ group.id }}\n"
     ),
     ev.CUSTOMER_REMOVED: (
-        "{{ customer.first_name }} {{ customer.last_name }} <{{ customer.email }}>"
+        "{{ customer.first_name }} {{ customer.last_name }} "
+        "{% if customer.email %}<{{ customer.email }}>{% else %}(no email){% endif %}"
         " left the customer group {{ group.name }}.\n\n"
         "Customer: {{ customer.id }}\nGroup: {{ group.id }}\n"
     ),

@@ -1,12 +1,20 @@
-"""Bring a database's schema up to date with Alembic, from code or from the CLI."""
+"""Bring a database's schema up to date with Alembic, from code or from the CLI.
+
+On SQLite, foreign keys are switched off while migrations run, as SQLite's own procedure for
+schema changes asks: a column SQLite cannot alter in place is changed by rebuilding its table
+(Alembic's batch mode), and dropping the old table with foreign keys on would cascade to every
+row that references it (a customer's memberships). The references are checked before commit
+(``PRAGMA foreign_key_check``), so a migration cannot leave one dangling.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -21,7 +29,38 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply every migration not yet applied (idempotent; safe to call at each start)."""
-    with engine.begin() as conn:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    _run(engine, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Undo migrations down to ``revision``; a migration may refuse when data would be lost."""
+    _run(engine, lambda config: command.downgrade(config, revision))
+
+
+def _run(engine: Engine, step: Callable[[Config], None]) -> None:
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(conn, on=False)
+        try:
+            with conn.begin():
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                step(config)
+                if sqlite:
+                    _check_references(conn)
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(conn, on=True)
+
+
+def _sqlite_foreign_keys(conn: Connection, *, on: bool) -> None:
+    """SQLite ignores this pragma inside a transaction: set it on the driver's connection,
+    which runs in autocommit mode between our explicit BEGINs (see store.engine)."""
+    conn.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")  # type: ignore[union-attr]
+
+
+def _check_references(conn: Connection) -> None:
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"the migration left {len(broken)} dangling references: {broken[:5]}")

@@ -279,8 +279,14 @@ def share_lock_customers(conn: Connection, customer_ids: Sequence[str]) -> set[s
     return found
 
 
-def email_taken(conn: Connection, email: str, *, except_id: str | None = None) -> bool:
-    query = select(C.c.id).where(C.c.email == email, C.c.deleted_at.is_(None))
+def email_taken(
+    conn: Connection, email: str, *, has_account: bool, except_id: str | None = None
+) -> bool:
+    """Whether a live customer has this email and this ``has_account``: the pair is unique
+    among live customers (as in Medusa), so a guest and an account may share an address."""
+    query = select(C.c.id).where(
+        C.c.email == email, C.c.has_account.is_(has_account), C.c.deleted_at.is_(None)
+    )
     if except_id:
         query = query.where(C.c.id != except_id)
     return conn.execute(query.limit(1)).first() is not None

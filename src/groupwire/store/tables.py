@@ -92,7 +92,7 @@ customer = Table(
     "customer",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("email", String(320), nullable=False),
+    Column("email", String(320), nullable=True),  # Medusa's customers need no email
     Column("first_name", String(255), nullable=True),
     Column("last_name", String(255), nullable=True),
     Column("company_name", String(255), nullable=True),
@@ -104,9 +104,11 @@ customer = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime, nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # As in Medusa: a guest and an account may share an address; NULL emails never collide.
     Index(
-        "uq_customer_email_live",
+        "uq_customer_email_has_account_live",
         "email",
+        "has_account",
         unique=True,
         sqlite_where=text("deleted_at IS NULL"),
         postgresql_where=text("deleted_at IS NULL"),

@@ -67,8 +67,11 @@ def create_customer(request: Request, session: Signed, form: Posted) -> Response
     fields = {name: form.get(name).strip() or None for name in CUSTOMER_FIELDS}
     try:
         customer = gw_of(request).customers.create(
-            form.get("email").strip(), context=context_of(request, session), **fields
+            form.get("email").strip() or None,  # a blank email: a customer without one
+            context=context_of(request, session),
+            **fields,
         )
     except GroupwireError as error:
         return _list_page(request, status_code=status_of(error), error=error, form=form)
-    return redirect("/customers", notice=f"Customer {customer.email} created.", q=customer.email)
+    named = customer.email or f"{customer.id} (no email)"
+    return redirect("/customers", notice=f"Customer {named} created.", q=customer.email)

@@ -56,5 +56,6 @@ def customers_by_email(gw: Groupwire, emails: Sequence[str]) -> dict[str, Custom
     for start in range(0, len(emails), _CHUNK):
         part = list(emails[start : start + _CHUNK])
         for customer in gw.customers.list(emails=part, limit=len(part)).items:
-            found[customer.email.lower()] = customer
+            if customer.email:  # always, as found by email; typed optional
+                found[customer.email.lower()] = customer
     return found
