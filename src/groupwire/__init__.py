@@ -10,7 +10,9 @@ from groupwire.domain import (
     HookRejected,
     InvalidData,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
+    Unavailable,
 )
 from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
 from groupwire.hooks import hookimpl
@@ -31,8 +33,10 @@ __all__ = [
     "InvalidData",
     "MembershipChange",
     "NotFound",
+    "OutcomeUnknown",
     "PreconditionFailed",
     "ProposedUpdate",
     "Settings",
+    "Unavailable",
     "hookimpl",
 ]

@@ -6,7 +6,9 @@ from groupwire.domain.errors import (
     HookRejected,
     InvalidData,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
+    Unavailable,
 )
 from groupwire.domain.models import Customer, CustomerGroup, Event, Membership, Page
 
@@ -20,6 +22,8 @@ __all__ = [
     "InvalidData",
     "Membership",
     "NotFound",
+    "OutcomeUnknown",
     "Page",
     "PreconditionFailed",
+    "Unavailable",
 ]

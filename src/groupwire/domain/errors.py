@@ -69,3 +69,16 @@ class PreconditionFailed(GroupwireError):
         self.expected = expected
         self.actual = actual
         super().__init__(f"{kind} {id} is at version {actual}, not {expected}")
+
+
+class Unavailable(GroupwireError):
+    """The database could not be reached, or its connection was lost before the change was
+    committed: nothing was written, and the same request may simply be sent again."""
+
+    type = "unexpected_state"
+
+
+class OutcomeUnknown(Unavailable):
+    """The connection was lost while the commit was under way: the change may or may not have
+    been written. Only a request that can be recognised when sent again (an idempotency key)
+    is safe to repeat; reading the state back tells what happened."""
