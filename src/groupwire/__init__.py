@@ -12,7 +12,9 @@ from groupwire.domain import (
     IdempotencyKeyReused,
     InvalidData,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
+    Unavailable,
 )
 from groupwire.domain.addresses import AddressDraft, CustomerAddress
 from groupwire.domain.changes import Context, CustomerDraft, GroupDraft, ProposedUpdate
@@ -38,8 +40,10 @@ __all__ = [
     "InvalidData",
     "MembershipChange",
     "NotFound",
+    "OutcomeUnknown",
     "PreconditionFailed",
     "ProposedUpdate",
     "Settings",
+    "Unavailable",
     "hookimpl",
 ]

@@ -36,7 +36,7 @@ from groupwire.service import UNSET, MembershipChange, Service
 from groupwire.settings import Settings
 from groupwire.store import event_log, migrate
 from groupwire.store import repository as repo
-from groupwire.store.engine import create_store_engine
+from groupwire.store.engine import create_store_engine, read_retrying
 
 # Plugins every instance registers, before configured and installed ones.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -230,8 +230,7 @@ class Groups:
         )
 
     def get(self, group_id: str) -> CustomerGroup:
-        with self._gw.engine.connect() as conn:
-            group = repo.get_group(conn, group_id)
+        group = read_retrying(self._gw.engine, lambda conn: repo.get_group(conn, group_id))
         if group is None:
             raise NotFound("customer_group", group_id)
         return group
@@ -263,8 +262,10 @@ class Groups:
         )
 
     def list(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page:
-        with self._gw.engine.connect() as conn:
-            items, count = repo.list_groups(conn, limit=limit, offset=offset, **filters)
+        items, count = read_retrying(
+            self._gw.engine,
+            lambda conn: repo.list_groups(conn, limit=limit, offset=offset, **filters),
+        )
         return Page(items=items, count=count, offset=offset, limit=limit)
 
     def add_customers(
@@ -291,8 +292,10 @@ class Groups:
 
     def members(self, group_id: str) -> builtins.list[Customer]:
         self.get(group_id)
-        with self._gw.engine.connect() as conn:
-            return repo.members_of_groups(conn, [group_id])[group_id]
+        found = read_retrying(
+            self._gw.engine, lambda conn: repo.members_of_groups(conn, [group_id])
+        )
+        return found[group_id]
 
 
 class Customers:
@@ -311,8 +314,7 @@ class Customers:
         return self._service.create_customer(email, context=context, **fields)
 
     def get(self, customer_id: str) -> Customer:
-        with self._gw.engine.connect() as conn:
-            customer = repo.get_customer(conn, customer_id)
+        customer = read_retrying(self._gw.engine, lambda conn: repo.get_customer(conn, customer_id))
         if customer is None:
             raise NotFound("customer", customer_id)
         return customer
@@ -341,14 +343,18 @@ class Customers:
         )
 
     def list(self, *, limit: int = 50, offset: int = 0, **filters: Any) -> Page:
-        with self._gw.engine.connect() as conn:
-            items, count = repo.list_customers(conn, limit=limit, offset=offset, **filters)
+        items, count = read_retrying(
+            self._gw.engine,
+            lambda conn: repo.list_customers(conn, limit=limit, offset=offset, **filters),
+        )
         return Page(items=items, count=count, offset=offset, limit=limit)
 
     def groups(self, customer_id: str) -> builtins.list[CustomerGroup]:
         self.get(customer_id)
-        with self._gw.engine.connect() as conn:
-            return repo.groups_of_customers(conn, [customer_id])[customer_id]
+        found = read_retrying(
+            self._gw.engine, lambda conn: repo.groups_of_customers(conn, [customer_id])
+        )
+        return found[customer_id]
 
     def update_groups(
         self,
@@ -388,8 +394,9 @@ class Events:
         """Events in sequence order. ``type`` takes exact types or ``prefix.*`` patterns;
         ``after`` is a sequence cursor (exclusive); ``since``/``until`` bound the time."""
         types = [type] if isinstance(type, str) else list(type) if type else None
-        with self._gw.engine.connect() as conn:
-            return event_log.list_events(
+        return read_retrying(
+            self._gw.engine,
+            lambda conn: event_log.list_events(
                 conn,
                 types=types,
                 subject=subject,
@@ -398,11 +405,11 @@ class Events:
                 after=after,
                 limit=limit,
                 descending=descending,
-            )
+            ),
+        )
 
     def last_sequence(self) -> int:
-        with self._gw.engine.connect() as conn:
-            return repo.last_sequence(conn)
+        return read_retrying(self._gw.engine, repo.last_sequence)
 
 
 class DeadLetters:

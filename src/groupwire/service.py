@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import pluggy
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from groupwire import address_cascade
 from groupwire.domain import events as ev
@@ -38,13 +39,14 @@ from groupwire.domain.errors import (
     InvalidData,
     NotFound,
     PreconditionFailed,
+    Unavailable,
 )
 from groupwire.domain.ids import CUSTOMER, CUSTOMER_GROUP, new_id
 from groupwire.domain.models import Customer, CustomerGroup, Event
 from groupwire.hooks.plugins import has_impls
 from groupwire.store import idempotency_keys, tables
 from groupwire.store import repository as repo
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import WRITE, connection_lost
 from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.service")
@@ -55,6 +57,10 @@ UNSET: Any = object()
 """Marks an update argument that was not given (``None`` means "set to null")."""
 
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+NOTHING_WRITTEN_MESSAGE = (
+    "The database connection was lost before the change was committed: nothing was written."
+    " Retry later."
+)
 MAX_TRANSACTION_ATTEMPTS = 5
 PRUNE_INTERVAL = 600.0
 """Seconds between two deletions of expired idempotency keys by one process."""
@@ -63,10 +69,17 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
-    """What a membership operation really did (no-ops left out), in request order."""
+    """What a membership operation really did (no-ops left out), in request order.
+
+    ``group`` (a change of one group's members) or ``customer`` (a change of one customer's
+    groups) is that entity as read in the change's own transaction, so a caller can describe
+    the result without reading the database again after the commit.
+    """
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    group: CustomerGroup | None = field(default=None, compare=False)
+    customer: Customer | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +258,7 @@ class Service:
             removed = self._remove_members(
                 uow, group, remove_ids, ev.REASON_REMOVED, context, present=scope.members
             )
-            return group, MembershipChange(added=added, removed=removed)
+            return group, MembershipChange(added=added, removed=removed, group=group)
 
         group, change = self._transaction(context, work)
         self._after_membership(group, change, context)
@@ -435,9 +448,14 @@ class Service:
     ) -> MembershipChange:
         """``remove_ids=None`` means "every group not in ``add_ids``" (set semantics)."""
 
-        def work(uow: UnitOfWork) -> list[tuple[CustomerGroup, MembershipChange]]:
+        def work(uow: UnitOfWork) -> tuple[Customer, list[tuple[CustomerGroup, MembershipChange]]]:
             conn = uow.connection
-            if not repo.share_lock_customers(conn, [customer_id]):
+            customer = (
+                repo.get_customer(conn, customer_id)
+                if repo.share_lock_customers(conn, [customer_id])
+                else None
+            )
+            if customer is None:
                 raise NotFound("customer", customer_id)
             current = repo.group_ids_of(conn, customer_id)
             removing = (
@@ -461,14 +479,14 @@ class Service:
                 )
                 if added or removed:
                     done.append((group, MembershipChange(added=added, removed=removed)))
-            return done
+            return customer, done
 
-        done = self._transaction(context, work)
+        customer, done = self._transaction(context, work)
         for group, change in done:
             self._after_membership(group, change, context)
         joined = [group.id for group, change in done if change.added]
         left = [group.id for group, change in done if change.removed]
-        return MembershipChange(added=joined, removed=left)
+        return MembershipChange(added=joined, removed=left, customer=customer)
 
     # --- membership steps shared by the operations above (inside a transaction) ----------
 
@@ -618,7 +636,11 @@ class Service:
     # --- transactions and hooks ----------------------------------------------------------
 
     def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
-        """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to."""
+        """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to.
+
+        A lost connection is not retried: before the COMMIT it is :class:`Unavailable`
+        (nothing written), during it :class:`OutcomeUnknown` (raised by the unit of work).
+        """
         for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
             try:
                 with UnitOfWork(
@@ -627,8 +649,10 @@ class Service:
                     result = work(uow)
                     committed = uow.commit()
                 break
-            except DBAPIError as error:
-                sqlstate = getattr(error.orig, "sqlstate", None)
+            except (DBAPIError, PoolTimeout) as error:
+                if connection_lost(error):
+                    raise Unavailable(NOTHING_WRITTEN_MESSAGE) from error
+                sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
                 if sqlstate not in RETRYABLE_SQLSTATES or attempt == MAX_TRANSACTION_ATTEMPTS:
                     raise
                 log.info("retrying a transaction after %s (attempt %d)", sqlstate, attempt)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from groupwire.auth.keys import create_key
-from groupwire.domain.errors import NotFound
+from groupwire.domain.errors import NotFound, Unavailable
 from groupwire.hooks import hookimpl
 from groupwire.store import event_log
 
@@ -318,7 +318,9 @@ def test_given_the_postgresql_connection_dropped_mid_transaction_then_the_caller
     thread.join(30)
 
     assert killed == [True]
-    assert len(outcome) == 1 and isinstance(outcome[0], DBAPIError)
+    # reported as "nothing written", the driver's error as its cause
+    assert len(outcome) == 1 and isinstance(outcome[0], Unavailable)
+    assert isinstance(outcome[0].__cause__, DBAPIError)
     assert gw.events.last_sequence() == before
     assert gw.groups.members(group.id) == []
     assert gw.bus_relay.publish_pending() == 0

@@ -1,9 +1,9 @@
 """The FastAPI application factory. Routers are listed here, one line each.
 
-Requests pass ``RequestContext`` (request id, query normalisation), ``AdminAuth`` (an API key
-with the right scope on every ``/admin`` path) and ``IdempotentRequests`` (the
-``Idempotency-Key`` of a write) before reaching a router; every error leaves through
-:mod:`groupwire.api.errors`.
+Requests pass ``RequestContext`` (request id, query normalisation), ``DatabaseFailures`` (a
+lost database is a 503), ``AdminAuth`` (an API key with the right scope on every ``/admin``
+path) and ``IdempotentRequests`` (the ``Idempotency-Key`` of a write) before reaching a
+router; every error leaves through :mod:`groupwire.api.errors`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from groupwire.api import (
     stats,
     webhooks,
 )
-from groupwire.api.errors import install_error_handlers
+from groupwire.api.errors import DatabaseFailures, install_error_handlers
 from groupwire.api.idempotency import IdempotentRequests
 from groupwire.api.live import CommitSignal
 from groupwire.api.middleware import ADMIN_PREFIX, AdminAuth, RequestContext
@@ -53,6 +53,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(IdempotentRequests, gw=gw)  # after authentication: keys are per API key
     app.add_middleware(AdminAuth, gw=gw)
+    app.add_middleware(DatabaseFailures)  # answers a lost database from AdminAuth on inwards
     app.add_middleware(RequestContext)  # added last, so it runs first
     # --- routers (one line each) ---
     app.include_router(customer_groups.router)

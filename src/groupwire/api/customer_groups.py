@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
@@ -12,12 +12,20 @@ from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
     FieldsQuery,
     GroupListQuery,
+    Selection,
     etag,
     expected_version,
     parse_order,
     select_fields,
 )
-from groupwire.api.render import GROUP_ORDER, GROUP_SHAPE, deleted_json, groups_json, page_response
+from groupwire.api.render import (
+    GROUP_ORDER,
+    GROUP_SHAPE,
+    committed_json,
+    deleted_json,
+    groups_json,
+    page_response,
+)
 from groupwire.app import Groupwire
 from groupwire.domain.models import CustomerGroup
 
@@ -28,9 +36,23 @@ IfMatch = Annotated[
 ]
 
 
-def _one(gw: Groupwire, group: CustomerGroup, fields: str | None) -> JSONResponse:
-    body = {"customer_group": groups_json(gw, [group], select_fields(fields, GROUP_SHAPE))[0]}
-    return JSONResponse(body, headers={"ETag": etag(group.version)})
+def _one(
+    gw: Groupwire, group: CustomerGroup, fields: str | None, *, committed: bool = False
+) -> JSONResponse:
+    """One customer group as JSON. ``committed``: the answer to a change already committed,
+    which stays a success when its relations cannot be read (see ``committed_json``)."""
+    selection = select_fields(fields, GROUP_SHAPE)
+    headers = {"ETag": etag(group.version)}
+
+    def render(chosen: Selection) -> dict[str, Any]:
+        return groups_json(gw, [group], chosen)[0]
+
+    if committed:
+        entity, extra = committed_json(render, selection)
+        headers.update(extra)
+    else:
+        entity = render(selection)
+    return JSONResponse({"customer_group": entity}, headers=headers)
 
 
 @router.get("", summary="List customer groups")
@@ -61,7 +83,7 @@ def create_customer_group(
     group = gw.groups.create(
         body.name, description=body.description, metadata=body.metadata, context=context
     )
-    return _one(gw, group, query.fields)
+    return _one(gw, group, query.fields, committed=True)
 
 
 @router.get("/{id}", summary="Retrieve a customer group")
@@ -82,7 +104,7 @@ def update_customer_group(
     select_fields(query.fields, GROUP_SHAPE)
     version = expected_version(if_match, lambda: gw.groups.get(id).version)
     group = gw.groups.update(id, expected_version=version, context=context, **body.given())
-    return _one(gw, group, query.fields)
+    return _one(gw, group, query.fields, committed=True)
 
 
 @router.delete("/{id}", summary="Delete a customer group (its members leave it first)")
@@ -103,5 +125,6 @@ def update_customer_group_customers(
     query: Annotated[FieldsQuery, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
-    gw.groups.update_customers(id, add=body.add, remove=body.remove, context=context)
-    return _one(gw, gw.groups.get(id), query.fields)
+    change = gw.groups.update_customers(id, add=body.add, remove=body.remove, context=context)
+    assert change.group is not None  # the service returns the group it changed
+    return _one(gw, change.group, query.fields, committed=True)

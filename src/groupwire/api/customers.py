@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
     CustomerListQuery,
     FieldsQuery,
+    Selection,
     etag,
     expected_version,
     parse_order,
@@ -20,6 +21,7 @@ from groupwire.api.params import (
 from groupwire.api.render import (
     CUSTOMER_ORDER,
     CUSTOMER_SHAPE,
+    committed_json,
     customers_json,
     deleted_json,
     page_response,
@@ -34,9 +36,23 @@ IfMatch = Annotated[
 ]
 
 
-def _one(gw: Groupwire, customer: Customer, fields: str | None) -> JSONResponse:
-    body = {"customer": customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[0]}
-    return JSONResponse(body, headers={"ETag": etag(customer.version)})
+def _one(
+    gw: Groupwire, customer: Customer, fields: str | None, *, committed: bool = False
+) -> JSONResponse:
+    """One customer as JSON. ``committed``: the answer to a change already committed,
+    which stays a success when its relations cannot be read (see ``committed_json``)."""
+    selection = select_fields(fields, CUSTOMER_SHAPE)
+    headers = {"ETag": etag(customer.version)}
+
+    def render(chosen: Selection) -> dict[str, Any]:
+        return customers_json(gw, [customer], chosen)[0]
+
+    if committed:
+        entity, extra = committed_json(render, selection)
+        headers.update(extra)
+    else:
+        entity = render(selection)
+    return JSONResponse({"customer": entity}, headers=headers)
 
 
 @router.get("", summary="List customers")
@@ -64,7 +80,7 @@ def create_customer(
     fields = body.given()
     email = fields.pop("email", None)
     customer = gw.customers.create(email, context=context, **fields)
-    return _one(gw, customer, query.fields)
+    return _one(gw, customer, query.fields, committed=True)
 
 
 @router.get("/{id}", summary="Retrieve a customer")
@@ -85,7 +101,7 @@ def update_customer(
     select_fields(query.fields, CUSTOMER_SHAPE)
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
     customer = gw.customers.update(id, expected_version=version, context=context, **body.given())
-    return _one(gw, customer, query.fields)
+    return _one(gw, customer, query.fields, committed=True)
 
 
 @router.delete("/{id}", summary="Delete a customer (it leaves its groups first)")
@@ -108,5 +124,6 @@ def update_customer_customer_groups(
     query: Annotated[FieldsQuery, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    gw.customers.update_groups(id, add=body.add, remove=body.remove, context=context)
-    return _one(gw, gw.customers.get(id), query.fields)
+    change = gw.customers.update_groups(id, add=body.add, remove=body.remove, context=context)
+    assert change.customer is not None  # the service returns the customer it changed
+    return _one(gw, change.customer, query.fields, committed=True)

@@ -3,6 +3,13 @@
 Domain errors carry their ``type``; this module picks the status. FastAPI's and Starlette's own
 errors (validation, malformed JSON, unknown route, wrong method) are rewritten into the same
 shape, and anything unexpected becomes a 500 ``unexpected_state`` without leaking internals.
+
+A database that cannot be reached, or a connection lost mid-request, is a 503
+``unexpected_state`` with ``Retry-After``, logged as one line (no traceback): the message says
+whether anything was written (:class:`Unavailable`) or whether that is unknown
+(:class:`OutcomeUnknown`, a connection lost during the COMMIT). Those errors can surface
+before any route runs (authentication reads the API key), so :class:`DatabaseFailures`, an
+ASGI middleware outside the others, answers them too.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from groupwire.domain.errors import GroupwireError
+from groupwire.domain.errors import GroupwireError, OutcomeUnknown, Unavailable
+from groupwire.store.engine import UNAVAILABLE_MESSAGE, connection_lost, describe
+from groupwire.store.unit_of_work import OUTCOME_UNKNOWN_MESSAGE
 
 log = logging.getLogger("groupwire.api")
 
@@ -43,6 +53,8 @@ TYPE_BY_STATUS: dict[int, str] = {
     415: "invalid_data",
     422: "invalid_data",
 }
+RETRY_AFTER_SECONDS = 5
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Medusa v2 adds this ``code`` to duplicate errors; clients match on it.
 CODE_BY_TYPE: dict[str, str] = {"duplicate_error": "invalid_request_error"}
 
@@ -80,7 +92,39 @@ def error_response(
 
 
 def status_of(error: GroupwireError) -> int:
+    if isinstance(error, Unavailable):
+        return 503
     return STATUS_BY_TYPE.get(error.type, 400)
+
+
+def unavailable(method: str, path: str, error: BaseException) -> Unavailable:
+    """The 503 answer to a database failure, logged here as one line without a traceback.
+
+    A lost connection that the service layer did not classify (a read, or a write outside the
+    service's unit of work) is "nothing written" for a read and "outcome unknown" otherwise.
+    """
+    if isinstance(error, Unavailable):
+        answer: Unavailable = error
+    elif method in READ_METHODS:
+        answer = Unavailable(UNAVAILABLE_MESSAGE)
+    else:
+        answer = OutcomeUnknown(OUTCOME_UNKNOWN_MESSAGE)
+    cause = error.__cause__ if isinstance(error, Unavailable) else error
+    log.warning(
+        "database unavailable on %s %s, answered 503 (%s): %s",
+        method,
+        path,
+        "outcome unknown" if isinstance(answer, OutcomeUnknown) else "nothing written",
+        describe(cause) if cause is not None else answer.message,
+    )
+    return answer
+
+
+def unavailable_response(method: str, path: str, error: BaseException) -> JSONResponse:
+    answer = unavailable(method, path, error)
+    return error_response(
+        503, answer.type, answer.message, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
@@ -111,6 +155,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
 
 async def _groupwire_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, GroupwireError)
+    if isinstance(error, Unavailable):
+        return unavailable_response(request.method, request.url.path, error)
     headers = getattr(error, "headers", None)
     return error_response(status_of(error), error.type, error.message, headers)
 
@@ -134,6 +180,8 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
+    if connection_lost(error):  # normally answered by DatabaseFailures already
+        return unavailable_response(request.method, request.url.path, error)
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
     return error_response(500, "unexpected_state", "An unknown error occurred.")
 
@@ -143,3 +191,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class DatabaseFailures:
+    """ASGI middleware answering a database failure from anywhere inside it (authentication
+    middleware, routes) with the 503 of :func:`unavailable_response`.
+
+    Starlette's catch-all handler would answer 500 and re-raise, so the server logs
+    "Exception in ASGI application" with a traceback and drops the keep-alive connection;
+    here the error is answered and the connection stays usable. A response already under way
+    (a stream) cannot be replaced: that error is raised on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception as error:
+            if started or not (isinstance(error, Unavailable) or connection_lost(error)):
+                raise
+            response = unavailable_response(scope["method"], scope.get("path", ""), error)
+            await response(scope, receive, send)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +12,11 @@ from groupwire.api.params import Selection, Shape
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey
 from groupwire.domain.addresses import CustomerAddress
+from groupwire.domain.errors import Unavailable
 from groupwire.domain.models import Customer, CustomerGroup, Page
 from groupwire.store import address_repository
 from groupwire.store import repository as repo
+from groupwire.store.engine import read_retrying
 
 GROUP_DEFAULTS = (
     "id",
@@ -99,8 +101,8 @@ def groups_json(
     rows = [_plain(group, selection.fields) for group in groups]
     members = selection.relations.get("customers")
     if members is not None:
-        with gw.engine.connect() as conn:
-            found = repo.members_of_groups(conn, [group.id for group in groups])
+        ids = [group.id for group in groups]
+        found = read_retrying(gw.engine, lambda conn: repo.members_of_groups(conn, ids))
         for row, group in zip(rows, groups, strict=True):
             row["customers"] = [_plain(c, members.fields) for c in found[group.id]]
     return rows
@@ -112,14 +114,16 @@ def customers_json(
     rows = [_plain(customer, selection.fields) for customer in customers]
     groups = selection.relations.get("groups")
     if groups is not None:
-        with gw.engine.connect() as conn:
-            found = repo.groups_of_customers(conn, [customer.id for customer in customers])
+        ids = [customer.id for customer in customers]
+        found = read_retrying(gw.engine, lambda conn: repo.groups_of_customers(conn, ids))
         for row, customer in zip(rows, customers, strict=True):
             row["groups"] = [_plain(g, groups.fields) for g in found[customer.id]]
     addresses = selection.relations.get("addresses")
     if addresses is not None:
-        with gw.engine.connect() as conn:
-            owned = address_repository.addresses_of_customers(conn, [c.id for c in customers])
+        ids = [customer.id for customer in customers]
+        owned = read_retrying(
+            gw.engine, lambda conn: address_repository.addresses_of_customers(conn, ids)
+        )
         for row, customer in zip(rows, customers, strict=True):
             row["addresses"] = addresses_json(owned[customer.id], addresses)
     return rows
@@ -129,6 +133,27 @@ def addresses_json(
     addresses: Sequence[CustomerAddress], selection: Selection
 ) -> list[dict[str, Any]]:
     return [_plain(address, selection.fields) for address in addresses]
+
+
+OMITTED_HEADER = "Groupwire-Omitted"
+
+
+def committed_json(
+    render: Callable[[Selection], dict[str, Any]], selection: Selection
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON of an entity a committed change returned, and extra response headers.
+
+    The entity's own fields come from the change itself; only requested relations are read
+    (retried once). When that read fails too, the change still stands, so the answer is still
+    a success: without those relations, named in the ``Groupwire-Omitted`` header.
+    """
+    try:
+        return render(selection), {}
+    except Unavailable:
+        if not selection.relations:
+            raise
+        omitted = ",".join(selection.relations)
+        return render(Selection(selection.fields)), {OMITTED_HEADER: omitted}
 
 
 def api_key_json(key: ApiKey) -> dict[str, Any]:

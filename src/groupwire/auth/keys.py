@@ -24,11 +24,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from groupwire.auth.tables import api_key as K
-from groupwire.domain.errors import InvalidData, NotFound
+from groupwire.domain.errors import InvalidData, NotFound, Unavailable
 from groupwire.domain.ids import new_id
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import UNAVAILABLE_MESSAGE, WRITE, connection_lost, read_retrying
 
 log = logging.getLogger("groupwire.auth")
 
@@ -130,15 +131,22 @@ def authenticate(engine: Engine, secret: str) -> ApiKey | None:
     if not isinstance(secret, str) or not secret.startswith(PREFIX) or len(secret) > 200:
         return None
     digest = hash_secret(secret)
-    with engine.connect() as conn:
-        row = conn.execute(select(K).where(K.c.secret_hash == digest)).mappings().first()
+    row = read_retrying(
+        engine,
+        lambda conn: conn.execute(select(K).where(K.c.secret_hash == digest)).mappings().first(),
+    )
     if row is None or row["revoked_at"] is not None:
         return None
     key = _to_key(row)
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        with _write(engine) as conn:
-            conn.execute(update(K).where(K.c.id == key.id).values(last_used_at=now))
+        try:
+            with _write(engine) as conn:
+                conn.execute(update(K).where(K.c.id == key.id).values(last_used_at=now))
+        except DBAPIError as error:  # the request itself has not started: nothing of it written
+            if not connection_lost(error):
+                raise
+            raise Unavailable(UNAVAILABLE_MESSAGE) from error
         key = ApiKey(key.id, key.name, key.scopes, key.created_at, None, now)
     return key
 

@@ -8,7 +8,9 @@ from groupwire.domain.errors import (
     IdempotencyKeyReused,
     InvalidData,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
+    Unavailable,
 )
 from groupwire.domain.models import Customer, CustomerGroup, Event, Membership, Page
 
@@ -24,6 +26,8 @@ __all__ = [
     "InvalidData",
     "Membership",
     "NotFound",
+    "OutcomeUnknown",
     "Page",
     "PreconditionFailed",
+    "Unavailable",
 ]

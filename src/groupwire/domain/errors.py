@@ -120,3 +120,16 @@ class IdempotencyKeyReused(GroupwireError):
             f"Idempotency-Key {key!r} was already used for a different request; "
             "use a new key for a new request"
         )
+
+
+class Unavailable(GroupwireError):
+    """The database could not be reached, or its connection was lost before the change was
+    committed: nothing was written, and the same request may simply be sent again."""
+
+    type = "unexpected_state"
+
+
+class OutcomeUnknown(Unavailable):
+    """The connection was lost while the commit was under way: the change may or may not have
+    been written. Only a request that can be recognised when sent again (an idempotency key)
+    is safe to repeat; reading the state back tells what happened."""

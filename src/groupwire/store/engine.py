@@ -3,16 +3,34 @@
 SQLite write transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on the
 database lock instead of failing half-way with "database is locked"; reads use a plain
 deferred ``BEGIN`` and, thanks to WAL, never wait for a writer.
+
+Lost PostgreSQL connections: the pool pings a connection before lending it (``pool_pre_ping``)
+and replaces a dead one; a connection that dies while in use is recognised by
+:func:`connection_lost`. A read then runs once more on a fresh connection
+(:func:`read_retrying`); a write is never repeated here, the service layer reports it as
+:class:`~groupwire.domain.errors.Unavailable` or
+:class:`~groupwire.domain.errors.OutcomeUnknown`.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
+
+from groupwire.domain.errors import Unavailable
+
+log = logging.getLogger("groupwire.store")
+
+T = TypeVar("T")
 
 WRITE = "groupwire_write"
 NOWAIT = "groupwire_nowait"
@@ -26,6 +44,64 @@ def is_locked(error: BaseException) -> bool:
     """Whether ``error`` is SQLite refusing a write because another writer holds the lock."""
     original = getattr(error, "orig", error)
     return isinstance(original, sqlite3.OperationalError) and "locked" in str(original)
+
+
+# PostgreSQL's "connection exception" class, and the server shutting down or starting up.
+_LOST_SQLSTATE_CLASS = "08"
+_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+UNAVAILABLE_MESSAGE = "The database is unavailable; nothing was written. Retry later."
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` means the database connection is gone or could not be made (server
+    down, connection terminated, pool exhausted), as opposed to a statement that failed.
+
+    SQLAlchemy flags a connection that died in use (``connection_invalidated``); a failed
+    connect carries a driver error without a SQLSTATE, or one of the connection classes.
+    """
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    original = error.orig
+    if not isinstance(original, psycopg.OperationalError):
+        return False
+    sqlstate = original.sqlstate
+    return (
+        sqlstate is None or sqlstate.startswith(_LOST_SQLSTATE_CLASS) or sqlstate in _LOST_SQLSTATES
+    )
+
+
+def read_retrying(engine: Engine, read: Callable[[Connection], T]) -> T:
+    """Run ``read`` on a pooled connection; if the connection turns out to be dead (cut
+    between the pool's ping and the query, or during it), run it once more on a fresh one.
+
+    A read changes nothing, so repeating it is safe. When the second try fails too, the
+    database is unavailable: :class:`Unavailable` (the API answers 503).
+    """
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    except (DBAPIError, PoolTimeout) as error:
+        if not connection_lost(error):
+            raise
+        log.info("database connection lost during a read, retrying once: %s", describe(error))
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    except (DBAPIError, PoolTimeout) as error:
+        if not connection_lost(error):
+            raise
+        raise Unavailable(UNAVAILABLE_MESSAGE) from error
+
+
+def describe(error: BaseException) -> str:
+    """The first line of a database error's own message (no SQL, no parameters)."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}"
 
 
 def normalise_url(url: str) -> str:

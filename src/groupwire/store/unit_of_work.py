@@ -18,13 +18,15 @@ from typing import Any, overload
 
 from sqlalchemy import Engine, bindparam, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from groupwire.domain.changes import Context
+from groupwire.domain.errors import OutcomeUnknown
 from groupwire.domain.events import PendingEvent, PendingRun
 from groupwire.domain.ids import EVENT, new_ids, shifted_id
 from groupwire.domain.models import Event
 from groupwire.store import bulk, idempotency_keys, tables
-from groupwire.store.engine import NOWAIT, WRITE
+from groupwire.store.engine import NOWAIT, WRITE, connection_lost
 
 EVENT_COLUMNS = (
     "sequence",
@@ -48,6 +50,12 @@ _TAKE_SEQUENCES = (
     .where(_COUNTER.c.id == 1)
     .values(last_sequence=_COUNTER.c.last_sequence + bindparam("count"))
     .returning(_COUNTER.c.last_sequence)
+)
+
+
+OUTCOME_UNKNOWN_MESSAGE = (
+    "The database connection was lost while committing: the change may or may not have been"
+    " written. Read the state back, or send the request again with an Idempotency-Key header."
 )
 
 
@@ -120,9 +128,18 @@ class UnitOfWork:
             self._pending.append(event)
 
     def commit(self) -> Sequence[Event]:
-        """Write the buffered events and commit; returns the events as recorded."""
+        """Write the buffered events and commit; returns the events as recorded.
+
+        A connection lost during the COMMIT itself raises :class:`OutcomeUnknown`: the server
+        may have committed before the connection went.
+        """
         events = self._write_events()
-        self._transaction.commit()
+        try:
+            self._transaction.commit()
+        except DBAPIError as error:
+            if connection_lost(error):
+                raise OutcomeUnknown(OUTCOME_UNKNOWN_MESSAGE) from error
+            raise
         self.committed_events = events
         return events
 

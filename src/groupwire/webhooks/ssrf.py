@@ -7,6 +7,12 @@ services — unless ``allow_private`` is set (development, tests). Metadata addr
 refused even then: nothing legitimate listens there for webhooks. Plain ``http`` is refused
 unless ``allow_http`` is set.
 
+An IPv6 address that carries an IPv4 address inside it reaches that IPv4 address through a
+translator or tunnel, so the IPv4 address is checked too (and named in the refusal): IPv4-mapped
+``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, 6to4 ``2002::/16``, Teredo ``2001::/32``
+(server and client) and NAT64 ``64:ff9b::/96``. The local-use NAT64 prefix ``64:ff9b:1::/48``
+places the IPv4 address where its operator chose, so it is refused as a whole (it is private).
+
 :func:`resolve_target` returns the addresses it checked; the dispatcher connects to one of
 them directly (sending the original host name as ``Host`` and TLS server name), so a second
 DNS lookup cannot swap in an address that was never checked.
@@ -33,6 +39,9 @@ METADATA_ADDRESSES = frozenset(
         "fd00:ec2::254",  # AWS over IPv6
     )
 )
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 MAX_URL_LENGTH = 2048
 
@@ -78,10 +87,31 @@ def check_syntax(url: str, *, allow_http: bool) -> tuple[str, str, int]:
     return scheme, host, port or (443 if scheme == "https" else 80)
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to (see the module's docstring)."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)  # (server, client)
+    if address in NAT64_WELL_KNOWN or (
+        address in IPV4_COMPATIBLE and int(address) > 1  # not :: or ::1
+    ):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
+
+
 def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why an address is refused, or None when it may be called."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in NAT64_LOCAL_USE and not allow_private:
+            return "a local-use NAT64 address"
+        for inner in embedded_ipv4(address):
+            reason = refusal(inner, allow_private=allow_private)
+            if reason:
+                return f"an address embedding {inner}, {reason}"
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
     if allow_private:
