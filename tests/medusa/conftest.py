@@ -1,4 +1,7 @@
-"""The ``medusa`` fixture: one real Medusa 2.21.2 for the whole test session.
+"""The ``medusa`` fixture: one real Medusa 2.21.2 shared by every test under tests/medusa.
+
+It is package-scoped: set up once for this package (and its sub-packages), and stopped as soon
+as their last test is done, so that it does not idle through the rest of the suite.
 
 It needs node/npm, redis-server and PostgreSQL, and FAILS (never skips) when one is missing.
 Deselect these tests locally with ``-m "not medusa"``; they run by default and in CI.
@@ -15,7 +18,7 @@ from tests.medusa.harness import MedusaHarnessError, MedusaServer, running_medus
 TIMINGS = pytest.StashKey[dict[str, float]]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def medusa(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[MedusaServer]:
