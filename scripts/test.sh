@@ -5,7 +5,7 @@
 # What it sets up, each only when missing: uv and the locked environment, the local
 # PostgreSQL (127.0.0.1:5432, database `test`) and Redis (127.0.0.1:6379) servers, and
 # Debian's Chromium for the admin page's browser test. PostgreSQL and Redis tests fail
-# (never skip) when their server cannot be reached.
+# (never skip) when their server cannot be reached; so do the Medusa tests without Node.js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +46,16 @@ if ! [ -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
   as_root apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
+node_ok() {  # Medusa 2.21.2 (tests/medusa) needs Node.js ^20.19 or >=22.12, with npm
+  command -v npm >/dev/null 2>&1 && node -e '
+    const [major, minor] = process.versions.node.split(".").map(Number);
+    process.exit((major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major > 22 ? 0 : 1);
+  ' >/dev/null 2>&1
+}
+if ! node_ok; then
+  say "WARNING: Node.js 20.19+ with npm is missing: the Medusa tests (tests/medusa) will fail"
 fi
 
 exec uv run pytest "$@"
