@@ -33,6 +33,13 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often the relay looks for events committed elsewhere"
     )
     auto_migrate: bool = Field(True, description="Apply migrations when opening the store")
+    # --- Admin API (docs/api.md) ---
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the Admin API reads, in bytes; a larger one is "
+        "refused with 413 before it is read whole",
+    )
     # --- Admin API event stream (docs/api.md) ---
     sse_heartbeat_interval: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"

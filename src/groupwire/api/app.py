@@ -1,6 +1,7 @@
 """The FastAPI application factory. Routers are listed here, one line each.
 
-Requests pass ``RequestContext`` (request id, query normalisation) and then ``AdminAuth``
+Requests pass ``RequestContext`` (request id, query normalisation), ``BodyLimit`` (413 over
+``GROUPWIRE_API_MAX_BODY_BYTES``) and then ``AdminAuth``
 (an API key with the right scope on every ``/admin`` path) before reaching a router; every
 error leaves through :mod:`groupwire.api.errors`.
 """
@@ -26,7 +27,8 @@ from groupwire.api import (
 )
 from groupwire.api.errors import install_error_handlers
 from groupwire.api.live import CommitSignal
-from groupwire.api.middleware import ADMIN_PREFIX, AdminAuth, RequestContext
+from groupwire.api.middleware import AdminAuth, BodyLimit, RequestContext
+from groupwire.api.openapi import document
 from groupwire.app import Groupwire
 from groupwire.ui.router import router as ui_router
 
@@ -49,6 +51,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     gw.service.commit_listeners.append(app.state.commit_signal)
     install_error_handlers(app)
     app.add_middleware(AdminAuth, gw=gw)
+    app.add_middleware(BodyLimit, max_bytes=gw.settings.api_max_body_bytes)
     app.add_middleware(RequestContext)  # added last, so it runs first
     # --- routers (one line each) ---
     app.include_router(customer_groups.router)
@@ -61,34 +64,5 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(audit.router)  # .../events/export
     app.include_router(mail.router)  # welcome emails, notification rules
     app.include_router(ui_router)  # /app: the admin web page
-    _document_security(app)
+    document(app)  # the OpenAPI document: security, every error answer, text rules
     return app
-
-
-def _document_security(app: FastAPI) -> None:
-    """Declare the API-key schemes on every ``/admin`` operation of the OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "apiKey": {"type": "http", "scheme": "bearer", "description": "gw_sk_... secret"},
-            "apiKeyBasic": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "The secret as user name, empty password",
-            },
-        }
-        for path, operations in schema.get("paths", {}).items():
-            if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-                for operation in operations.values():
-                    operation["security"] = [{"apiKey": []}, {"apiKeyBasic": []}]
-                    operation.setdefault("responses", {}).setdefault(
-                        "401", {"description": "No or bad credentials"}
-                    )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
