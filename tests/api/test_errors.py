@@ -166,9 +166,7 @@ def test_given_a_huge_unknown_field_name_then_the_400_does_not_echo_it(client):
 
 
 @pytest.mark.parametrize("if_match", ['"abc"', "junk", '"1', 'W/"x"', '"1", nope'])
-def test_given_a_malformed_if_match_then_400_invalid_data_and_nothing_changes(
-    client, gw, if_match
-):
+def test_given_a_malformed_if_match_then_400_invalid_data_and_nothing_changes(client, gw, if_match):
     group = create_group(client, "VIP")
     url = f"/admin/customer-groups/{group['id']}"
     update = client.post(url, json={"name": "Gold"}, headers={"If-Match": if_match})
