@@ -42,6 +42,19 @@ from groupwire.domain.errors import (
     Unavailable,
 )
 from groupwire.domain.ids import CUSTOMER, CUSTOMER_GROUP, new_id
+from groupwire.domain.limits import (
+    DESCRIPTION_MAX,
+    EMAIL_MAX,
+    ID_MAX,
+    METADATA_KEY_MAX,
+    METADATA_MAX_BYTES,
+    METADATA_MAX_DEPTH,
+    NAME_MAX,
+    PHONE_MAX,
+    excerpt,
+    json_size,
+    listing,
+)
 from groupwire.domain.models import Customer, CustomerGroup, Event
 from groupwire.hooks.plugins import has_impls
 from groupwire.store import idempotency_keys, tables
@@ -244,7 +257,7 @@ class Service:
         remove_ids = _unique_ids(remove, "remove")
         both = set(add_ids) & set(remove_ids)
         if both:
-            raise InvalidData(f"Customers both added and removed: {', '.join(sorted(both))}")
+            raise InvalidData(f"Customers both added and removed: {listing(sorted(both))}")
 
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
             conn = uow.connection
@@ -428,7 +441,7 @@ class Service:
         remove_ids = _unique_ids(remove, "remove")
         both = set(add_ids) & set(remove_ids)
         if both:
-            raise InvalidData(f"Groups both added and removed: {', '.join(sorted(both))}")
+            raise InvalidData(f"Groups both added and removed: {listing(sorted(both))}")
         return self._change_customer_groups(customer_id, add_ids, remove_ids, context)
 
     def set_customer_groups(
@@ -598,6 +611,7 @@ class Service:
             values: dict[str, Any] = dict(given)
             if "metadata" in values:
                 values["metadata"] = merge_metadata(current.metadata, values["metadata"])
+                _check_metadata_size(values["metadata"])
             update = ProposedUpdate(values=kind.normalise(values))
             if has_impls(before_hook):
                 before_hook(**{kind.hook_arg: current, "update": update, "context": context})
@@ -733,13 +747,15 @@ def _validate_group_fields(values: dict[str, Any]) -> None:
         name = values["name"]
         if not isinstance(name, str) or not name.strip():
             raise InvalidData("name must be a non-empty string")
-        if len(name) > 255:
-            raise InvalidData("name must be at most 255 characters")
+        if len(name) > NAME_MAX:
+            raise InvalidData(f"name must be at most {NAME_MAX} characters")
         _check_text(name, "name")
     description = values.get("description")
     if description is not None and not isinstance(description, str):
         raise InvalidData("description must be a string or null")
     if description is not None:
+        if len(description) > DESCRIPTION_MAX:
+            raise InvalidData(f"description must be at most {DESCRIPTION_MAX:,} characters")
         _check_text(description, "description")
     _validate_metadata(values)
 
@@ -751,6 +767,13 @@ def _validate_metadata(values: dict[str, Any]) -> None:
     if not isinstance(metadata, dict):
         raise InvalidData("metadata must be an object or null")
     _check_json(metadata, "metadata")
+    _check_metadata_size(metadata)
+
+
+def _check_metadata_size(metadata: dict[str, Any] | None) -> None:
+    """Metadata, as given or as merged, fits ``METADATA_MAX_BYTES`` of compact JSON."""
+    if metadata is not None and json_size(metadata) > METADATA_MAX_BYTES:
+        raise InvalidData(f"metadata must be at most {METADATA_MAX_BYTES:,} bytes as JSON")
 
 
 def _check_text(value: str, field: str) -> None:
@@ -765,7 +788,7 @@ def _check_text(value: str, field: str) -> None:
 
 def _check_json(value: Any, field: str, depth: int = 0) -> None:
     """Metadata must be plain JSON (objects, arrays, strings, finite numbers, booleans, null)."""
-    if depth > 32:
+    if depth > METADATA_MAX_DEPTH:
         raise InvalidData(f"{field} is nested too deeply")
     if isinstance(value, str):
         _check_text(value, field)
@@ -773,6 +796,8 @@ def _check_json(value: Any, field: str, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidData(f"{field} keys must be strings")
+            if len(key) > METADATA_KEY_MAX:
+                raise InvalidData(f"{field} keys must be at most {METADATA_KEY_MAX} characters")
             _check_text(key, field)
             _check_json(item, field, depth + 1)
     elif isinstance(value, list):
@@ -803,16 +828,17 @@ def _validate_customer_fields(values: dict[str, Any]) -> None:
     email = values.get("email")
     if email is not None:  # no email is fine (Medusa: nullish); a given one must be valid
         if not isinstance(email, str) or not EMAIL.match(email.strip()):
-            raise InvalidData(f"email must be a valid email address, got {email!r}")
-        if len(email) > 320:
-            raise InvalidData("email must be at most 320 characters")
+            raise InvalidData(f"email must be a valid email address, got {excerpt(email)}")
+        if len(email) > EMAIL_MAX:
+            raise InvalidData(f"email must be at most {EMAIL_MAX} characters")
         _check_text(email, "email")
     for name in ("first_name", "last_name", "company_name", "phone"):
         value = values.get(name)
         if value is not None and not isinstance(value, str):
             raise InvalidData(f"{name} must be a string or null")
-        if isinstance(value, str) and len(value) > (64 if name == "phone" else 255):
-            raise InvalidData(f"{name} is too long")
+        limit = PHONE_MAX if name == "phone" else NAME_MAX
+        if isinstance(value, str) and len(value) > limit:
+            raise InvalidData(f"{name} must be at most {limit} characters")
         if isinstance(value, str):
             _check_text(value, name)
     _validate_metadata(values)
@@ -821,6 +847,8 @@ def _validate_customer_fields(values: dict[str, Any]) -> None:
 def _unique_ids(ids: Sequence[str], name: str) -> list[str]:
     if isinstance(ids, str) or not all(isinstance(i, str) and i for i in ids):
         raise InvalidData(f"{name} must be a list of ids")
+    if any(len(i) > ID_MAX for i in ids):
+        raise InvalidData(f"{name} holds an id longer than {ID_MAX} characters")
     return list(dict.fromkeys(ids))
 
 
@@ -829,7 +857,7 @@ def _kept_ids(proposed: list[str], customers: list[Customer]) -> list[str]:
     kept = {customer.id for customer in customers}
     added = kept - set(proposed)
     if added:
-        raise InvalidData(f"A hook added customers to the change: {', '.join(sorted(added))}")
+        raise InvalidData(f"A hook added customers to the change: {listing(sorted(added))}")
     return [cid for cid in proposed if cid in kept]
 
 

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="Seconds an Idempotency-Key stays in force after its first use (then it "
         "is ignored and pruned)",
     )
+    # --- Admin API (docs/api.md) ---
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the Admin API reads, in bytes; a larger one is "
+        "refused with 413 before it is read whole",
+    )
     # --- Admin API event stream (docs/api.md) ---
     sse_heartbeat_interval: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"

@@ -183,8 +183,8 @@ def test_given_an_etag_when_updating_with_if_match_then_only_the_current_version
     assert client.post(url, json={"name": "Z"}, headers={"If-Match": "*"}).status_code == 200
     assert_error(
         client.post(url, json={"name": "Q"}, headers={"If-Match": "junk"}),
-        412,
-        "precondition_failed",
+        400,
+        "invalid_data",
     )
     assert_error(client.delete(url, headers={"If-Match": '"1"'}), 412, "precondition_failed")
     assert client.get(url).status_code == 200

@@ -111,3 +111,76 @@ def test_given_an_unknown_route_or_method_then_404_or_405_in_the_same_shape(clie
     response = client.put("/admin/customer-groups")
     assert_error(response, 405, "not_allowed")
     assert "allow" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/admin/customer-groups", "GET, POST"),
+        ("/admin/customer-groups/cusgroup_x", "GET, POST, DELETE"),
+        ("/admin/customers/cus_x", "GET, POST, DELETE"),
+        ("/admin/customer-groups/cusgroup_x/welcome-email", "GET, PUT, DELETE"),
+    ],
+)
+def test_given_an_unsupported_method_then_405_allow_lists_every_method_of_the_path(
+    client, path, allowed
+):
+    response = client.patch(path, json={})
+    assert_error(response, 405, "not_allowed")
+    assert response.headers["allow"] == allowed
+
+
+def test_given_100000_unknown_ids_then_the_404_names_five_and_counts_the_rest(client, gw):
+    group = create_group(client, "VIP")
+    ids = [f"cus_unknown_{n:06d}" for n in range(100_000)]
+    response = client.post(f"/admin/customer-groups/{group['id']}/customers", json={"add": ids})
+    body = assert_error(response, 404, "not_found")
+    shown = ", ".join(ids[:5])
+    assert body["message"] == f"Customers with ids: {shown} and 99,995 more were not found"
+    assert len(response.content) < 1000
+    assert [e.type for e in all_events(gw)] == ["customer_group.created"]
+
+
+def test_given_two_unknown_ids_then_the_404_message_keeps_its_short_form(client):
+    group = create_group(client, "VIP")
+    response = client.post(
+        f"/admin/customer-groups/{group['id']}/customers", json={"add": ["cus_a", "cus_b"]}
+    )
+    body = assert_error(response, 404, "not_found")
+    assert body["message"] == "Customers with ids: cus_a, cus_b were not found"
+
+
+def test_given_100000_invalid_ids_then_the_400_stays_short(client):
+    group = create_group(client, "VIP")
+    response = client.post(
+        f"/admin/customer-groups/{group['id']}/customers", json={"add": [7] * 100_000}
+    )
+    body = assert_error(response, 400, "invalid_data")
+    assert "more problems" in body["message"] and len(response.content) < 1000
+
+
+def test_given_a_huge_unknown_field_name_then_the_400_does_not_echo_it(client):
+    response = client.post("/admin/customer-groups", json={"name": "G", "x" * 100_000: 1})
+    assert_error(response, 400, "invalid_data")
+    assert len(response.content) < 1000
+
+
+@pytest.mark.parametrize("if_match", ['"abc"', "junk", '"1', 'W/"x"', '"1", nope'])
+def test_given_a_malformed_if_match_then_400_invalid_data_and_nothing_changes(client, gw, if_match):
+    group = create_group(client, "VIP")
+    url = f"/admin/customer-groups/{group['id']}"
+    update = client.post(url, json={"name": "Gold"}, headers={"If-Match": if_match})
+    assert "If-Match" in assert_error(update, 400, "invalid_data")["message"]
+    assert_error(client.delete(url, headers={"If-Match": if_match}), 400, "invalid_data")
+    assert client.get(url).json()["customer_group"]["name"] == "VIP"
+    assert [e.type for e in all_events(gw)] == ["customer_group.created"]
+
+
+def test_given_a_well_formed_but_stale_if_match_then_still_412(client):
+    group = create_group(client, "VIP")
+    url = f"/admin/customer-groups/{group['id']}"
+    assert_error(
+        client.post(url, json={"name": "Gold"}, headers={"If-Match": '"7"'}),
+        412,
+        "precondition_failed",
+    )

@@ -1,9 +1,10 @@
 """The FastAPI application factory. Routers are listed here, one line each.
 
-Requests pass ``RequestContext`` (request id, query normalisation), ``DatabaseFailures`` (a
-lost database is a 503), ``AdminAuth`` (an API key with the right scope on every ``/admin``
-path) and ``IdempotentRequests`` (the ``Idempotency-Key`` of a write) before reaching a
-router; every error leaves through :mod:`groupwire.api.errors`.
+Requests pass ``RequestContext`` (request id, query normalisation), ``BodyLimit`` (413 over
+``GROUPWIRE_API_MAX_BODY_BYTES``), ``DatabaseFailures`` (a lost database is a 503),
+``AdminAuth`` (an API key with the right scope on every ``/admin`` path) and
+``IdempotentRequests`` (the ``Idempotency-Key`` of a write) before reaching a router;
+every error leaves through :mod:`groupwire.api.errors`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from groupwire.api import (
 from groupwire.api.errors import DatabaseFailures, install_error_handlers
 from groupwire.api.idempotency import IdempotentRequests
 from groupwire.api.live import CommitSignal
-from groupwire.api.middleware import ADMIN_PREFIX, AdminAuth, RequestContext
+from groupwire.api.middleware import AdminAuth, BodyLimit, RequestContext
+from groupwire.api.openapi import document
 from groupwire.app import Groupwire
 from groupwire.ui.router import router as ui_router
 
@@ -54,6 +56,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.add_middleware(IdempotentRequests, gw=gw)  # after authentication: keys are per API key
     app.add_middleware(AdminAuth, gw=gw)
     app.add_middleware(DatabaseFailures)  # answers a lost database from AdminAuth on inwards
+    app.add_middleware(BodyLimit, max_bytes=gw.settings.api_max_body_bytes)
     app.add_middleware(RequestContext)  # added last, so it runs first
     # --- routers (one line each) ---
     app.include_router(customer_groups.router)
@@ -67,34 +70,5 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(audit.router)  # .../events/export
     app.include_router(mail.router)  # welcome emails, notification rules
     app.include_router(ui_router)  # /app: the admin web page
-    _document_security(app)
+    document(app)  # the OpenAPI document: security, every error answer, text rules
     return app
-
-
-def _document_security(app: FastAPI) -> None:
-    """Declare the API-key schemes on every ``/admin`` operation of the OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "apiKey": {"type": "http", "scheme": "bearer", "description": "gw_sk_... secret"},
-            "apiKeyBasic": {
-                "type": "http",
-                "scheme": "basic",
-                "description": "The secret as user name, empty password",
-            },
-        }
-        for path, operations in schema.get("paths", {}).items():
-            if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
-                for operation in operations.values():
-                    operation["security"] = [{"apiKey": []}, {"apiKeyBasic": []}]
-                    operation.setdefault("responses", {}).setdefault(
-                        "401", {"description": "No or bad credentials"}
-                    )
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,18 +1,60 @@
 """Request bodies. Unknown fields are refused (``extra="forbid"``), as Medusa's validators do.
 
-Only the shape is checked here (types, required fields); what a value may be (a non-empty
-name, a valid email) is the service's call. Text that no backend can store — NUL characters,
-lone surrogates — and non-finite numbers are refused here, because they would otherwise fail
-inside the database driver instead of as a clear 400.
+The shape is checked here (types, required fields) and so are the size limits of
+:mod:`groupwire.domain.limits`, which the OpenAPI document states with every other rule (a
+non-blank name, an email's shape) that the service enforces. Text that no backend can store —
+NUL characters, lone surrogates — and non-finite numbers are refused here, because they would
+otherwise fail inside the database driver instead of as a clear 400.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import JsonDict
+
+from groupwire.domain.limits import (
+    DESCRIPTION_MAX,
+    EMAIL_MAX,
+    ID_MAX,
+    METADATA_KEY_MAX,
+    METADATA_MAX_BYTES,
+    NAME_MAX,
+    PHONE_MAX,
+)
+
+NO_NUL = "^[^\\u0000]*$"
+"""Text without NUL characters: the rule of every string (no database stores one)."""
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+"""A name: some character that is not white space, and no NUL."""
+JSON_VALUE_REF = "#/components/schemas/JsonValue"
+"""Any JSON value whose text holds no NUL character (defined by :mod:`groupwire.api.openapi`)."""
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=NAME_MAX, json_schema_extra={"pattern": NOT_BLANK})
+]
+PersonName = Annotated[str | None, Field(max_length=NAME_MAX)]
+Description = Annotated[str | None, Field(max_length=DESCRIPTION_MAX)]
+Phone = Annotated[str | None, Field(max_length=PHONE_MAX)]
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
+Metadata = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "propertyNames": {"maxLength": METADATA_KEY_MAX, "pattern": NO_NUL},
+                    "additionalProperties": {"$ref": JSON_VALUE_REF},
+                },
+                {"type": "null"},
+            ],
+            "description": f"Free-form JSON object, at most {METADATA_MAX_BYTES:,} bytes",
+        }
+    ),
+]
 
 
 def storable(value: Any, where: str = "body") -> None:
@@ -49,50 +91,50 @@ class Body(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+MERGED = 'Merged: keys set, a key set to "" removed; null clears'
+
+
 class CreateCustomerGroup(Body):
-    name: str
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
+    name: Name
+    description: Description = None
+    metadata: Metadata = None
 
 
 class UpdateCustomerGroup(Body):
-    name: str | None = None
-    description: str | None = None
-    metadata: dict[str, Any] | None = Field(
-        None, description='Merged: keys set, a key set to "" removed; null clears'
-    )
+    name: Name = None  # type: ignore[assignment]  # null is refused (the service says why)
+    description: Description = None
+    metadata: Metadata = Field(None, description=MERGED)
 
 
 EMAIL_SCHEMA: JsonDict = {"format": "email"}
+Email = Annotated[str, Field(max_length=EMAIL_MAX, json_schema_extra=EMAIL_SCHEMA)]
 
 
 class CreateCustomer(Body):
-    email: str | None = Field(None, json_schema_extra=EMAIL_SCHEMA)
-    first_name: str | None = None
-    last_name: str | None = None
-    company_name: str | None = None
-    phone: str | None = None
-    metadata: dict[str, Any] | None = None
+    email: Email | None = None
+    first_name: PersonName = None
+    last_name: PersonName = None
+    company_name: PersonName = None
+    phone: Phone = None
+    metadata: Metadata = None
 
 
 class UpdateCustomer(Body):
-    email: str | None = Field(None, json_schema_extra=EMAIL_SCHEMA)
-    first_name: str | None = None
-    last_name: str | None = None
-    company_name: str | None = None
-    phone: str | None = None
-    metadata: dict[str, Any] | None = Field(
-        None, description='Merged: keys set, a key set to "" removed; null clears'
-    )
+    email: Email | None = None
+    first_name: PersonName = None
+    last_name: PersonName = None
+    company_name: PersonName = None
+    phone: Phone = None
+    metadata: Metadata = Field(None, description=MERGED)
 
 
 class BatchIds(Body):
     """Add and remove in one transaction: all or nothing."""
 
-    add: list[str] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    add: list[Id] = Field(default_factory=list)
+    remove: list[Id] = Field(default_factory=list)
 
 
 class CreateApiKey(Body):
-    name: str
+    name: Name
     scopes: list[Literal["read", "write", "admin"]] = Field(min_length=1)

@@ -10,11 +10,14 @@ from fastapi.responses import JSONResponse
 from groupwire.api.bodies import BatchIds, CreateCustomerGroup, UpdateCustomerGroup
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
+    IF_MATCH_SCHEMA,
     FieldsQuery,
     GroupListQuery,
     Selection,
     etag,
     expected_version,
+    fields_param,
+    order_param,
     parse_order,
     select_fields,
 )
@@ -32,8 +35,19 @@ from groupwire.domain.models import CustomerGroup
 router = APIRouter(prefix="/admin/customer-groups", tags=["customer groups"])
 
 IfMatch = Annotated[
-    str | None, Header(description="Only if the group's ETag (version) still matches")
+    str | None,
+    Header(description="Only if the group's ETag (version) still matches"),
+    IF_MATCH_SCHEMA,
 ]
+
+
+class Fields(FieldsQuery):
+    fields: str | None = fields_param(GROUP_SHAPE)
+
+
+class ListQuery(GroupListQuery):
+    fields: str | None = fields_param(GROUP_SHAPE)
+    order: str | None = order_param(GROUP_ORDER)
 
 
 def _one(
@@ -56,7 +70,7 @@ def _one(
 
 
 @router.get("", summary="List customer groups")
-def list_customer_groups(gw: GW, query: Annotated[GroupListQuery, Query()]) -> JSONResponse:
+def list_customer_groups(gw: GW, query: Annotated[ListQuery, Query()]) -> JSONResponse:
     selection = select_fields(query.fields, GROUP_SHAPE)
     page = gw.groups.list(
         limit=query.limit,
@@ -77,7 +91,7 @@ def create_customer_group(
     gw: GW,
     body: CreateCustomerGroup,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[Fields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)  # refuse a bad selection before writing
     group = gw.groups.create(
@@ -87,7 +101,7 @@ def create_customer_group(
 
 
 @router.get("/{id}", summary="Retrieve a customer group")
-def get_customer_group(gw: GW, id: str, query: Annotated[FieldsQuery, Query()]) -> JSONResponse:
+def get_customer_group(gw: GW, id: str, query: Annotated[Fields, Query()]) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
     return _one(gw, gw.groups.get(id), query.fields)
 
@@ -98,7 +112,7 @@ def update_customer_group(
     id: str,
     body: UpdateCustomerGroup,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[Fields, Query()],
     if_match: IfMatch = None,
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
@@ -122,7 +136,7 @@ def update_customer_group_customers(
     id: str,
     body: BatchIds,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[Fields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
     change = gw.groups.update_customers(id, add=body.add, remove=body.remove, context=context)

@@ -10,11 +10,14 @@ from fastapi.responses import JSONResponse
 from groupwire.api.bodies import BatchIds, CreateCustomer, UpdateCustomer
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
+    IF_MATCH_SCHEMA,
     CustomerListQuery,
     FieldsQuery,
     Selection,
     etag,
     expected_version,
+    fields_param,
+    order_param,
     parse_order,
     select_fields,
 )
@@ -32,8 +35,19 @@ from groupwire.domain.models import Customer
 router = APIRouter(prefix="/admin/customers", tags=["customers"])
 
 IfMatch = Annotated[
-    str | None, Header(description="Only if the customer's ETag (version) still matches")
+    str | None,
+    Header(description="Only if the customer's ETag (version) still matches"),
+    IF_MATCH_SCHEMA,
 ]
+
+
+class Fields(FieldsQuery):
+    fields: str | None = fields_param(CUSTOMER_SHAPE)
+
+
+class ListQuery(CustomerListQuery):
+    fields: str | None = fields_param(CUSTOMER_SHAPE)
+    order: str | None = order_param(CUSTOMER_ORDER)
 
 
 def _one(
@@ -56,7 +70,7 @@ def _one(
 
 
 @router.get("", summary="List customers")
-def list_customers(gw: GW, query: Annotated[CustomerListQuery, Query()]) -> JSONResponse:
+def list_customers(gw: GW, query: Annotated[ListQuery, Query()]) -> JSONResponse:
     selection = select_fields(query.fields, CUSTOMER_SHAPE)
     page = gw.customers.list(
         limit=query.limit,
@@ -74,7 +88,7 @@ def list_customers(gw: GW, query: Annotated[CustomerListQuery, Query()]) -> JSON
 
 @router.post("", summary="Create a customer")
 def create_customer(
-    gw: GW, body: CreateCustomer, context: ChangeContext, query: Annotated[FieldsQuery, Query()]
+    gw: GW, body: CreateCustomer, context: ChangeContext, query: Annotated[Fields, Query()]
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     fields = body.given()
@@ -84,7 +98,7 @@ def create_customer(
 
 
 @router.get("/{id}", summary="Retrieve a customer")
-def get_customer(gw: GW, id: str, query: Annotated[FieldsQuery, Query()]) -> JSONResponse:
+def get_customer(gw: GW, id: str, query: Annotated[Fields, Query()]) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     return _one(gw, gw.customers.get(id), query.fields)
 
@@ -95,7 +109,7 @@ def update_customer(
     id: str,
     body: UpdateCustomer,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[Fields, Query()],
     if_match: IfMatch = None,
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
@@ -121,7 +135,7 @@ def update_customer_customer_groups(
     id: str,
     body: BatchIds,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[Fields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     change = gw.customers.update_groups(id, add=body.add, remove=body.remove, context=context)

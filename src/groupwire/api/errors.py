@@ -22,9 +22,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.domain.errors import GroupwireError, OutcomeUnknown, Unavailable
+from groupwire.domain.limits import listing, shorten
 from groupwire.store.engine import UNAVAILABLE_MESSAGE, connection_lost, describe
 from groupwire.store.unit_of_work import OUTCOME_UNKNOWN_MESSAGE
 
@@ -97,6 +99,9 @@ def status_of(error: GroupwireError) -> int:
     return STATUS_BY_TYPE.get(error.type, 400)
 
 
+MAX_PROBLEMS = 5
+
+
 def unavailable(method: str, path: str, error: BaseException) -> Unavailable:
     """The 503 answer to a database failure, logged here as one line without a traceback.
 
@@ -128,7 +133,8 @@ def unavailable_response(method: str, path: str, error: BaseException) -> JSONRe
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """One readable sentence from pydantic's error list (no input values echoed back)."""
+    """One readable sentence from pydantic's error list: no input values echoed back, and at
+    most a few problems named (a list of 100,000 bad ids makes a short message)."""
     unknown: list[str] = []
     problems: list[str] = []
     for error in errors:
@@ -137,7 +143,7 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
             for part in error.get("loc", ())
             if part not in ("body", "query", "path", "header")
         ]
-        where = ".".join(loc)
+        where = shorten(".".join(loc))
         kind = error.get("type", "")
         if kind == "extra_forbidden":
             unknown.append(f"'{where}'")
@@ -146,10 +152,13 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
         elif kind == "missing":
             problems.append(f"Field '{where}' is required")
         else:
-            message = str(error.get("msg", "is invalid"))
+            message = shorten(str(error.get("msg", "is invalid")), 200)
             problems.append(f"{where}: {message}" if where else message)
+    problems = list(dict.fromkeys(problems))
+    if len(problems) > MAX_PROBLEMS:
+        problems = [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS:,} more problems"]
     if unknown:
-        problems.append(f"Unrecognized fields: {', '.join(unknown)}")
+        problems.append(f"Unrecognized fields: {listing(unknown)}")
     return "Invalid request: " + "; ".join(problems or ["malformed request"])
 
 
@@ -169,14 +178,32 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     status = error.status_code
+    headers = dict(error.headers or {})
     if status == 404:
         message = f"Route {request.method} {request.url.path} was not found"
     elif status == 405:
         message = f"Method {request.method} is not allowed on {request.url.path}"
+        headers["Allow"] = ", ".join(allowed_methods(request))
     else:
         message = str(error.detail)
     kind = TYPE_BY_STATUS.get(status, "invalid_data" if status < 500 else "unexpected_state")
-    return error_response(status, kind, message, error.headers)
+    return error_response(status, kind, message, headers)
+
+
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's):
+    each method is tried against the routes as the router itself would match it."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHOD_ORDER
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
+from pydantic.json_schema import JsonDict
 
-from groupwire.api.bodies import Body
+from groupwire.api.bodies import NOT_BLANK, Body, Email
 from groupwire.api.caller import GW, require_scope
 from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, StrictQuery
 from groupwire.api.render import deleted_json, iso, page_response
@@ -26,13 +27,16 @@ from groupwire.notify.rules import NotificationRule
 
 router = APIRouter(tags=["mail"])
 ADMIN = [Depends(require_scope("admin"))]
+NOT_EMPTY: JsonDict = {"pattern": NOT_BLANK}
 TEMPLATE_HELP = "Jinja2 over `customer` and `group`, e.g. `Welcome {{ customer.first_name }}`"
 
 
 class PutWelcomeEmail(Body):
-    subject: str = Field(description=TEMPLATE_HELP)
-    body: str = Field(description="Plain-text body; " + TEMPLATE_HELP)
-    html_body: str | None = Field(None, description="Optional HTML alternative (autoescaped)")
+    subject: str = Field(description=TEMPLATE_HELP, json_schema_extra=NOT_EMPTY)
+    body: str = Field(description="Plain-text body; " + TEMPLATE_HELP, json_schema_extra=NOT_EMPTY)
+    html_body: str | None = Field(
+        None, description="Optional HTML alternative (autoescaped)", json_schema_extra=NOT_EMPTY
+    )
     sender: str | None = Field(None, description="From; default: GROUPWIRE_MAIL_SENDER")
     enabled: bool = True
 
@@ -46,23 +50,27 @@ class CreateRule(Body):
     event_type: str = Field(
         "customer_group.customer_added", description="customer_added or customer_removed"
     )
-    emails: list[str] = Field(default_factory=list, description="Stakeholders to mail")
+    emails: list[Email] = Field(default_factory=list, description="Stakeholders to mail")
     webhook_url: str | None = Field(None, description="An https URL to notify (signed)")
-    subject: str | None = Field(None, description="Optional; " + TEMPLATE_HELP)
-    body: str | None = Field(None, description="Optional; " + TEMPLATE_HELP)
+    subject: str | None = Field(
+        None, description="Optional; " + TEMPLATE_HELP, json_schema_extra=NOT_EMPTY
+    )
+    body: str | None = Field(
+        None, description="Optional; " + TEMPLATE_HELP, json_schema_extra=NOT_EMPTY
+    )
     sender: str | None = None
     description: str | None = None
     enabled: bool = True
 
 
 class UpdateRule(Body):
-    emails: list[str] | None = None
+    emails: list[Email] = None  # type: ignore[assignment]  # null is refused
     webhook_url: str | None = Field(None, description="null removes the rule's webhook")
     subject: str | None = None
     body: str | None = None
     sender: str | None = None
     description: str | None = None
-    enabled: bool | None = None
+    enabled: bool = None  # type: ignore[assignment]  # null is refused
 
 
 class RuleListQuery(StrictQuery):

@@ -1,10 +1,14 @@
-"""Two small ASGI middlewares that run before any route: request context, then authentication.
+"""Three small ASGI middlewares that run before any route: request context, the body size
+limit, then authentication.
 
 ``RequestContext`` gives every request an id (the caller's ``x-request-id`` when it is a
 sensible token, else a new one), echoes it in the response, rewrites Medusa-style array keys
 (``id[]=a``, ``id[0]=a``) to repeated keys (``id=a``) and refuses NUL characters, which no
-backend can store. ``AdminAuth`` requires an active API key on every ``/admin`` path (routers
-added later included) and the scope the method needs; the key lands in ``request.state``.
+backend can store. ``BodyLimit`` refuses a body larger than the configured limit with 413,
+from its ``Content-Length`` when it has one and else while it streams in, so no more than the
+limit is ever held in memory. ``AdminAuth`` requires an active API key on every ``/admin``
+path (routers added later included) and the scope the method needs; the key lands in
+``request.state``.
 A read without an ``Authorization`` header may instead carry the admin page's session cookie
 (:mod:`groupwire.ui.sessions`), which is how the page's event stream and charts authenticate.
 """
@@ -20,6 +24,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.api.errors import error_response, forbidden, unauthorized
@@ -79,6 +84,57 @@ def _with_id(send: Send, request_id: str) -> Send:
         await send(message)
 
     return wrapped
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` once a body passes the limit; answered as 413 ``invalid_data``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body is larger than the limit of {limit:,} bytes")
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge:  # read outside a route (routes answer it through errors.py)
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(self.max_bytes)
+        response = error_response(413, "invalid_data", str(error.detail), {"Connection": "close"})
+        await response(scope, receive, send)
 
 
 def credentials(headers: Headers) -> str | None:

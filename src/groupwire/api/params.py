@@ -6,14 +6,17 @@ validators do). Time filters use Medusa's operator keys: ``created_at[$gt]=2024-
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.json_schema import JsonValue
 
 from groupwire.domain.errors import InvalidData
+from groupwire.domain.limits import excerpt, shorten
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 2**31 - 1
@@ -29,15 +32,33 @@ def _to_utc(value: datetime | None) -> datetime | None:
         raise ValueError("date is out of range") from error
 
 
-Time = Annotated[datetime | None, AfterValidator(_to_utc)]
+_ISO_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text is a time here (pydantic would also read ``0.5`` as a timestamp)."""
+    if isinstance(value, str) and not _ISO_TIME.match(value):
+        raise ValueError("must be a date and time in ISO 8601, e.g. 2024-01-31T12:00:00Z")
+    return value
+
+
+Time = Annotated[datetime | None, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
+"""An optional ISO 8601 date and time, in UTC (a time without offset is taken as UTC)."""
+RequiredTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_to_utc)]
 
 
 class StrictQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+FIELDS_HELP = "Medusa fields: `*customers`, `+f`, `-f`, `a,b`"
+ORDER_HELP = "A field, `-` prefix for descending"
+
+
 class FieldsQuery(StrictQuery):
-    fields: str | None = Field(None, description="Medusa fields: `*customers`, `+f`, `-f`, `a,b`")
+    fields: str | None = Field(None, description=FIELDS_HELP)
 
 
 class ListQuery(FieldsQuery):
@@ -45,7 +66,7 @@ class ListQuery(FieldsQuery):
     id: list[str] | None = Field(None, description="Only these ids (repeat the parameter)")
     limit: int = Field(50, ge=0, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    order: str | None = Field(None, description="A field, `-` prefix for descending")
+    order: str | None = Field(None, description=ORDER_HELP)
     created_at_gt: Time = Field(None, alias="created_at[$gt]")
     created_at_gte: Time = Field(None, alias="created_at[$gte]")
     created_at_lt: Time = Field(None, alias="created_at[$lt]")
@@ -102,8 +123,14 @@ def parse_order(order: str | None, sortable: Sequence[str]) -> str | None:
         return None
     name = order[1:] if order.startswith("-") else order
     if name not in sortable:
-        raise InvalidData(f"Cannot order by {order!r}; use one of: {', '.join(sortable)}")
+        raise InvalidData(f"Cannot order by {excerpt(order)}; use one of: {', '.join(sortable)}")
     return order
+
+
+def order_param(sortable: Sequence[str]) -> Any:
+    """The ``order`` query field for these sortable fields, its values listed in the schema."""
+    values: list[JsonValue] = ["", *sortable, *(f"-{name}" for name in sortable)]
+    return Field(None, description=ORDER_HELP, json_schema_extra={"enum": values})
 
 
 # --- fields ----------------------------------------------------------------------------------
@@ -124,6 +151,26 @@ class Selection:
     relations: Mapping[str, Selection] = field(default_factory=dict)
 
 
+def fields_pattern(shape: Shape) -> str:
+    """The regular expression of every ``fields`` value :func:`select_fields` accepts."""
+
+    def one_of(names: Sequence[str]) -> str:
+        return "(?:" + "|".join(re.escape(name) for name in names) + ")"
+
+    tokens = [f"[+-]?{one_of(shape.defaults)}"]
+    for name, related in shape.relations.items():
+        tokens.append(f"[+*-]?{re.escape(name)}")
+        tokens.append(f"[+*]?{re.escape(name)}\\.{one_of(related.defaults)}")
+    token = "(?:" + "|".join(tokens) + ")"
+    return f"^\\s*(?:{token}\\s*)?(?:,\\s*(?:{token}\\s*)?)*$"
+
+
+def fields_param(shape: Shape) -> Any:
+    """The ``fields`` query field for a resource of this shape, its grammar in the schema."""
+    pattern = fields_pattern(shape)
+    return Field(None, description=FIELDS_HELP, json_schema_extra={"pattern": pattern})
+
+
 def select_fields(spec: str | None, shape: Shape) -> Selection:
     """Medusa's ``fields``: a plain list replaces the defaults; ``+x``/``*rel`` add, ``-x`` drops.
 
@@ -139,14 +186,14 @@ def select_fields(spec: str | None, shape: Shape) -> Selection:
         if rel in shape.relations and sign != "-":
             if sub:
                 if sub not in _known(shape.relations[rel]):
-                    raise InvalidData(f"Unknown field: {token}")
+                    raise InvalidData(f"Unknown field: {shorten(token)}")
                 current = relations.setdefault(rel, [])
                 if current is not None and sub not in current:
                     current.append(sub)
             else:
                 relations[rel] = None
         elif sign == "*" or sub or (name not in _known(shape) and name not in shape.relations):
-            raise InvalidData(f"Unknown field: {token}")
+            raise InvalidData(f"Unknown field: {shorten(token)}")
         elif sign == "-":
             if name in shape.relations:
                 relations.pop(name, None)
@@ -172,28 +219,38 @@ def _known(shape: Shape) -> tuple[str, ...]:
 # --- If-Match --------------------------------------------------------------------------------
 
 
+_ETAG = r'(?:W/)?(?:"[0-9]{1,11}"|[0-9]{1,11})'
+IF_MATCH_PATTERN = rf"^\s*(?:\*|{_ETAG}(?:\s*,\s*{_ETAG})*)?\s*$"
+"""``*``, or ETags as this API issues them (``"3"``, ``W/"3"``), comma-separated."""
+_IF_MATCH = re.compile(IF_MATCH_PATTERN)
+
+
 def expected_version(if_match: str | None, current: Callable[[], int]) -> int | None:
     """The version an ``If-Match`` header asks for (None: no condition).
 
-    ``*`` matches any version; a list matches when one entry is the current version; an
-    entry that is no version we ever issued can never match, so it fails with 412.
+    ``*`` matches any version; a list matches when one entry is the current version. A header
+    that is no list of ETags this API could have issued is malformed: 400, never 412 (a
+    well-formed but stale one is the 412).
     """
     if if_match is None or not if_match.strip():
         return None
-    versions: list[int] = []
-    for raw in if_match.split(","):
-        tag = raw.strip()
-        if tag == "*":
-            return None
-        tag = tag.removeprefix("W/").strip('"')
-        if tag.isascii() and tag.isdigit() and len(tag) < 12:
-            versions.append(int(tag))
-    if not versions:
-        return -1
+    if not _IF_MATCH.match(if_match):
+        raise InvalidData(
+            'If-Match must be "*" or ETags as this API issues them, e.g. "3" or W/"3", '
+            f"got {excerpt(if_match)}"
+        )
+    tags = [raw.strip().removeprefix("W/").strip('"') for raw in if_match.split(",")]
+    if "*" in tags:
+        return None
+    versions = [int(tag) for tag in tags]
     if len(versions) == 1:
         return versions[0]
     actual = current()
     return actual if actual in versions else versions[0]
+
+
+IF_MATCH_SCHEMA = WithJsonSchema({"type": "string", "pattern": IF_MATCH_PATTERN})
+"""Put on an ``If-Match`` header parameter: the schema states what the header may be."""
 
 
 def etag(version: int) -> str:

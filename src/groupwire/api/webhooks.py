@@ -8,7 +8,7 @@ secret is in the answer to a create or a rotation and nowhere else.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
@@ -16,7 +16,7 @@ from pydantic import Field
 
 from groupwire.api.bodies import Body
 from groupwire.api.caller import GW, require_scope
-from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, StrictQuery, Time
+from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, RequiredTime, StrictQuery
 from groupwire.api.render import deleted_json, iso, page_response
 from groupwire.domain.errors import InvalidData
 from groupwire.webhooks import webhooks_of
@@ -41,16 +41,18 @@ class CreateWebhook(Body):
 
 
 class UpdateWebhook(Body):
-    url: str | None = None
-    event_types: list[str] | None = None
+    """Only the fields sent change; ``group_ids`` and ``description`` may be set to null."""
+
+    url: str = None  # type: ignore[assignment]
+    event_types: list[str] = None  # type: ignore[assignment]
     group_ids: list[str] | None = None
     description: str | None = None
-    enabled: bool | None = None
-    ordered: bool | None = None
+    enabled: bool = None  # type: ignore[assignment]
+    ordered: bool = None  # type: ignore[assignment]
 
 
 class Replay(Body):
-    since: Time = Field(description="Replay every matching event committed since then")
+    since: RequiredTime = Field(description="Replay every matching event committed since then")
 
 
 class WebhookListQuery(StrictQuery):
@@ -62,7 +64,7 @@ class WebhookListQuery(StrictQuery):
 class MessageListQuery(StrictQuery):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    status: str | None = Field(None, description="pending, succeeded or failed")
+    status: Literal["pending", "succeeded", "failed"] | None = None
     event_type: str | None = None
 
 
@@ -181,5 +183,5 @@ def list_webhook_attempts(
     summary="Deliver again every matching event since a time (new messages)",
 )
 def replay_webhook(gw: GW, id: str, body: Replay) -> JSONResponse:
-    replayed = webhooks_of(gw).replay(id, body.since)  # type: ignore[arg-type]
+    replayed = webhooks_of(gw).replay(id, body.since)
     return JSONResponse({"replayed": replayed, "since": iso(body.since)})

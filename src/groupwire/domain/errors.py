@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from groupwire.domain.limits import ID_MAX, listing
+
 
 class GroupwireError(Exception):
     """Base of every error Groupwire raises on purpose."""
@@ -16,7 +18,11 @@ class GroupwireError(Exception):
 
 
 class NotFound(GroupwireError):
-    """An id names nothing (or something soft-deleted)."""
+    """An id names nothing (or something soft-deleted).
+
+    The message names at most a few ids and counts the rest, so 100,000 unknown ids make a
+    short answer; ``ids`` keeps them all.
+    """
 
     type = "not_found"
 
@@ -28,10 +34,11 @@ class NotFound(GroupwireError):
             "customer": "Customer",
             "customer_address": "Customer address",
         }.get(kind, kind)
-        if len(self.ids) == 1:
-            message = f"{label} with id: {self.ids[0]} was not found"
+        named = [i if len(i) <= ID_MAX else f"{i[: ID_MAX - 3]}..." for i in self.ids]
+        if len(named) == 1:
+            message = f"{label} with id: {named[0]} was not found"
         else:
-            message = f"{label}s with ids: {', '.join(self.ids)} were not found"
+            message = f"{label}s with ids: {listing(named)} were not found"
         super().__init__(message)
 
 
