@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -88,15 +90,6 @@ def claim(
     ``IdempotencyKeyReused`` when it was used for another request. An expired row is
     replaced.
     """
-    found = conn.execute(
-        select(K.c.fingerprint, K.c.expires_at).where(K.c.scope == scope, K.c.key == key)
-    ).first()
-    if found is not None:
-        if found.expires_at > now:
-            if found.fingerprint != request_fingerprint:
-                raise IdempotencyKeyReused(key)
-            raise AlreadyApplied(key)
-        conn.execute(delete(K).where(K.c.scope == scope, K.c.key == key))
     row = {
         "scope": scope,
         "key": key,
@@ -104,10 +97,32 @@ def claim(
         "created_at": now,
         "expires_at": now + timedelta(seconds=ttl),
     }
-    try:
-        conn.execute(insert(K), row)
-    except IntegrityError:
-        raise AlreadyApplied(key) from None
+    # One statement when the key is new (the usual case): a key already there, committed or
+    # being committed by a concurrent request (the insert waits for it), inserts nothing.
+    inserted = conn.execute(_insert_new(conn.dialect.name).values(row)).first()
+    if inserted is not None:
+        return
+    found = conn.execute(
+        select(K.c.fingerprint, K.c.expires_at).where(K.c.scope == scope, K.c.key == key)
+    ).first()
+    if found is None:  # the concurrent request holding it rolled back: claim it now
+        try:
+            conn.execute(insert(K), row)
+        except IntegrityError:
+            raise AlreadyApplied(key) from None
+        return
+    if found.expires_at > now:
+        if found.fingerprint != request_fingerprint:
+            raise IdempotencyKeyReused(key)
+        raise AlreadyApplied(key)
+    conn.execute(delete(K).where(K.c.scope == scope, K.c.key == key))
+    conn.execute(insert(K), row)
+
+
+def _insert_new(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` on the key's table, in the dialect's words."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(K)
+    return statement.on_conflict_do_nothing(index_elements=["scope", "key"]).returning(K.c.key)
 
 
 def store_answer(
@@ -140,35 +155,58 @@ def _store(
     now: datetime,
     ttl: float,
 ) -> None:
-    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+    with engine.connect().execution_options(**{WRITE: True}) as conn:
+        # One round trip on PostgreSQL: the UPDATE is its own transaction (autocommit). The
+        # answer only caches what the committed change did: should a crash lose it, the key
+        # answers 409 "already applied".
         if conn.dialect.name == "postgresql":
-            # The answer only caches what the committed change did: a crash that loses it
-            # leaves the key answering 409 "already applied", so no flush to disk is awaited.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        updated = conn.execute(
-            update(K)
-            .where(
-                K.c.scope == scope,
-                K.c.key == key,
-                K.c.fingerprint == request_fingerprint,
-                K.c.status.is_(None),
-            )
-            .values(**values)
-        )
-        if updated.rowcount:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            updated = conn.execute(_answer_update(scope, key, request_fingerprint, values))
+            if not updated.rowcount:  # each statement commits on its own
+                _insert_answer(conn, scope, key, request_fingerprint, values, now, ttl)
             return
-        found = conn.execute(select(K.c.status).where(K.c.scope == scope, K.c.key == key))
-        if found.first() is not None:
-            return  # a concurrent request with the key recorded itself first
-        row = {
-            "scope": scope,
-            "key": key,
-            "fingerprint": request_fingerprint,
-            "created_at": now,
-            "expires_at": now + timedelta(seconds=ttl),
-            **values,
-        }
-        conn.execute(insert(K), row)
+        with conn.begin():
+            updated = conn.execute(_answer_update(scope, key, request_fingerprint, values))
+            if not updated.rowcount:
+                _insert_answer(conn, scope, key, request_fingerprint, values, now, ttl)
+
+
+def _answer_update(scope: str, key: str, request_fingerprint: str, values: dict[str, Any]) -> Any:
+    return (
+        update(K)
+        .where(
+            K.c.scope == scope,
+            K.c.key == key,
+            K.c.fingerprint == request_fingerprint,
+            K.c.status.is_(None),
+        )
+        .values(**values)
+    )
+
+
+def _insert_answer(
+    conn: Connection,
+    scope: str,
+    key: str,
+    request_fingerprint: str,
+    values: dict[str, Any],
+    now: datetime,
+    ttl: float,
+) -> None:
+    """The key's row with its answer, for a request that changed nothing through the service
+    (the routes that configure Groupwire itself, API keys or webhooks, write outside it)."""
+    found = conn.execute(select(K.c.status).where(K.c.scope == scope, K.c.key == key))
+    if found.first() is not None:
+        return  # a concurrent request with the key recorded itself first
+    row = {
+        "scope": scope,
+        "key": key,
+        "fingerprint": request_fingerprint,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=ttl),
+        **values,
+    }
+    conn.execute(insert(K), row)
 
 
 def lookup(engine: Engine, scope: str, key: str, now: datetime) -> KeyRecord | None:
