@@ -22,6 +22,8 @@ from groupwire.api.params import (
     MAX_OFFSET,
     FieldsQuery,
     etag,
+    fields_param,
+    order_param,
     parse_order,
     select_fields,
 )
@@ -75,7 +77,16 @@ class AddressListQuery(FieldsQuery):
     postal_code: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
     limit: int = Field(50, ge=0, le=MAX_LIMIT)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
-    order: str | None = Field(None, description="A field, `-` prefix for descending")
+    fields: str | None = fields_param(ADDRESS_SHAPE)
+    order: str | None = order_param(ADDRESS_ORDER)
+
+
+class AddressFields(FieldsQuery):
+    fields: str | None = fields_param(ADDRESS_SHAPE)
+
+
+class CustomerFields(FieldsQuery):
+    fields: str | None = fields_param(CUSTOMER_SHAPE)
 
 
 # --- response shapes, for the OpenAPI document (``fields`` may add or drop fields) ---------
@@ -188,7 +199,7 @@ def create_address(
     id: str,
     body: AddressBody,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[CustomerFields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     gw.customers.addresses.create(id, context=context, **body.given())
@@ -201,7 +212,7 @@ def create_address(
     responses={200: {"model": AddressResponse}, **ERRORS},
 )
 def get_address(
-    gw: GW, id: str, address_id: str, query: Annotated[FieldsQuery, Query()]
+    gw: GW, id: str, address_id: str, query: Annotated[AddressFields, Query()]
 ) -> JSONResponse:
     selection = select_fields(query.fields, ADDRESS_SHAPE)
     address = gw.customers.addresses.get(id, address_id)
@@ -219,7 +230,7 @@ def update_address(
     address_id: str,
     body: AddressBody,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[CustomerFields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     gw.customers.addresses.update(id, address_id, context=context, **body.given())
@@ -236,7 +247,7 @@ def delete_address(
     id: str,
     address_id: str,
     context: ChangeContext,
-    query: Annotated[FieldsQuery, Query()],
+    query: Annotated[CustomerFields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     address = gw.customers.addresses.delete(id, address_id, context=context)

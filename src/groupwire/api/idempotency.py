@@ -66,7 +66,8 @@ class IdempotentRequests:
             await self.app(scope, receive, send)
             return
         key = Headers(scope=scope).get(HEADER)
-        if key is None:
+        in_service = self._route_writes_through_service(scope) if key is not None else None
+        if key is None or in_service is None:  # no key, or no route (the app answers 404/405)
             await self.app(scope, receive, send)
             return
         if not VALID_KEY.match(key):
@@ -80,7 +81,7 @@ class IdempotentRequests:
         body, receive = await _read_body(receive)
         fingerprint = request_fingerprint(scope, body)
         owner = api_key.id
-        if not self._claims_in_service_transaction(scope):
+        if not in_service:
             found = await self._settled(owner, key)
             if found is not None:
                 await self._answer_from(found, key, fingerprint)(scope, receive, send)
@@ -141,9 +142,10 @@ class IdempotentRequests:
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
-    def _claims_in_service_transaction(self, scope: Scope) -> bool:
+    def _route_writes_through_service(self, scope: Scope) -> bool | None:
         """Whether the route changes state through the service (it takes a ``ChangeContext``),
-        whose unit of work checks and claims the key: no look-up is needed before it runs."""
+        whose unit of work checks and claims the key: no look-up is needed before it runs.
+        None when no route serves this method and path."""
         router = getattr(scope.get("app"), "router", None)
         for route in getattr(router, "routes", ()):
             match, _ = route.matches(scope)
@@ -154,7 +156,7 @@ class IdempotentRequests:
                     known = dependant is not None and _depends_on(dependant, change_context)
                     self._claims_in_service[id(route)] = known
                 return known
-        return False
+        return None
 
     async def _settled(self, owner: str, key: str) -> KeyRecord | None:
         """The key's record, after waiting up to ``WAIT_FOR_ANSWER`` for its answer when

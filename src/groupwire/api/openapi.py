@@ -5,9 +5,11 @@ contract, so a client (or a fuzzer) reading the document knows every answer it c
 
 - the API-key security schemes on every ``/admin`` operation;
 - every error status an operation can answer, each with the ``Error`` schema: 400 (bad input),
-  401, 403, 404 (an id in the path), 412 (``If-Match``), 413 (a body), 422 (a duplicate name
-  or email, or a hook's veto) and 503 (the database is unavailable). FastAPI's own 422
-  "Validation Error" is dropped: validation errors are 400 ``invalid_data`` here;
+  401, 403, 404 (an id in the path), 409 (an ``Idempotency-Key`` already applied), 412
+  (``If-Match``), 413 (a body), 422 (a duplicate name or email, a hook's veto, or an
+  ``Idempotency-Key`` reused for another request) and 503 (the database is unavailable).
+  FastAPI's own 422 "Validation Error" is dropped: validation errors are 400 here;
+- the optional ``Idempotency-Key`` header of every write;
 - the rule every text field shares: no NUL character (no database stores one), stated as a
   pattern on each string that has no stricter pattern, format or enumeration of its own.
 """
@@ -15,7 +17,6 @@ contract, so a client (or a fuzzer) reading the document knows every answer it c
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -53,14 +54,23 @@ ERRORS: dict[str, str] = {
     "401": "No or bad credentials (`unauthorized`)",
     "403": "The API key lacks the scope this operation needs (`forbidden`)",
     "404": "No such resource, in the path or named in the body (`not_found`)",
+    "409": "The `Idempotency-Key` belongs to a change already applied whose answer is not "
+    "available (`conflict`)",
     "412": "The `If-Match` ETag is not the current version (`precondition_failed`)",
     "413": "The request body is larger than `GROUPWIRE_API_MAX_BODY_BYTES` (`invalid_data`)",
-    "422": "A duplicate name or email (`duplicate_error`) or a hook's veto (`not_allowed`)",
+    "422": "A duplicate name or email (`duplicate_error`), a hook's veto (`not_allowed`), or an "
+    "`Idempotency-Key` used before for another request (`not_allowed`)",
     "503": "The database is unavailable; retry later",
 }
-_SERVICE_CHANGE = re.compile(r"^/admin/(customer-groups|customers)(/\{id\}(/[a-z-]+)?)?$")
-"""Changes that pass the service's hooks and unique checks (422 is theirs only)."""
-_SERVICE_SUBPATHS = {None, "/customers", "/customer-groups"}
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry of this write safe: the same key with the same request "
+    "changes nothing again and gets the first answer (docs/api.md, Safe retries)",
+    "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
+}
 
 
 def document(app: FastAPI) -> None:
@@ -116,8 +126,9 @@ def _responses(path: str, method: str, operation: dict[str, Any], schemas: dict[
             statuses.append("412")
         if "requestBody" in operation:
             statuses.append("413")
-        if method in ("POST", "DELETE") and _is_service_change(path):
-            statuses.append("422")
+        if method in WRITE_METHODS:
+            operation.setdefault("parameters", []).append(copy.deepcopy(IDEMPOTENCY_KEY_PARAMETER))
+            statuses += ["409", "422"]
     for status in sorted(statuses):
         responses.setdefault(
             status,
@@ -134,11 +145,6 @@ def _names_ids(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
     ref = body.get("schema", {}).get("$ref", "")
     properties = schemas.get(ref.rpartition("/")[2], {}).get("properties", {})
     return any(name in ("add", "remove") or name.endswith(("_id", "_ids")) for name in properties)
-
-
-def _is_service_change(path: str) -> bool:
-    match = _SERVICE_CHANGE.match(path)
-    return match is not None and match.group(3) in _SERVICE_SUBPATHS
 
 
 def _forbid_nul(node: Any) -> None:

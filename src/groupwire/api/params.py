@@ -157,10 +157,10 @@ def fields_pattern(shape: Shape) -> str:
     def one_of(names: Sequence[str]) -> str:
         return "(?:" + "|".join(re.escape(name) for name in names) + ")"
 
-    tokens = [f"[+-]?{one_of(shape.defaults)}"]
+    tokens = [f"[+-]?{one_of(_known(shape))}"]
     for name, related in shape.relations.items():
         tokens.append(f"[+*-]?{re.escape(name)}")
-        tokens.append(f"[+*]?{re.escape(name)}\\.{one_of(related.defaults)}")
+        tokens.append(f"[+*]?{re.escape(name)}\\.{one_of(_known(related))}")
     token = "(?:" + "|".join(tokens) + ")"
     return f"^\\s*(?:{token}\\s*)?(?:,\\s*(?:{token}\\s*)?)*$"
 
