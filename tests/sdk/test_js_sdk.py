@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BACKENDS, PostgresSchemas
-from tests.sdk.js_sdk import Report, run_sdk, served_groupwire, steps_by_name
+from tests.sdk.js_sdk import Report, require_node, run_sdk, served_groupwire, steps_by_name
 
 pytestmark = pytest.mark.node
 
@@ -45,6 +45,7 @@ def report(
 ) -> Iterator[Report]:
     """The SDK scenario's report, run once per backend against ``groupwire serve`` on a fresh
     database; the tests below each read a part of it."""
+    require_node()  # before starting anything: no Node.js is a failure, never a skip
     workdir = tmp_path_factory.mktemp(f"js-sdk-{request.param}")
     if request.param == "sqlite":
         with served_groupwire(f"sqlite:///{workdir / 'groupwire.db'}", workdir) as server:
