@@ -227,22 +227,25 @@ def cache_root() -> Path:
     return Path(base) / "groupwire"
 
 
-def lock_hash() -> str:
+def lock_hash(project: Path = PROJECT) -> str:
     digest = hashlib.sha256()
     for name in ("package.json", "package-lock.json"):
-        digest.update((PROJECT / name).read_bytes())
+        digest.update((project / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def installed_node_modules() -> Path:
-    """The cached ``node_modules`` for the locked project, installed on first use.
+def installed_node_modules(project: Path = PROJECT, name: str = "medusa") -> Path:
+    """The cached ``node_modules`` for a locked npm project, installed on first use.
 
-    ``npm ci --ignore-scripts``: none of the packages' install scripts is needed to run
-    Medusa (the native ones ship prebuilt binaries), and npm 11 no longer runs them unasked.
+    The cache folder is ``<cache root>/<name>-<hash of package.json and its lock>``, so a
+    changed lock installs anew and the Medusa project and other npm projects of the tests
+    (``tests/sdk/project``) never share one. ``npm ci --ignore-scripts``: none of the
+    packages' install scripts is needed to run Medusa (the native ones ship prebuilt
+    binaries), and npm 11 no longer runs them unasked.
     """
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    target = root / f"medusa-{lock_hash()}"
+    target = root / f"{name}-{lock_hash(project)}"
     done = target / ".installed"
     with (root / f"{target.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent run waits for this install
@@ -250,8 +253,8 @@ def installed_node_modules() -> Path:
             return target / "node_modules"
         shutil.rmtree(target, ignore_errors=True)  # what a broken install left
         target.mkdir()
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy2(PROJECT / name, target / name)
+        for file in ("package.json", "package-lock.json"):
+            shutil.copy2(project / file, target / file)
         log_path = target / "npm-ci.log"
         with log_path.open("wb") as log:
             try:
@@ -266,8 +269,7 @@ def installed_node_modules() -> Path:
                 )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
                 raise MedusaHarnessError(
-                    f"npm ci of the Medusa project failed ({error}); {log_path}:\n"
-                    + tail(log_path, 30)
+                    f"npm ci of {project} failed ({error}); {log_path}:\n" + tail(log_path, 30)
                 ) from error
         done.touch()
         return target / "node_modules"
