@@ -128,7 +128,7 @@ def base_env(pg_url: str, prefix: str, bus_url: str = REDIS_URL) -> dict[str, st
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_given_two_api_servers_and_three_workers_when_20000_membership_changes_arrive_and_a_worker_is_killed_20_times_then_each_event_is_handled_exactly_once_in_group_order(  # noqa: E501
     open_gw, pg_url, prefix, tmp_path
 ):
@@ -198,7 +198,9 @@ def test_given_two_api_servers_and_three_workers_when_20000_membership_changes_a
 
         loaded = time.monotonic() - started
         total = gw.events.last_sequence()
-        wait_until(lambda: counts(gw)["handled"] >= total, 120, "every event was handled")
+        # A bound on liveness, not a speed target: on a loaded 2-core machine the 20 restarted
+        # workers take minutes to catch up (their progress keeps moving all along).
+        wait_until(lambda: counts(gw)["handled"] >= total, 360, "every event was handled")
         drained = time.monotonic() - started
         result = counts(gw)
     finally:
