@@ -1,0 +1,429 @@
+"""Capture: every committed change of Medusa's customer tables becomes Groupwire's events.
+
+Medusa is real (the harness), driven through its Admin API or plain SQL in its database; the
+Groupwire store is a PostgreSQL schema of its own; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from groupwire.domain import events as ev
+from groupwire.medusa import slot as slots
+from groupwire.medusa.decoding import TransactionDecoder
+from tests.conftest import PostgresSchemas
+from tests.medusa.capturing import Captured, capturing
+from tests.medusa.harness import MedusaServer
+
+pytestmark = pytest.mark.medusa
+
+
+@pytest.fixture
+def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
+    schema, url = postgres_schemas.create()
+    try:
+        yield url
+    finally:
+        postgres_schemas.drop(schema)
+
+
+@pytest.fixture
+def captured(medusa: MedusaServer, store_url: str) -> Iterator[Captured]:
+    with capturing(medusa, store_url) as value:
+        yield value
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def create_group(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("name", f"Group {uuid.uuid4().hex[:8]}")
+    return ok(medusa.client.post("/admin/customer-groups", json=body))["customer_group"]
+
+
+def create_customer(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("email", f"{uuid.uuid4().hex[:10]}@shop.example")
+    return ok(medusa.client.post("/admin/customers", json=body))["customer"]
+
+
+def added(group_id: str, customer_id: str) -> tuple[str, dict[str, Any]]:
+    return (ev.CUSTOMER_ADDED, {"group_id": group_id, "customer_id": customer_id})
+
+
+def removed(group_id: str, customer_id: str, reason: str) -> tuple[str, dict[str, Any]]:
+    return (
+        ev.CUSTOMER_REMOVED,
+        {"group_id": group_id, "customer_id": customer_id, "reason": reason},
+    )
+
+
+def without_timestamps(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+    return [(t, {k: v for k, v in d.items() if k != "timestamp"}) for t, d in events]
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+def test_given_capture_when_a_group_is_created_through_medusas_api_then_created_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    mark = captured.mark()
+
+    group = create_group(medusa, metadata={"tier": "gold"})
+    captured.sync()
+
+    assert captured.events_since(mark) == [
+        (
+            ev.GROUP_CREATED,
+            {
+                "id": group["id"],
+                "name": group["name"],
+                "description": None,
+                "metadata": {"tier": "gold"},
+            },
+        )
+    ]
+    [event] = captured.gw.events.list(after=mark)
+    [(created_by,)] = captured.sql(
+        "SELECT created_by FROM customer_group WHERE id = %s", (group["id"],)
+    )
+    assert event.actor == created_by
+    assert captured.gw.groups.get(group["id"]).name == group["name"]
+
+
+def test_given_a_captured_group_when_its_name_and_metadata_change_then_updated_and_diff(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa, metadata={"tier": "gold", "since": 2020})
+    captured.sync()
+    mark = captured.mark()
+    new_name = f"Renamed {uuid.uuid4().hex[:6]}"
+
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}",
+            json={"name": new_name, "metadata": {"tier": "platinum", "since": "", "vip": True}},
+        )
+    )
+    captured.sync()
+
+    new_metadata = {"tier": "platinum", "vip": True}
+    assert captured.events_since(mark) == [
+        (
+            ev.GROUP_UPDATED,
+            {
+                "id": group["id"],
+                "changes": {
+                    "name": {"old": group["name"], "new": new_name},
+                    "metadata": {"old": {"tier": "gold", "since": 2020}, "new": new_metadata},
+                },
+            },
+        ),
+        (
+            ev.GROUP_METADATA_UPDATED,
+            {
+                "id": group["id"],
+                "added": {"vip": True},
+                "changed": {"tier": {"old": "gold", "new": "platinum"}},
+                "removed": ["since"],
+            },
+        ),
+    ]
+
+
+def test_given_a_group_with_members_when_medusa_deletes_it_then_each_leaves_then_deleted(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    ada, bob = create_customer(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [ada["id"], bob["id"]]}
+        )
+    )
+    captured.sync()
+    mark = captured.mark()
+
+    response = medusa.client.delete(f"/admin/customer-groups/{group['id']}")
+    assert response.status_code == 200, response.text
+    captured.sync()
+
+    events = without_timestamps(captured.events_since(mark))
+    assert sorted(events[:2], key=str) == sorted(
+        [
+            removed(group["id"], ada["id"], ev.REASON_GROUP_DELETED),
+            removed(group["id"], bob["id"], ev.REASON_GROUP_DELETED),
+        ],
+        key=str,
+    )
+    assert events[2:] == [
+        (ev.GROUP_DELETED, {"id": group["id"], "name": group["name"], "member_count": 2})
+    ]
+    assert captured.gw.groups.list(ids=[group["id"]]).count == 0
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+
+def test_given_capture_when_medusa_batch_adds_and_removes_customers_then_one_event_each(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customers = [create_customer(medusa)["id"] for _ in range(3)]
+    captured.sync()
+    mark = captured.mark()
+
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": customers}
+        )
+    )
+    captured.sync()
+    after_add = captured.mark()
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"remove": customers[:2]}
+        )
+    )
+    captured.sync()
+
+    adds = without_timestamps(captured.events_since(mark)[:3])
+    assert sorted(adds, key=str) == sorted([added(group["id"], c) for c in customers], key=str)
+    removals = without_timestamps(captured.events_since(after_add))
+    assert sorted(removals, key=str) == sorted(
+        [removed(group["id"], c, ev.REASON_REMOVED) for c in customers[:2]], key=str
+    )
+    assert [c.id for c in captured.gw.groups.members(group["id"])] == [customers[2]]
+
+
+def test_given_capture_when_a_customers_groups_change_through_its_own_route_then_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    vip, trial = create_group(medusa), create_group(medusa)
+    customer = create_customer(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/customer-groups",
+            json={"add": [vip["id"], trial["id"]]},
+        )
+    )
+    captured.sync()
+    joined = captured.mark()
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/customer-groups", json={"remove": [trial["id"]]}
+        )
+    )
+    captured.sync()
+
+    assert sorted(without_timestamps(captured.events_since(mark)[:2]), key=str) == sorted(
+        [added(vip["id"], customer["id"]), added(trial["id"], customer["id"])], key=str
+    )
+    assert without_timestamps(captured.events_since(joined)) == [
+        removed(trial["id"], customer["id"], ev.REASON_REMOVED)
+    ]
+    assert [g.id for g in captured.gw.customers.groups(customer["id"])] == [vip["id"]]
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+def test_given_a_customer_in_groups_when_medusa_deletes_it_then_it_leaves_each_then_deleted(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customer = create_customer(medusa, first_name="Ada")
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/addresses",
+            json={"address_1": "1 Main St", "city": "Paris", "country_code": "fr"},
+        )
+    )
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+    captured.sync()
+    mark = captured.mark()
+    [(address_id,)] = captured.sql(
+        "SELECT id FROM customer_address WHERE customer_id = %s", (customer["id"],)
+    )
+
+    response = medusa.client.delete(f"/admin/customers/{customer['id']}")
+    assert response.status_code == 200, response.text
+    captured.sync()
+
+    assert without_timestamps(captured.events_since(mark)) == [
+        removed(group["id"], customer["id"], ev.REASON_CUSTOMER_DELETED),
+        (
+            ev.ADDRESS_DELETED,
+            {"id": address_id, "customer_id": customer["id"], "reason": "customer_deleted"},
+        ),
+        (
+            ev.CUSTOMER_DELETED,
+            {"id": customer["id"], "email": customer["email"], "group_count": 1},
+        ),
+    ]
+
+
+def test_given_capture_when_a_customer_is_created_and_updated_then_created_and_updated(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    mark = captured.mark()
+
+    customer = create_customer(medusa, first_name="Ada", last_name="Lovelace")
+    ok(medusa.client.post(f"/admin/customers/{customer['id']}", json={"first_name": "Augusta"}))
+    captured.sync()
+
+    assert captured.events_since(mark) == [
+        (
+            ev.CUSTOMER_CREATED,
+            {
+                "id": customer["id"],
+                "email": customer["email"],
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "company_name": None,
+                "phone": None,
+                "metadata": None,
+            },
+        ),
+        (
+            ev.CUSTOMER_UPDATED,
+            {"id": customer["id"], "changes": {"first_name": {"old": "Ada", "new": "Augusta"}}},
+        ),
+    ]
+
+
+# --- whoever makes the change ------------------------------------------------------------------
+
+
+def test_given_capture_when_plain_sql_adds_a_member_in_medusas_database_then_it_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    captured.sql(
+        "INSERT INTO customer_group_customer (id, customer_id, customer_group_id, created_by)"
+        " VALUES (%s, %s, %s, 'sql-console')",
+        (f"cusgc_{uuid.uuid4().hex}", customer["id"], group["id"]),
+    )
+    captured.sync()
+
+    assert without_timestamps(captured.events_since(mark)) == [added(group["id"], customer["id"])]
+    [event] = captured.gw.events.list(after=mark)
+    assert event.actor == "sql-console"
+
+
+def test_given_capture_when_a_sql_transaction_is_rolled_back_then_nothing_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    with psycopg.connect(slots._libpq_url(medusa.database_url)) as conn:
+        conn.execute("UPDATE customer_group SET name = 'Never' WHERE id = %s", (group["id"],))
+        conn.execute(
+            "INSERT INTO customer_group (id, name) VALUES (%s, 'Ghost')",
+            (f"cusgroup_{uuid.uuid4().hex}",),
+        )
+        conn.rollback()
+    later = create_group(medusa)  # a committed change after it, to show capture moved on
+    captured.sync()
+
+    assert [t for t, _ in captured.events_since(mark)] == [ev.GROUP_CREATED]
+    assert captured.events_since(mark)[0][1]["id"] == later["id"]
+    assert captured.gw.groups.get(group["id"]).name == group["name"]
+
+
+# --- restart safety ----------------------------------------------------------------------------
+
+
+def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then_none_doubles(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customer = create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+    options = captured.options
+    # Apply what the slot holds without confirming it: a crash right after Groupwire's commit.
+    conn = captured.capture.connection()
+    rows = slots.peek(conn, options.slot, options.publication, 100_000)
+    for transaction in TransactionDecoder().transactions(rows):
+        captured.capture._apply(transaction)
+    applied = captured.mark()
+
+    captured.sync()  # the restarted loop is handed the same transactions again
+
+    assert captured.mark() == applied
+    adds = [e for e in captured.gw.events.list(type=ev.CUSTOMER_ADDED, limit=None)]
+    assert [(e.data["group_id"], e.data["customer_id"]) for e in adds] == [
+        (group["id"], customer["id"])
+    ]
+    state = captured.capture.status()
+    assert state.confirmed_lsn == state.position
+
+
+# --- the initial state -------------------------------------------------------------------------
+
+
+def test_given_a_store_with_members_when_capture_starts_with_initial_events_then_they_are_told(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+
+    with capturing(medusa, store_url, initial="events") as captured:
+        events = captured.events_since(0)
+
+        assert (ev.GROUP_CREATED, group["id"]) in [(t, d.get("id")) for t, d in events]
+        assert added(group["id"], customer["id"]) in without_timestamps(events)
+        assert [c.id for c in captured.gw.groups.members(group["id"])] == [customer["id"]]
+
+
+def test_given_a_store_with_members_when_capture_starts_silently_then_copied_without_events(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+
+    with capturing(medusa, store_url) as captured:
+        assert captured.events_since(0) == []
+        assert [c.id for c in captured.gw.groups.members(group["id"])] == [customer["id"]]
+        mark = captured.mark()
+        ok(
+            medusa.client.post(
+                f"/admin/customer-groups/{group['id']}/customers",
+                json={"remove": [customer["id"]]},
+            )
+        )
+        captured.sync()
+        assert without_timestamps(captured.events_since(mark)) == [
+            removed(group["id"], customer["id"], ev.REASON_REMOVED)
+        ]
