@@ -6,6 +6,11 @@ Groupwire store is a PostgreSQL schema of its own; nothing is mocked.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,11 +18,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from groupwire import Groupwire
 from groupwire.domain import events as ev
 from groupwire.medusa import slot as slots
 from groupwire.medusa.decoding import TransactionDecoder
 from tests.conftest import PostgresSchemas
-from tests.medusa.capturing import Captured, capturing
+from tests.medusa.capturing import Captured, capturing, drop_slot, new_names
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
@@ -427,3 +433,94 @@ def test_given_a_store_with_members_when_capture_starts_silently_then_copied_wit
         assert without_timestamps(captured.events_since(mark)) == [
             removed(group["id"], customer["id"], ev.REASON_REMOVED)
         ]
+
+
+# --- a capture process killed in the middle of a large batch -------------------------------
+
+
+def start_capture_process(
+    medusa: MedusaServer, store_url: str, slot: str, publication: str, log: Any
+) -> subprocess.Popen[bytes]:
+    command = [
+        *(sys.executable, "-m", "groupwire.cli", "medusa", "capture"),
+        *("--medusa-url", medusa.database_url, "--db", store_url),
+        *("--slot", slot, "--publication", publication),
+    ]
+    env = {**os.environ, "GROUPWIRE_LOAD_ENTRY_POINTS": "false"}
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_given_capture_killed_during_large_batch_adds_when_restarted_then_each_event_once(
+    medusa: MedusaServer, store_url: str, tmp_path: Any
+) -> None:
+    slot, publication = new_names()
+    medusa_sql = slots._libpq_url(medusa.database_url)
+    count, groups = 2500, 3
+    customer_ids = [f"cus_kill{uuid.uuid4().hex}" for _ in range(count)]
+    with psycopg.connect(medusa_sql, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO customer (id, email) VALUES (%s, %s)",
+            [(cid, f"{cid}@bulk.example") for cid in customer_ids],
+        )
+    group_ids = [create_group(medusa)["id"] for _ in range(groups)]
+    log = (tmp_path / "capture.log").open("ab")
+    gw = Groupwire.open(store_url, load_entry_points=False, plugins=[])
+    process = start_capture_process(medusa, store_url, slot, publication, log)
+    try:
+        wait_for(
+            lambda: b"Capturing" in (tmp_path / "capture.log").read_bytes(), 60, "capture start"
+        )
+        start = gw.events.last_sequence()
+        for group_id in group_ids:  # each batch add is one Medusa transaction
+            path = f"/admin/customer-groups/{group_id}/customers"
+            ok(medusa.client.post(path, json={"add": customer_ids}))
+            if group_id == group_ids[0]:
+                wait_for(lambda: gw.events.last_sequence() > start, 60, "the first batch")
+        process.send_signal(signal.SIGKILL)  # while later batches are being applied
+        process.wait(timeout=30)
+        killed_at = gw.events.last_sequence() - start
+
+        process = start_capture_process(medusa, store_url, slot, publication, log)
+        expected = count * groups
+        wait_for(lambda: gw.events.last_sequence() - start >= expected, 120, "every event")
+        time.sleep(0.5)  # anything extra would come right after
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+        events = gw.events.list(after=start, type="customer_group.*", limit=None)
+        pairs = [(e.data["group_id"], e.data["customer_id"]) for e in events]
+        assert 0 < killed_at <= expected
+        assert len(pairs) == len(set(pairs)) == expected
+        members: set[tuple[str, str]] = set()
+        for event in gw.events.list(type="customer_group.customer_*", limit=None):
+            pair = (event.data["group_id"], event.data["customer_id"])
+            if event.type == ev.CUSTOMER_ADDED:
+                members.add(pair)
+            else:
+                members.discard(pair)
+        with psycopg.connect(medusa_sql) as conn:
+            live = conn.execute(
+                "SELECT m.customer_group_id, m.customer_id FROM customer_group_customer m"
+                " JOIN customer_group g ON g.id = m.customer_group_id"
+                " JOIN customer c ON c.id = m.customer_id"
+                " WHERE m.deleted_at IS NULL AND g.deleted_at IS NULL AND c.deleted_at IS NULL"
+                " AND m.customer_group_id = ANY(%s)",
+                (group_ids,),
+            ).fetchall()
+        assert {p for p in members if p[0] in group_ids} == {tuple(r) for r in live}
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        log.close()
+        gw.close()
+        drop_slot(medusa.database_url, slot, publication)
