@@ -17,8 +17,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from groupwire import Groupwire
+from groupwire.api.app import create_app
 from groupwire.domain import events as ev
 from groupwire.medusa import slot as slots
 from groupwire.medusa.decoding import TransactionDecoder
@@ -524,3 +526,33 @@ def test_given_capture_killed_during_large_batch_adds_when_restarted_then_each_e
         log.close()
         gw.close()
         drop_slot(medusa.database_url, slot, publication)
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+def test_given_the_medusa_plugin_then_metrics_show_slot_lag_and_health_fails_without_slot(
+    captured: Captured, medusa: MedusaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUPWIRE_MEDUSA_URL", medusa.database_url)
+    monkeypatch.setenv("GROUPWIRE_MEDUSA_SLOT", captured.options.slot)
+    gw = Groupwire.open(
+        captured.gw.settings.database_url,
+        load_entry_points=False,
+        plugins=["groupwire.medusa.plugin"],
+    )
+    try:
+        with TestClient(create_app(gw)) as client:
+            metrics = client.get("/metrics").text
+            healthy = client.get("/health")
+            drop_slot(medusa.database_url, captured.options.slot, captured.options.publication)
+            broken = client.get("/health")
+    finally:
+        gw.close()
+
+    slot = captured.options.slot
+    assert f'groupwire_medusa_slot_exists{{slot="{slot}"}} 1.0' in metrics
+    assert f'groupwire_medusa_slot_lag_bytes{{slot="{slot}"}}' in metrics
+    assert healthy.status_code == 200 and healthy.json()["checks"]["medusa_slot"] == "ok"
+    assert broken.status_code == 503
+    assert broken.json()["checks"]["medusa_slot"] == "error: SlotMissing"
