@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -390,6 +391,27 @@ def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then
     assert state.confirmed_lsn == state.position
 
 
+def test_given_medusa_busy_with_other_tables_only_when_idle_then_the_slot_still_advances(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    captured.sync()
+    captured.sql("CREATE TABLE IF NOT EXISTS gw_test_noise (n int)")
+    captured.sql("INSERT INTO gw_test_noise SELECT generate_series(1, 20000)")
+    [(written,)] = captured.sql("SELECT pg_current_wal_flush_lsn()::text")
+    before = captured.capture.status().confirmed_lsn
+    assert before is not None and before < slots.lsn_to_int(written)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert captured.capture.poll() == 0
+        confirmed = captured.capture.status().confirmed_lsn
+        if confirmed is not None and confirmed >= slots.lsn_to_int(written):
+            break
+        time.sleep(0.1)
+
+    assert captured.capture.status().confirmed_lsn >= slots.lsn_to_int(written)  # type: ignore[operator]
+
+
 # --- the initial state -------------------------------------------------------------------------
 
 
@@ -556,3 +578,23 @@ def test_given_the_medusa_plugin_then_metrics_show_slot_lag_and_health_fails_wit
     assert healthy.status_code == 200 and healthy.json()["checks"]["medusa_slot"] == "ok"
     assert broken.status_code == 503
     assert broken.json()["checks"]["medusa_slot"] == "error: SlotMissing"
+
+
+def test_the_capture_benchmark_runs_to_its_report(medusa: MedusaServer, tmp_path: Any) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            *(sys.executable, str(root / "benchmarks" / "medusa_capture.py")),
+            *("--customers", "50", "--singles", "3"),
+            *("--base-url", medusa.base_url, "--api-key", medusa.api_key),
+            *("--medusa-db", medusa.database_url),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "captured changes/s" in done.stdout
