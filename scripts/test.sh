@@ -3,7 +3,7 @@
 # pytest with any arguments given (`bash scripts/test.sh tests/api -x`).
 #
 # What it sets up, each only when missing: uv and the locked environment, the local
-# PostgreSQL (127.0.0.1:5432, database `test`) and Redis (127.0.0.1:6379) servers, and
+# PostgreSQL (127.0.0.1:5432, database `test`, wal_level=logical) and Redis (127.0.0.1:6379) servers, and
 # Debian's Chromium for the admin page's browser test. PostgreSQL and Redis tests fail
 # (never skip) when their server cannot be reached; so do the Medusa tests without Node.js.
 set -euo pipefail
@@ -34,6 +34,15 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
 fi
 wait_until 60 pg_isready -h 127.0.0.1 -p 5432
+
+# Capture from Medusa (tests/medusa/test_capture.py) reads PostgreSQL's logical decoding,
+# which needs wal_level=logical: set it and restart the server once when it is not.
+if [ "$(psql -h 127.0.0.1 -p 5432 -d test -Atc 'SHOW wal_level' 2>/dev/null)" != "logical" ]; then
+  say "setting PostgreSQL's wal_level to logical (restart)"
+  psql -h 127.0.0.1 -p 5432 -d test -qc "ALTER SYSTEM SET wal_level = logical"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main restart
+  wait_until 60 pg_isready -h 127.0.0.1 -p 5432
+fi
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   say "starting Redis"

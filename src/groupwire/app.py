@@ -85,6 +85,10 @@ class Groupwire:
         self.events = Events(self)
         self.dead_letters = DeadLetters(self)
         self.workers: list[Any] = []  # background services plugins add: .start() / .stop()
+        # What plugins add to ``/health`` (name -> a check answering "ok" or "error: ...")
+        # and to ``/metrics`` (Prometheus collectors, read at scrape time).
+        self.health_checks: dict[str, Callable[[], str]] = {}
+        self.metrics_collectors: list[Any] = []
         self.plugins.hook.register_subscribers(gw=self)
 
     @classmethod

@@ -105,6 +105,15 @@ class HookFailure:
     time: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class AfterHook:
+    """One after-hook call an external change asks for, run once its transaction committed
+    (``name`` is the hook's name, ``arguments`` its keyword arguments)."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
 CommitListener = Callable[[Sequence[Event]], None]
 
 
@@ -647,6 +656,47 @@ class Service:
             )
         return entity
 
+    # --- changes already committed elsewhere ---------------------------------------------
+
+    def apply_external_change(
+        self,
+        work: Callable[[UnitOfWork], tuple[T, Sequence[AfterHook]]],
+        *,
+        context: Context | None = None,
+        at: datetime | None = None,
+    ) -> T:
+        """Record a change another system has already committed (for instance a row change
+        read from its database's replication stream) as Groupwire's copy and events.
+
+        Every other operation here proposes a change: it validates it and lets before-hooks
+        veto or modify it. An external change has already happened, so neither happens: no
+        before-hook runs, nothing is validated, nothing can be refused. ``work`` writes
+        Groupwire's rows and emits the events (built by :mod:`groupwire.domain.events`)
+        through the unit of work, together with any bookkeeping of its own (how far it has
+        read the other system), all in one transaction; it returns its result and the
+        after-hooks to call. ``at``, the time the change was committed over there, becomes
+        the unit of work's ``now`` (the events' time). After the commit the commit listeners
+        (the relay) are told and the after-hooks run in order, as for any change; a failing
+        after-hook is recorded in ``hook_failures`` and stops no other.
+
+        ``work`` may run more than once (a deadlock is retried): it must read what it needs
+        inside the transaction it is given.
+        """
+        context = context or Context()
+        hooks: list[AfterHook] = []
+
+        def recorded(uow: UnitOfWork) -> T:
+            if at is not None:
+                uow.now = at
+            result, after = work(uow)
+            hooks[:] = after
+            return result
+
+        result = self._transaction(context, recorded)
+        for hook in hooks:
+            self._after(hook.name, **hook.arguments)
+        return result
+
     # --- transactions and hooks ----------------------------------------------------------
 
     def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
@@ -968,4 +1018,12 @@ CUSTOMER_KIND = _Kind(
 )
 
 
-__all__ = ["UNSET", "HookFailure", "HookRejected", "MembershipChange", "Service", "merge_metadata"]
+__all__ = [
+    "UNSET",
+    "AfterHook",
+    "HookFailure",
+    "HookRejected",
+    "MembershipChange",
+    "Service",
+    "merge_metadata",
+]

@@ -355,10 +355,24 @@ def fresh_database(timings: dict[str, float]) -> Iterator[str]:
             yield f"postgres://{user}{password}@{host}:{port}/{name}"
         finally:
             step = time.monotonic()
+            drop_replication_slots(admin, name)
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
             timings["drop_database"] = time.monotonic() - step
+
+
+def drop_replication_slots(admin: psycopg.Connection[Any], database: str) -> None:
+    """Drop the logical replication slots left on ``database`` (a capture test that failed
+    half-way): PostgreSQL refuses to drop a database that has any, and each one holds WAL."""
+    rows = admin.execute(
+        "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = %s", (database,)
+    ).fetchall()
+    for slot, pid in rows:
+        if pid is not None:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with contextlib.suppress(psycopg.Error):
+            admin.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
 
 
 def run_step(

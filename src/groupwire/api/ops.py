@@ -2,8 +2,10 @@
 
 ``/health`` answers 200 ``{"status": "ok", "checks": {"db": ..., "bus": ...}}`` when the
 database answers and the bus is reachable (Redis PING; the in-process bus always is), else 503
-with ``status: "unavailable"`` and the failing check's error. Load balancers and orchestrators
-poll it; it never needs credentials and never reveals more than the failure's class.
+with ``status: "unavailable"`` and the failing check's error. Plugins add checks of their own
+(``gw.health_checks``) and collectors to ``/metrics`` (``gw.metrics_collectors``). Load
+balancers and orchestrators poll it; it never needs credentials and never reveals more than
+the failure's class.
 
 ``/metrics`` is the Prometheus text format: this process's counters (events published by its
 relay, deliveries, retries, dead letters, handler latency histogram) plus gauges read at scrape
@@ -67,12 +69,19 @@ def _checks(gw: Groupwire) -> dict[str, str]:
             checks["bus"] = "ok"
         except Exception as error:
             checks["bus"] = f"error: {type(error).__name__}"
+    for name, check in gw.health_checks.items():
+        try:
+            checks[name] = check()
+        except Exception as error:
+            checks[name] = f"error: {type(error).__name__}"
     return checks
 
 
 def _render(gw: Groupwire) -> bytes:
     scrape = CollectorRegistry(auto_describe=False)
     scrape.register(_StoreCollector(gw))
+    for collector in gw.metrics_collectors:
+        scrape.register(collector)
     return generate_latest(REGISTRY) + generate_latest(scrape)
 
 

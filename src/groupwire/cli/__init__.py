@@ -16,6 +16,7 @@ from groupwire.cli import (
     groups,
     keys,
     mail,
+    medusa,
     server,
     stats,
     webhooks,
@@ -63,6 +64,7 @@ app.command("config")(config.show_config)
 app.add_typer(mail.app, name="mail")
 app.add_typer(stats.app, name="stats")
 app.add_typer(audit.app, name="audit")
+app.add_typer(medusa.app, name="medusa")
 
 
 def main() -> None:

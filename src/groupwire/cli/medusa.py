@@ -1,0 +1,161 @@
+"""``groupwire medusa``: capture a running Medusa store's customer changes as Groupwire events.
+
+``capture`` reads Medusa's PostgreSQL through a logical replication slot until SIGTERM or
+Ctrl+C (the first start creates the publication and the slot and copies the current state);
+``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
+drops the slot and the publication (and, with ``--forget``, Groupwire's position). See
+docs/medusa.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.markup import escape
+
+from groupwire.cli.common import (
+    DbOption,
+    database_url,
+    display_url,
+    err,
+    fail,
+    open_engine,
+    open_groupwire,
+    out,
+)
+from groupwire.cli.server import PluginOption
+from groupwire.cli.signals import stop_requested
+from groupwire.medusa import slot as slots
+from groupwire.medusa import tables as bookkeeping
+from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
+
+app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
+
+MedusaUrl = Annotated[
+    str,
+    typer.Option(
+        "--medusa-url",
+        envvar="GROUPWIRE_MEDUSA_URL",
+        help="Medusa's PostgreSQL (postgresql://user@host/db); the role needs REPLICATION",
+    ),
+]
+SlotOption = Annotated[
+    str,
+    typer.Option("--slot", envvar="GROUPWIRE_MEDUSA_SLOT", help="Replication slot name"),
+]
+PublicationOption = Annotated[
+    str,
+    typer.Option("--publication", envvar="GROUPWIRE_MEDUSA_PUBLICATION", help="Publication name"),
+]
+
+
+@app.command("capture")
+def capture(
+    ctx: typer.Context,
+    medusa_url: MedusaUrl,
+    db: DbOption = None,
+    slot: SlotOption = "groupwire",
+    publication: PublicationOption = "groupwire_medusa",
+    schema: Annotated[str, typer.Option(help="Schema of Medusa's tables")] = "public",
+    poll_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between two reads of an idle slot")
+    ] = 0.05,
+    initial: Annotated[
+        str,
+        typer.Option(
+            help="First start: 'silent' copies Medusa's current state without events, "
+            "'events' records it as created / customer_added events"
+        ),
+    ] = "silent",
+    plugin: PluginOption = None,
+) -> None:
+    """Capture every committed change of Medusa's customer tables, until SIGTERM or Ctrl+C."""
+    if initial not in ("silent", "events"):
+        raise typer.BadParameter("must be 'silent' or 'events'", param_hint="--initial")
+    url = database_url(ctx, db)
+    options = CaptureOptions(
+        medusa_url=medusa_url,
+        slot=slot,
+        publication=publication,
+        schema=schema,
+        poll_interval=poll_interval,
+        initial=initial,  # type: ignore[arg-type]
+    )
+    with stop_requested() as stopping, open_groupwire(url, plugins=plugin or []) as gw:
+        runner = MedusaCapture(gw.service, options)
+        try:
+            outcome = runner.install()
+        except (CaptureError, psycopg.Error) as error:
+            fail(f"cannot capture from {display_url(medusa_url)}: {error}")
+        gw.start()
+        out().print(
+            f"Capturing {escape(display_url(medusa_url))} (slot {slot}, {outcome}) into "
+            f"{escape(display_url(url))}. Stop with Ctrl+C.",
+            soft_wrap=True,
+        )
+        try:
+            runner.run(stopping)
+        finally:
+            runner.close()
+        err().print("Stopping: finishing the current deliveries...", soft_wrap=True)
+    err().print("Stopped.")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    medusa_url: MedusaUrl,
+    db: DbOption = None,
+    slot: SlotOption = "groupwire",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """The slot, Groupwire's position and how much WAL the slot retains."""
+    engine = open_engine(database_url(ctx, db))
+    try:
+        with slots.connect(medusa_url) as conn:
+            state = capture_status(engine, conn, slot)
+    except psycopg.Error as error:
+        fail(f"cannot read {display_url(medusa_url)}: {error}")
+    finally:
+        engine.dispose()
+    values = state.as_dict()
+    if as_json:
+        typer.echo(json.dumps(values, default=str))
+        return
+    for name, value in values.items():
+        out().print(f"{name}: {escape(str(value))}", soft_wrap=True)
+
+
+@app.command("uninstall")
+def uninstall(
+    ctx: typer.Context,
+    medusa_url: MedusaUrl,
+    db: DbOption = None,
+    slot: SlotOption = "groupwire",
+    publication: PublicationOption = "groupwire_medusa",
+    forget: Annotated[
+        bool,
+        typer.Option("--forget", help="Also drop Groupwire's capture position and membership map"),
+    ] = False,
+) -> None:
+    """Drop the replication slot and the publication (stop capture for good first)."""
+    try:
+        with slots.connect(medusa_url) as conn:
+            dropped_slot, dropped_publication = slots.drop(conn, slot, publication)
+    except psycopg.Error as error:
+        fail(f"cannot uninstall from {display_url(medusa_url)}: {error}")
+    out().print(
+        f"slot {slot}: {'dropped' if dropped_slot else 'absent'}; "
+        f"publication {publication}: {'dropped' if dropped_publication else 'absent'}",
+        soft_wrap=True,
+    )
+    if forget:
+        engine = open_engine(database_url(ctx, db))
+        try:
+            bookkeeping.drop(engine)
+        finally:
+            engine.dispose()
+        out().print("Groupwire's capture position and membership map: dropped")

@@ -1,0 +1,492 @@
+"""Medusa row changes -> Groupwire's copy and events, one Medusa transaction at a time.
+
+Medusa writes rows; Groupwire tells what they mean, with the event types and payloads of its
+own service (built by :mod:`groupwire.domain.events`), in the order its own service would emit
+them. What a row change alone does not say comes from Groupwire's copy:
+
+- an UPDATE carries the new row only: the old values (``updated`` with ``old``/``new`` per
+  field, ``metadata_updated`` with the key diff) are the copy's;
+- deleting a group is an UPDATE setting ``deleted_at`` on ``customer_group``; Medusa leaves the
+  membership rows as they are. Each live member in the copy leaves it first
+  (``customer_removed``, reason ``group_deleted``), then ``customer_group.deleted``;
+- deleting a customer likewise: it leaves each group (reason ``customer_deleted``), its live
+  addresses are deleted with it (``address_deleted``, reason ``customer_deleted``), then
+  ``customer.deleted``. Medusa's own soft delete of those addresses, in the same transaction,
+  adds nothing;
+- a batch removal is a hard DELETE whose record carries only the membership row's ``id``:
+  the adapter's map (``medusa_membership``) says which customer left which group.
+
+Consecutive membership rows of one kind (a batch add of 10,000 customers is 10,000 INSERTs)
+are gathered per group and recorded as one run of events per group, as Groupwire's own batch
+is. A membership whose group or customer is not live in the copy is remembered in the map but
+tells nothing (Medusa's API refuses those; plain SQL might write them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
+
+from groupwire.domain import events as ev
+from groupwire.domain.addresses import ADDRESS_FIELDS, CustomerAddress
+from groupwire.domain.changes import Context
+from groupwire.domain.models import Customer, CustomerGroup
+from groupwire.medusa.pgoutput import UNCHANGED
+from groupwire.medusa.rows import Row
+from groupwire.medusa.tables import medusa_membership
+from groupwire.service import AfterHook
+from groupwire.store import address_repository as addresses
+from groupwire.store import bulk, tables
+from groupwire.store import repository as repo
+from groupwire.store.address_tables import customer_address
+from groupwire.store.unit_of_work import UnitOfWork
+
+log = logging.getLogger("groupwire.medusa")
+
+Operation = Literal["insert", "update", "delete"]
+GROUP_TABLE = "customer_group"
+MEMBERSHIP_TABLE = "customer_group_customer"
+CUSTOMER_TABLE = "customer"
+ADDRESS_TABLE = "customer_address"
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    """One row change of a Medusa transaction: the new row (insert, update) or the old key
+    or row (delete)."""
+
+    table: str
+    operation: Operation
+    row: Row
+
+
+@dataclass(frozen=True, slots=True)
+class MedusaTransaction:
+    """One committed Medusa transaction, its row changes in the order Medusa made them."""
+
+    xid: int
+    end_lsn: int  # where its commit record ends: the stream position once it is applied
+    committed_at: datetime
+    changes: list[RowChange]
+
+    def actor(self) -> str | None:
+        """Who made it, as far as Medusa records it: the first ``created_by`` among the rows
+        it inserted (an updated row's ``created_by`` names its creator, not the updater, and
+        Medusa keeps no ``updated_by`` or ``deleted_by``)."""
+        for change in self.changes:
+            if change.operation == "insert":
+                by = change.row.get("created_by")
+                if isinstance(by, str) and by:
+                    return by
+        return None
+
+    def context(self) -> Context:
+        return Context(actor=self.actor(), correlation_id=f"medusa:{self.xid}")
+
+
+def apply_transaction(uow: UnitOfWork, transaction: MedusaTransaction) -> list[AfterHook]:
+    """Write the copy and emit the events of ``transaction`` in ``uow``; returns the
+    after-hooks to run once it is committed."""
+    applier = _Applier(uow, transaction)
+    for change in transaction.changes:
+        applier.apply(change)
+    applier.flush()
+    return applier.hooks
+
+
+class _Applier:
+    def __init__(self, uow: UnitOfWork, transaction: MedusaTransaction) -> None:
+        self.uow = uow
+        self.conn: Connection = uow.connection
+        self.context = transaction.context()
+        self.hooks: list[AfterHook] = []
+        # membership rows waiting to be recorded: one kind at a time, per group, in order
+        self.pending_kind: str | None = None
+        self.pending: dict[str, list[str]] = {}
+        self.pending_by: str | None = None
+        self.map_added: dict[str, tuple[str, str]] = {}
+        self.map_removed: list[str] = []
+        # customers this transaction deletes: their addresses go with them (see module doc)
+        self.customers_deleted = {
+            str(c.row["id"])
+            for c in transaction.changes
+            if c.table == CUSTOMER_TABLE
+            and (c.operation == "delete" or _is_set(c.row.get("deleted_at")))
+        }
+
+    def hook(self, name: str, **arguments: Any) -> None:
+        self.hooks.append(AfterHook(name, {**arguments, "context": self.context}))
+
+    def apply(self, change: RowChange) -> None:
+        if change.table == MEMBERSHIP_TABLE:
+            self.membership(change)
+            return
+        self.flush()
+        handler = {
+            GROUP_TABLE: self.group,
+            CUSTOMER_TABLE: self.customer,
+            ADDRESS_TABLE: self.address,
+        }.get(change.table)
+        if handler is not None:
+            handler(change)
+
+    # --- customer groups --------------------------------------------------------------------
+
+    def group(self, change: RowChange) -> None:
+        row = change.row
+        current = _any_group(self.conn, str(row["id"]))
+        live = current if current is not None and current.deleted_at is None else None
+        if change.operation == "delete" or _is_set(row.get("deleted_at")):
+            if live is not None:
+                self.delete_group(live, row)
+            return
+        if live is None:
+            self.create_group(row, current)
+            return
+        changes = _changes(live, row, ev.GROUP_FIELDS, _group_values)
+        if not changes:
+            return
+        values: dict[str, Any] = {name: change["new"] for name, change in changes.items()}
+        values.update(updated_at=_time(row, "updated_at", self.uow.now), version=live.version + 1)
+        repo.update_row(self.conn, tables.customer_group, live.id, values)
+        self.uow.emit(ev.group_updated(live.id, changes))
+        if "metadata" in changes:
+            diff = ev.metadata_diff(live.metadata, values["metadata"])
+            if diff:
+                self.uow.emit(ev.group_metadata_updated(live.id, diff))
+        self.hook("after_update_customer_group", group=replace(live, **values), changes=changes)
+
+    def create_group(self, row: Row, previous: CustomerGroup | None) -> None:
+        group = CustomerGroup(
+            id=str(row["id"]),
+            name=row.get("name") or "",
+            description=None,
+            metadata=_known(row.get("metadata")),
+            created_by=row.get("created_by"),
+            created_at=_time(row, "created_at", self.uow.now),
+            updated_at=_time(row, "updated_at", self.uow.now),
+        )
+        if previous is None:
+            repo.insert_group(self.conn, asdict(group))
+        else:  # a deleted group restored
+            group = replace(group, version=previous.version + 1)
+            repo.update_row(self.conn, tables.customer_group, group.id, asdict(group))
+        self.uow.emit(ev.group_created(group))
+        self.hook("after_create_customer_group", group=group)
+
+    def delete_group(self, group: CustomerGroup, row: Row) -> None:
+        members = repo.member_ids(self.conn, group.id)
+        deleted = repo.delete_memberships(self.conn, group.id, members)
+        removed = [cid for cid in members if cid in deleted]
+        self.uow.emit(
+            ev.customers_removed(group.id, removed, self.uow.now, ev.REASON_GROUP_DELETED)
+        )
+        at = _time(row, "deleted_at", self.uow.now)
+        values: dict[str, Any] = {"deleted_at": at, "updated_at": at, "version": group.version + 1}
+        repo.update_row(self.conn, tables.customer_group, group.id, values)
+        self.uow.emit(ev.group_deleted(group, len(removed)))
+        gone = replace(group, **values)
+        if removed:
+            self.hook(
+                "after_remove_customer_from_group",
+                group=gone,
+                customer_ids=removed,
+                reason=ev.REASON_GROUP_DELETED,
+            )
+        self.hook("after_delete_customer_group", group=gone, removed_customer_ids=removed)
+
+    # --- memberships ------------------------------------------------------------------------
+
+    def membership(self, change: RowChange) -> None:
+        row = change.row
+        row_id = str(row["id"])
+        if change.operation == "insert" and not _is_set(row.get("deleted_at")):
+            added = (str(row["customer_group_id"]), str(row["customer_id"]))
+            self.map_added[row_id] = added
+            self.queue("add", added, row.get("created_by"))
+            return
+        pair = self.resolve(row_id, row)
+        if pair is None:
+            log.warning("membership row %s: no group and customer known for it", row_id)
+            return
+        if change.operation == "delete" or _is_set(row.get("deleted_at")):
+            self.map_added.pop(row_id, None)
+            self.map_removed.append(row_id)
+            self.queue("remove", pair, None)
+        elif change.operation == "update":  # un-deleted, or metadata: add if not a member
+            self.queue("add", pair, row.get("created_by"))
+
+    def resolve(self, row_id: str, row: Row) -> tuple[str, str] | None:
+        """(group, customer) of a membership row: the row itself when it says (an INSERT, an
+        UPDATE, a DELETE under REPLICA IDENTITY FULL), else the map."""
+        group_id, customer_id = row.get("customer_group_id"), row.get("customer_id")
+        if isinstance(group_id, str) and isinstance(customer_id, str):
+            return group_id, customer_id
+        if row_id in self.map_added:
+            return self.map_added[row_id]
+        found = self.conn.execute(
+            select(medusa_membership.c.customer_group_id, medusa_membership.c.customer_id).where(
+                medusa_membership.c.id == row_id
+            )
+        ).first()
+        return (str(found[0]), str(found[1])) if found else None
+
+    def queue(self, kind: str, pair: tuple[str, str], by: Any) -> None:
+        if self.pending_kind != kind:
+            self.flush()
+            self.pending_kind = kind
+        if self.pending_by is None and isinstance(by, str):
+            self.pending_by = by
+        self.pending.setdefault(pair[0], []).append(pair[1])
+
+    def flush(self) -> None:
+        """Record the membership rows gathered so far: one run of events per group."""
+        kind, pending = self.pending_kind, self.pending
+        self.pending_kind, self.pending = None, {}
+        for group_id, customer_ids in pending.items():
+            group = repo.get_group(self.conn, group_id)
+            if group is None:
+                continue
+            ids = list(dict.fromkeys(customer_ids))
+            if kind == "add":
+                self.add_members(group, ids)
+            else:
+                self.remove_members(group, ids)
+        self.pending_by = None
+        self.save_map()
+
+    def add_members(self, group: CustomerGroup, ids: list[str]) -> None:
+        live = repo.get_customers(self.conn, ids)
+        present = repo.members_among(self.conn, group.id, ids)
+        joining = [cid for cid in ids if cid in live and cid not in present]
+        if not joining:
+            return
+        repo.insert_memberships(self.conn, group.id, joining, self.uow.now, self.pending_by)
+        self.uow.emit(ev.customers_added(group.id, joining, self.uow.now))
+        self.hook("after_add_customer_to_group", group=group, customer_ids=joining)
+
+    def remove_members(self, group: CustomerGroup, ids: list[str]) -> None:
+        deleted = repo.delete_memberships(self.conn, group.id, ids)
+        removed = [cid for cid in ids if cid in deleted]
+        if not removed:
+            return
+        self.uow.emit(ev.customers_removed(group.id, removed, self.uow.now, ev.REASON_REMOVED))
+        self.hook(
+            "after_remove_customer_from_group",
+            group=group,
+            customer_ids=removed,
+            reason=ev.REASON_REMOVED,
+        )
+
+    def save_map(self) -> None:
+        M = medusa_membership
+        for part in repo.chunks(self.map_removed):
+            self.conn.execute(delete(M).where(M.c.id.in_(list(part))))
+        rows = [(row_id, g, c) for row_id, (g, c) in self.map_added.items()]
+        bulk.insert_rows(self.conn, M, ("id", "customer_group_id", "customer_id"), rows)
+        self.map_added, self.map_removed = {}, []
+
+    # --- customers --------------------------------------------------------------------------
+
+    def customer(self, change: RowChange) -> None:
+        row = change.row
+        current = _any_customer(self.conn, str(row["id"]))
+        live = current if current is not None and current.deleted_at is None else None
+        if change.operation == "delete" or _is_set(row.get("deleted_at")):
+            if live is not None:
+                self.delete_customer(live, row)
+            return
+        if live is None:
+            self.create_customer(row, current)
+            return
+        changes = _changes(live, row, ev.CUSTOMER_FIELDS, _known_values)
+        values: dict[str, Any] = {name: change["new"] for name, change in changes.items()}
+        if row.get("has_account") is not None and row["has_account"] != live.has_account:
+            values["has_account"] = row["has_account"]  # no event: not a field Groupwire tells
+        if not values:
+            return
+        values.update(updated_at=_time(row, "updated_at", self.uow.now), version=live.version + 1)
+        repo.update_row(self.conn, tables.customer, live.id, values)
+        if changes:
+            self.uow.emit(ev.customer_updated(live.id, changes))
+            self.hook("after_update_customer", customer=replace(live, **values), changes=changes)
+
+    def create_customer(self, row: Row, previous: Customer | None) -> None:
+        customer = Customer(
+            id=str(row["id"]),
+            **{name: _known(row.get(name)) for name in ev.CUSTOMER_FIELDS},
+            has_account=bool(row.get("has_account")),
+            created_by=row.get("created_by"),
+            created_at=_time(row, "created_at", self.uow.now),
+            updated_at=_time(row, "updated_at", self.uow.now),
+        )
+        if previous is None:
+            repo.insert_customer(self.conn, asdict(customer))
+        else:
+            customer = replace(customer, version=previous.version + 1)
+            repo.update_row(self.conn, tables.customer, customer.id, asdict(customer))
+        self.uow.emit(ev.customer_created(customer))
+        self.hook("after_create_customer", customer=customer)
+
+    def delete_customer(self, customer: Customer, row: Row) -> None:
+        conn, now = self.conn, self.uow.now
+        left: list[CustomerGroup] = []
+        groups = repo.lock_groups(conn, repo.group_ids_of(conn, customer.id))
+        for group in groups.values():
+            if repo.delete_memberships(conn, group.id, [customer.id]):
+                self.uow.emit(
+                    ev.customers_removed(group.id, [customer.id], now, ev.REASON_CUSTOMER_DELETED)
+                )
+                left.append(group)
+        at = _time(row, "deleted_at", now)
+        gone_addresses = []
+        for address in addresses.live_addresses_of(conn, customer.id):
+            repo.update_row(
+                conn, customer_address, address.id, {"deleted_at": at, "updated_at": at}
+            )
+            self.uow.emit(ev.address_deleted(address, ev.REASON_CUSTOMER_DELETED))
+            gone_addresses.append(replace(address, deleted_at=at, updated_at=at))
+        values: dict[str, Any] = {
+            "deleted_at": at,
+            "updated_at": at,
+            "version": customer.version + 1,
+        }
+        repo.update_row(conn, tables.customer, customer.id, values)
+        self.uow.emit(ev.customer_deleted(customer, len(left)))
+        gone = replace(customer, **values)
+        for group in left:
+            self.hook(
+                "after_remove_customer_from_group",
+                group=group,
+                customer_ids=[customer.id],
+                reason=ev.REASON_CUSTOMER_DELETED,
+            )
+        for address in gone_addresses:
+            self.hook(
+                "after_delete_customer_address",
+                customer=gone,
+                address=address,
+                reason=ev.REASON_CUSTOMER_DELETED,
+            )
+        self.hook("after_delete_customer", customer=gone, removed_group_ids=[g.id for g in left])
+
+    # --- addresses --------------------------------------------------------------------------
+
+    def address(self, change: RowChange) -> None:
+        row = change.row
+        current = _any_address(self.conn, str(row["id"]))
+        live = current if current is not None and current.deleted_at is None else None
+        customer_id = str(row.get("customer_id") or (current.customer_id if current else ""))
+        customer = repo.get_customer(self.conn, customer_id) if customer_id else None
+        if customer is None:
+            return  # an address of a customer the copy does not have (or just deleted)
+        if change.operation == "delete" or _is_set(row.get("deleted_at")):
+            if live is None or customer_id in self.customers_deleted:
+                return  # the customer's deletion takes it along (see module doc)
+            at = _time(row, "deleted_at", self.uow.now)
+            gone: dict[str, Any] = {"deleted_at": at, "updated_at": at}
+            repo.update_row(self.conn, customer_address, live.id, gone)
+            self.uow.emit(ev.address_deleted(live, ev.REASON_ADDRESS_DELETED))
+            self.hook(
+                "after_delete_customer_address",
+                customer=customer,
+                address=replace(live, **gone),
+                reason=ev.REASON_ADDRESS_DELETED,
+            )
+            return
+        if live is None:
+            address = CustomerAddress(
+                id=str(row["id"]),
+                customer_id=customer.id,
+                **{name: _known(row.get(name)) for name in ADDRESS_FIELDS},
+                created_at=_time(row, "created_at", self.uow.now),
+                updated_at=_time(row, "updated_at", self.uow.now),
+            )
+            if current is None:
+                addresses.insert_address(self.conn, asdict(address))
+            else:
+                repo.update_row(self.conn, customer_address, address.id, asdict(address))
+            self.uow.emit(ev.address_created(address))
+            self.hook("after_create_customer_address", customer=customer, address=address)
+            return
+        changes = _changes(live, row, ADDRESS_FIELDS, _known_values)
+        if not changes:
+            return
+        values: dict[str, Any] = {name: change["new"] for name, change in changes.items()}
+        values["updated_at"] = _time(row, "updated_at", self.uow.now)
+        repo.update_row(self.conn, customer_address, live.id, values)
+        self.uow.emit(ev.address_updated(live, changes))
+        self.hook(
+            "after_update_customer_address",
+            customer=customer,
+            address=replace(live, **values),
+            changes=changes,
+        )
+
+
+# --- reading the copy, whatever its state ---------------------------------------------------
+
+
+def _any_group(conn: Connection, group_id: str) -> CustomerGroup | None:
+    G = tables.customer_group
+    row = conn.execute(select(G).where(G.c.id == group_id)).mappings().first()
+    return repo.to_group(row) if row else None
+
+
+def _any_customer(conn: Connection, customer_id: str) -> Customer | None:
+    C = tables.customer
+    row = conn.execute(select(C).where(C.c.id == customer_id)).mappings().first()
+    return repo.to_customer(row) if row else None
+
+
+def _any_address(conn: Connection, address_id: str) -> CustomerAddress | None:
+    A = customer_address
+    row = conn.execute(select(A).where(A.c.id == address_id)).mappings().first()
+    return addresses.to_address(row) if row else None
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and value is not UNCHANGED
+
+
+def _known(value: Any) -> Any:
+    return None if value is UNCHANGED else value
+
+
+def _time(row: Row, column: str, default: datetime) -> datetime:
+    value = row.get(column)
+    return value if isinstance(value, datetime) else default
+
+
+def _known_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:
+    """The new values of ``fields`` the row carries (a TOASTed value left alone is not)."""
+    return {name: row[name] for name in fields if name in row and row[name] is not UNCHANGED}
+
+
+def _group_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:
+    values = _known_values(row, fields)
+    if "name" in values and values["name"] is None:
+        values["name"] = ""
+    return values
+
+
+def _changes(current: Any, row: Row, fields: Sequence[str], values: Any) -> dict[str, Any]:
+    """``{field: {"old", "new"}}`` for each field the row changes, as the service emits."""
+    new = values(row, fields)
+    return {
+        name: {"old": getattr(current, name), "new": new[name]}
+        for name in fields
+        if name in new and new[name] != getattr(current, name)
+    }
+
+
+__all__ = ["MedusaTransaction", "RowChange", "apply_transaction"]

@@ -1,0 +1,79 @@
+"""Helpers of the capture tests: a Groupwire store capturing from the harness's Medusa."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from groupwire import Groupwire
+from groupwire.medusa import CaptureOptions, MedusaCapture
+from groupwire.medusa import slot as slots
+from tests.medusa.harness import MedusaServer
+
+
+@dataclass
+class Captured:
+    """A Groupwire store, the capture feeding it, and Medusa's database."""
+
+    gw: Groupwire
+    capture: MedusaCapture
+    medusa: MedusaServer
+    options: CaptureOptions
+
+    def sync(self, rounds: int = 50) -> None:
+        """Apply everything Medusa has committed so far (the API answers after its commit;
+        peek reads up to the WAL flushed when it is called)."""
+        for _ in range(rounds):
+            if self.capture.poll() == 0:
+                return
+        raise AssertionError("capture did not settle")
+
+    def mark(self) -> int:
+        return self.gw.events.last_sequence()
+
+    def events_since(self, mark: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(e.type, e.data) for e in self.gw.events.list(after=mark, limit=None)]
+
+    def sql(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(slots._libpq_url(self.medusa.database_url), autocommit=True) as c:
+            cursor = c.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+def new_names() -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:10]
+    return f"gw_test_{suffix}", f"gw_test_pub_{suffix}"
+
+
+def drop_slot(medusa_url: str, slot: str, publication: str) -> None:
+    with slots.connect(medusa_url) as conn:
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+        if row and row[0]:
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        slots.drop(conn, slot, publication)
+
+
+@contextmanager
+def capturing(medusa: MedusaServer, database_url: str, **options: Any) -> Iterator[Captured]:
+    """A capture installed on the harness's Medusa (its own slot and publication, dropped
+    afterwards) into a fresh Groupwire store at ``database_url``."""
+    slot, publication = new_names()
+    config = CaptureOptions(
+        medusa_url=medusa.database_url, slot=slot, publication=publication, **options
+    )
+    gw = Groupwire.open(database_url, load_entry_points=False, plugins=[])
+    capture = MedusaCapture(gw.service, config)
+    try:
+        capture.install()
+        yield Captured(gw, capture, medusa, config)
+    finally:
+        capture.close()
+        drop_slot(medusa.database_url, slot, publication)
+        gw.close()

@@ -1,0 +1,603 @@
+"""Capture: every committed change of Medusa's customer tables becomes Groupwire's events.
+
+Medusa is real (the harness), driven through its Admin API or plain SQL in its database; the
+Groupwire store is a PostgreSQL schema of its own; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from groupwire import Groupwire
+from groupwire.api.app import create_app
+from groupwire.domain import events as ev
+from groupwire.medusa import slot as slots
+from groupwire.medusa.decoding import TransactionDecoder
+from tests.conftest import PostgresSchemas
+from tests.medusa.capturing import Captured, capturing, drop_slot, new_names
+from tests.medusa.harness import MedusaServer
+
+pytestmark = pytest.mark.medusa
+
+
+@pytest.fixture
+def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
+    schema, url = postgres_schemas.create()
+    try:
+        yield url
+    finally:
+        postgres_schemas.drop(schema)
+
+
+@pytest.fixture
+def captured(medusa: MedusaServer, store_url: str) -> Iterator[Captured]:
+    with capturing(medusa, store_url) as value:
+        yield value
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def create_group(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("name", f"Group {uuid.uuid4().hex[:8]}")
+    return ok(medusa.client.post("/admin/customer-groups", json=body))["customer_group"]
+
+
+def create_customer(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("email", f"{uuid.uuid4().hex[:10]}@shop.example")
+    return ok(medusa.client.post("/admin/customers", json=body))["customer"]
+
+
+def added(group_id: str, customer_id: str) -> tuple[str, dict[str, Any]]:
+    return (ev.CUSTOMER_ADDED, {"group_id": group_id, "customer_id": customer_id})
+
+
+def removed(group_id: str, customer_id: str, reason: str) -> tuple[str, dict[str, Any]]:
+    return (
+        ev.CUSTOMER_REMOVED,
+        {"group_id": group_id, "customer_id": customer_id, "reason": reason},
+    )
+
+
+def without_timestamps(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+    return [(t, {k: v for k, v in d.items() if k != "timestamp"}) for t, d in events]
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+
+def test_given_capture_when_a_group_is_created_through_medusas_api_then_created_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    mark = captured.mark()
+
+    group = create_group(medusa, metadata={"tier": "gold"})
+    captured.sync()
+
+    assert captured.events_since(mark) == [
+        (
+            ev.GROUP_CREATED,
+            {
+                "id": group["id"],
+                "name": group["name"],
+                "description": None,
+                "metadata": {"tier": "gold"},
+            },
+        )
+    ]
+    [event] = captured.gw.events.list(after=mark)
+    [(created_by,)] = captured.sql(
+        "SELECT created_by FROM customer_group WHERE id = %s", (group["id"],)
+    )
+    assert event.actor == created_by
+    assert captured.gw.groups.get(group["id"]).name == group["name"]
+
+
+def test_given_a_captured_group_when_its_name_and_metadata_change_then_updated_and_diff(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa, metadata={"tier": "gold", "since": 2020})
+    captured.sync()
+    mark = captured.mark()
+    new_name = f"Renamed {uuid.uuid4().hex[:6]}"
+
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}",
+            json={"name": new_name, "metadata": {"tier": "platinum", "since": "", "vip": True}},
+        )
+    )
+    captured.sync()
+
+    new_metadata = {"tier": "platinum", "vip": True}
+    assert captured.events_since(mark) == [
+        (
+            ev.GROUP_UPDATED,
+            {
+                "id": group["id"],
+                "changes": {
+                    "name": {"old": group["name"], "new": new_name},
+                    "metadata": {"old": {"tier": "gold", "since": 2020}, "new": new_metadata},
+                },
+            },
+        ),
+        (
+            ev.GROUP_METADATA_UPDATED,
+            {
+                "id": group["id"],
+                "added": {"vip": True},
+                "changed": {"tier": {"old": "gold", "new": "platinum"}},
+                "removed": ["since"],
+            },
+        ),
+    ]
+
+
+def test_given_a_group_with_members_when_medusa_deletes_it_then_each_leaves_then_deleted(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    ada, bob = create_customer(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [ada["id"], bob["id"]]}
+        )
+    )
+    captured.sync()
+    mark = captured.mark()
+
+    response = medusa.client.delete(f"/admin/customer-groups/{group['id']}")
+    assert response.status_code == 200, response.text
+    captured.sync()
+
+    events = without_timestamps(captured.events_since(mark))
+    assert sorted(events[:2], key=str) == sorted(
+        [
+            removed(group["id"], ada["id"], ev.REASON_GROUP_DELETED),
+            removed(group["id"], bob["id"], ev.REASON_GROUP_DELETED),
+        ],
+        key=str,
+    )
+    assert events[2:] == [
+        (ev.GROUP_DELETED, {"id": group["id"], "name": group["name"], "member_count": 2})
+    ]
+    assert captured.gw.groups.list(ids=[group["id"]]).count == 0
+
+
+# --- memberships -------------------------------------------------------------------------------
+
+
+def test_given_capture_when_medusa_batch_adds_and_removes_customers_then_one_event_each(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customers = [create_customer(medusa)["id"] for _ in range(3)]
+    captured.sync()
+    mark = captured.mark()
+
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": customers}
+        )
+    )
+    captured.sync()
+    after_add = captured.mark()
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"remove": customers[:2]}
+        )
+    )
+    captured.sync()
+
+    adds = without_timestamps(captured.events_since(mark)[:3])
+    assert sorted(adds, key=str) == sorted([added(group["id"], c) for c in customers], key=str)
+    removals = without_timestamps(captured.events_since(after_add))
+    assert sorted(removals, key=str) == sorted(
+        [removed(group["id"], c, ev.REASON_REMOVED) for c in customers[:2]], key=str
+    )
+    assert [c.id for c in captured.gw.groups.members(group["id"])] == [customers[2]]
+
+
+def test_given_capture_when_a_customers_groups_change_through_its_own_route_then_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    vip, trial = create_group(medusa), create_group(medusa)
+    customer = create_customer(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/customer-groups",
+            json={"add": [vip["id"], trial["id"]]},
+        )
+    )
+    captured.sync()
+    joined = captured.mark()
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/customer-groups", json={"remove": [trial["id"]]}
+        )
+    )
+    captured.sync()
+
+    assert sorted(without_timestamps(captured.events_since(mark)[:2]), key=str) == sorted(
+        [added(vip["id"], customer["id"]), added(trial["id"], customer["id"])], key=str
+    )
+    assert without_timestamps(captured.events_since(joined)) == [
+        removed(trial["id"], customer["id"], ev.REASON_REMOVED)
+    ]
+    assert [g.id for g in captured.gw.customers.groups(customer["id"])] == [vip["id"]]
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
+def test_given_a_customer_in_groups_when_medusa_deletes_it_then_it_leaves_each_then_deleted(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customer = create_customer(medusa, first_name="Ada")
+    ok(
+        medusa.client.post(
+            f"/admin/customers/{customer['id']}/addresses",
+            json={"address_1": "1 Main St", "city": "Paris", "country_code": "fr"},
+        )
+    )
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+    captured.sync()
+    mark = captured.mark()
+    [(address_id,)] = captured.sql(
+        "SELECT id FROM customer_address WHERE customer_id = %s", (customer["id"],)
+    )
+
+    response = medusa.client.delete(f"/admin/customers/{customer['id']}")
+    assert response.status_code == 200, response.text
+    captured.sync()
+
+    assert without_timestamps(captured.events_since(mark)) == [
+        removed(group["id"], customer["id"], ev.REASON_CUSTOMER_DELETED),
+        (
+            ev.ADDRESS_DELETED,
+            {"id": address_id, "customer_id": customer["id"], "reason": "customer_deleted"},
+        ),
+        (
+            ev.CUSTOMER_DELETED,
+            {"id": customer["id"], "email": customer["email"], "group_count": 1},
+        ),
+    ]
+
+
+def test_given_capture_when_a_customer_is_created_and_updated_then_created_and_updated(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    mark = captured.mark()
+
+    customer = create_customer(medusa, first_name="Ada", last_name="Lovelace")
+    ok(medusa.client.post(f"/admin/customers/{customer['id']}", json={"first_name": "Augusta"}))
+    captured.sync()
+
+    assert captured.events_since(mark) == [
+        (
+            ev.CUSTOMER_CREATED,
+            {
+                "id": customer["id"],
+                "email": customer["email"],
+                "first_name": "Ada",
+                "last_name": "Lovelace",
+                "company_name": None,
+                "phone": None,
+                "metadata": None,
+            },
+        ),
+        (
+            ev.CUSTOMER_UPDATED,
+            {"id": customer["id"], "changes": {"first_name": {"old": "Ada", "new": "Augusta"}}},
+        ),
+    ]
+
+
+# --- whoever makes the change ------------------------------------------------------------------
+
+
+def test_given_capture_when_plain_sql_adds_a_member_in_medusas_database_then_it_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    captured.sql(
+        "INSERT INTO customer_group_customer (id, customer_id, customer_group_id, created_by)"
+        " VALUES (%s, %s, %s, 'sql-console')",
+        (f"cusgc_{uuid.uuid4().hex}", customer["id"], group["id"]),
+    )
+    captured.sync()
+
+    assert without_timestamps(captured.events_since(mark)) == [added(group["id"], customer["id"])]
+    [event] = captured.gw.events.list(after=mark)
+    assert event.actor == "sql-console"
+
+
+def test_given_capture_when_a_sql_transaction_is_rolled_back_then_nothing_is_recorded(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    captured.sync()
+    mark = captured.mark()
+
+    with psycopg.connect(slots._libpq_url(medusa.database_url)) as conn:
+        conn.execute("UPDATE customer_group SET name = 'Never' WHERE id = %s", (group["id"],))
+        conn.execute(
+            "INSERT INTO customer_group (id, name) VALUES (%s, 'Ghost')",
+            (f"cusgroup_{uuid.uuid4().hex}",),
+        )
+        conn.rollback()
+    later = create_group(medusa)  # a committed change after it, to show capture moved on
+    captured.sync()
+
+    assert [t for t, _ in captured.events_since(mark)] == [ev.GROUP_CREATED]
+    assert captured.events_since(mark)[0][1]["id"] == later["id"]
+    assert captured.gw.groups.get(group["id"]).name == group["name"]
+
+
+# --- restart safety ----------------------------------------------------------------------------
+
+
+def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then_none_doubles(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    group = create_group(medusa)
+    customer = create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+    options = captured.options
+    # Apply what the slot holds without confirming it: a crash right after Groupwire's commit.
+    conn = captured.capture.connection()
+    rows = slots.peek(conn, options.slot, options.publication, 100_000)
+    for transaction in TransactionDecoder().transactions(rows):
+        captured.capture._apply(transaction)
+    applied = captured.mark()
+
+    captured.sync()  # the restarted loop is handed the same transactions again
+
+    assert captured.mark() == applied
+    adds = [e for e in captured.gw.events.list(type=ev.CUSTOMER_ADDED, limit=None)]
+    assert [(e.data["group_id"], e.data["customer_id"]) for e in adds] == [
+        (group["id"], customer["id"])
+    ]
+    state = captured.capture.status()
+    assert state.confirmed_lsn == state.position
+
+
+def test_given_medusa_busy_with_other_tables_only_when_idle_then_the_slot_still_advances(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    captured.sync()
+    captured.sql("CREATE TABLE IF NOT EXISTS gw_test_noise (n int)")
+    captured.sql("INSERT INTO gw_test_noise SELECT generate_series(1, 20000)")
+    [(written,)] = captured.sql("SELECT pg_current_wal_flush_lsn()::text")
+    before = captured.capture.status().confirmed_lsn
+    assert before is not None and before < slots.lsn_to_int(written)
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert captured.capture.poll() == 0
+        confirmed = captured.capture.status().confirmed_lsn
+        if confirmed is not None and confirmed >= slots.lsn_to_int(written):
+            break
+        time.sleep(0.1)
+
+    assert captured.capture.status().confirmed_lsn >= slots.lsn_to_int(written)  # type: ignore[operator]
+
+
+# --- the initial state -------------------------------------------------------------------------
+
+
+def test_given_a_store_with_members_when_capture_starts_with_initial_events_then_they_are_told(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+
+    with capturing(medusa, store_url, initial="events") as captured:
+        events = captured.events_since(0)
+
+        assert (ev.GROUP_CREATED, group["id"]) in [(t, d.get("id")) for t, d in events]
+        assert added(group["id"], customer["id"]) in without_timestamps(events)
+        assert [c.id for c in captured.gw.groups.members(group["id"])] == [customer["id"]]
+
+
+def test_given_a_store_with_members_when_capture_starts_silently_then_copied_without_events(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    group, customer = create_group(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+
+    with capturing(medusa, store_url) as captured:
+        assert captured.events_since(0) == []
+        assert [c.id for c in captured.gw.groups.members(group["id"])] == [customer["id"]]
+        mark = captured.mark()
+        ok(
+            medusa.client.post(
+                f"/admin/customer-groups/{group['id']}/customers",
+                json={"remove": [customer["id"]]},
+            )
+        )
+        captured.sync()
+        assert without_timestamps(captured.events_since(mark)) == [
+            removed(group["id"], customer["id"], ev.REASON_REMOVED)
+        ]
+
+
+# --- a capture process killed in the middle of a large batch -------------------------------
+
+
+def start_capture_process(
+    medusa: MedusaServer, store_url: str, slot: str, publication: str, log: Any
+) -> subprocess.Popen[bytes]:
+    command = [
+        *(sys.executable, "-m", "groupwire.cli", "medusa", "capture"),
+        *("--medusa-url", medusa.database_url, "--db", store_url),
+        *("--slot", slot, "--publication", publication),
+    ]
+    env = {**os.environ, "GROUPWIRE_LOAD_ENTRY_POINTS": "false"}
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_given_capture_killed_during_large_batch_adds_when_restarted_then_each_event_once(
+    medusa: MedusaServer, store_url: str, tmp_path: Any
+) -> None:
+    slot, publication = new_names()
+    medusa_sql = slots._libpq_url(medusa.database_url)
+    count, groups = 2500, 3
+    customer_ids = [f"cus_kill{uuid.uuid4().hex}" for _ in range(count)]
+    with psycopg.connect(medusa_sql, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO customer (id, email) VALUES (%s, %s)",
+            [(cid, f"{cid}@bulk.example") for cid in customer_ids],
+        )
+    group_ids = [create_group(medusa)["id"] for _ in range(groups)]
+    log = (tmp_path / "capture.log").open("ab")
+    gw = Groupwire.open(store_url, load_entry_points=False, plugins=[])
+    process = start_capture_process(medusa, store_url, slot, publication, log)
+    try:
+        wait_for(
+            lambda: b"Capturing" in (tmp_path / "capture.log").read_bytes(), 60, "capture start"
+        )
+        start = gw.events.last_sequence()
+        for group_id in group_ids:  # each batch add is one Medusa transaction
+            path = f"/admin/customer-groups/{group_id}/customers"
+            ok(medusa.client.post(path, json={"add": customer_ids}))
+            if group_id == group_ids[0]:
+                wait_for(lambda: gw.events.last_sequence() > start, 60, "the first batch")
+        # Killed right after the last batch committed, mostly while it is being applied;
+        # where exactly depends on timing. The window "Groupwire committed, slot not yet
+        # confirmed" is pinned down deterministically by the not-confirmed test above.
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        killed_at = gw.events.last_sequence() - start
+
+        process = start_capture_process(medusa, store_url, slot, publication, log)
+        expected = count * groups
+        wait_for(lambda: gw.events.last_sequence() - start >= expected, 120, "every event")
+        time.sleep(0.5)  # anything extra would come right after
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+        events = gw.events.list(after=start, type="customer_group.*", limit=None)
+        pairs = [(e.data["group_id"], e.data["customer_id"]) for e in events]
+        assert 0 < killed_at <= expected
+        assert len(pairs) == len(set(pairs)) == expected
+        members: set[tuple[str, str]] = set()
+        for event in gw.events.list(type="customer_group.customer_*", limit=None):
+            pair = (event.data["group_id"], event.data["customer_id"])
+            if event.type == ev.CUSTOMER_ADDED:
+                members.add(pair)
+            else:
+                members.discard(pair)
+        with psycopg.connect(medusa_sql) as conn:
+            live = conn.execute(
+                "SELECT m.customer_group_id, m.customer_id FROM customer_group_customer m"
+                " JOIN customer_group g ON g.id = m.customer_group_id"
+                " JOIN customer c ON c.id = m.customer_id"
+                " WHERE m.deleted_at IS NULL AND g.deleted_at IS NULL AND c.deleted_at IS NULL"
+                " AND m.customer_group_id = ANY(%s)",
+                (group_ids,),
+            ).fetchall()
+        assert {p for p in members if p[0] in group_ids} == {tuple(r) for r in live}
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        log.close()
+        gw.close()
+        drop_slot(medusa.database_url, slot, publication)
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+def test_given_the_medusa_plugin_then_metrics_show_slot_lag_and_health_fails_without_slot(
+    captured: Captured, medusa: MedusaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUPWIRE_MEDUSA_URL", medusa.database_url)
+    monkeypatch.setenv("GROUPWIRE_MEDUSA_SLOT", captured.options.slot)
+    gw = Groupwire.open(
+        captured.gw.settings.database_url,
+        load_entry_points=False,
+        plugins=["groupwire.medusa.plugin"],
+    )
+    try:
+        with TestClient(create_app(gw)) as client:
+            metrics = client.get("/metrics").text
+            healthy = client.get("/health")
+            drop_slot(medusa.database_url, captured.options.slot, captured.options.publication)
+            broken = client.get("/health")
+    finally:
+        gw.close()
+
+    slot = captured.options.slot
+    assert f'groupwire_medusa_slot_exists{{slot="{slot}"}} 1.0' in metrics
+    assert f'groupwire_medusa_slot_lag_bytes{{slot="{slot}"}}' in metrics
+    assert healthy.status_code == 200 and healthy.json()["checks"]["medusa_slot"] == "ok"
+    assert broken.status_code == 503
+    assert broken.json()["checks"]["medusa_slot"] == "error: SlotMissing"
+
+
+def test_the_capture_benchmark_runs_to_its_report(medusa: MedusaServer, tmp_path: Any) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            *(sys.executable, str(root / "benchmarks" / "medusa_capture.py")),
+            *("--customers", "50", "--singles", "3"),
+            *("--base-url", medusa.base_url, "--api-key", medusa.api_key),
+            *("--medusa-db", medusa.database_url),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "captured changes/s" in done.stdout
