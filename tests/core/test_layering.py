@@ -33,3 +33,22 @@ def test_given_the_event_modules_then_none_imports_the_groupwire_facade() -> Non
 
     assert {"worker.py", "redis_bus.py"} <= set(offenders)
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+PACKAGE = Path(groupwire.__file__).parent
+MEDUSA_ADAPTER = PACKAGE / "medusa"
+MEDUSA_COMMANDS = PACKAGE / "cli" / "medusa.py"
+
+
+def test_given_the_medusa_adapter_then_only_its_own_cli_commands_import_it() -> None:
+    importers = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if MEDUSA_ADAPTER not in path.parents
+        and any(
+            m == "groupwire.medusa" or m.startswith("groupwire.medusa.")
+            for m in imported_modules(path)
+        )
+    )
+
+    assert importers == [str(MEDUSA_COMMANDS.relative_to(PACKAGE))]
