@@ -30,6 +30,7 @@ from groupwire.api.render import (
     page_response,
 )
 from groupwire.app import Groupwire
+from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Customer
 
 router = APIRouter(prefix="/admin/customers", tags=["customers"])
@@ -123,8 +124,14 @@ def delete_customer(
     gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
 ) -> JSONResponse:
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
-    customer = gw.customers.delete(id, expected_version=version, context=context)
-    return JSONResponse(deleted_json(customer.id, "customer"))
+    try:
+        gw.customers.delete(id, expected_version=version, context=context)
+    except NotFound:
+        if if_match:  # a condition on what is not there: a 404, as before any change
+            raise
+        # Medusa answers the delete of an unknown or deleted customer as done; nothing is
+        # written and no event recorded.
+    return JSONResponse(deleted_json(id, "customer"))
 
 
 @router.post(
