@@ -705,6 +705,8 @@ class Service:
         context = context or Context()
         if context.idempotency_key is None or context.request_fingerprint is not None:
             return context
+        if context.additional_data is not None:
+            arguments = {**arguments, "additional_data": dict(context.additional_data)}
         fingerprint = idempotency_keys.arguments_fingerprint(operation, arguments)
         return replace(context, request_fingerprint=fingerprint)
 

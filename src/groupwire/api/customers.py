@@ -94,7 +94,7 @@ def create_customer(
     select_fields(query.fields, CUSTOMER_SHAPE)
     fields = body.given()
     email = fields.pop("email", None)
-    customer = gw.customers.create(email, context=context, **fields)
+    customer = gw.customers.create(email, context=body.hook_context(context), **fields)
     return _one(gw, customer, query.fields, committed=True)
 
 
@@ -115,7 +115,9 @@ def update_customer(
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
-    customer = gw.customers.update(id, expected_version=version, context=context, **body.given())
+    customer = gw.customers.update(
+        id, expected_version=version, context=body.hook_context(context), **body.given()
+    )
     return _one(gw, customer, query.fields, committed=True)
 
 
