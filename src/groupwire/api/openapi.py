@@ -30,7 +30,6 @@ ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "type": {"type": "string", "description": "The kind of error, as Medusa names it"},
         "message": {"type": "string"},
-        "code": {"type": "string", "description": "invalid_request_error on duplicate_error"},
     },
 }
 JSON_VALUE_SCHEMA: dict[str, Any] = {
@@ -49,13 +48,14 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
     ],
 }
 ERRORS: dict[str, str] = {
-    "400": "Invalid input (`invalid_data`): a parameter or body field breaks a stated rule",
+    "400": "Invalid input (`invalid_data`): a parameter or body field breaks a stated rule, "
+    "or a group name or customer email is taken",
     "401": "No or bad credentials (`unauthorized`)",
     "403": "The API key lacks the scope this operation needs (`forbidden`)",
     "404": "No such resource, in the path or named in the body (`not_found`)",
     "412": "The `If-Match` ETag is not the current version (`precondition_failed`)",
     "413": "The request body is larger than `GROUPWIRE_API_MAX_BODY_BYTES` (`invalid_data`)",
-    "422": "A duplicate name or email (`duplicate_error`) or a hook's veto (`not_allowed`)",
+    "422": "A hook's veto or a reused Idempotency-Key (`not_allowed`)",
     "503": "The database is unavailable; retry later",
 }
 _SERVICE_CHANGE = re.compile(r"^/admin/(customer-groups|customers)(/\{id\}(/[a-z-]+)?)?$")
