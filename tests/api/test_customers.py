@@ -130,20 +130,21 @@ def test_given_an_unknown_group_when_changing_a_customers_groups_then_404_and_no
     )
 
 
-def test_given_a_taken_email_when_creating_or_updating_then_422_duplicate(client):
+def test_given_a_taken_email_when_creating_or_updating_then_400_invalid_data_as_medusa(client):
     create_customer(client, "alice@example.com")
     bob = create_customer(client, "bob@example.com")
 
     body = assert_error(
-        client.post("/admin/customers", json={"email": "ALICE@example.com"}),
-        422,
-        "duplicate_error",
+        client.post("/admin/customers", json={"email": "ALICE@example.com"}), 400, "invalid_data"
     )
-    assert body["code"] == "invalid_request_error"
+    assert body == {
+        "type": "invalid_data",
+        "message": "Customer with email: alice@example.com, has_account: false, already exists.",
+    }
     assert_error(
         client.post(f"/admin/customers/{bob['id']}", json={"email": "alice@example.com"}),
-        422,
-        "duplicate_error",
+        400,
+        "invalid_data",
     )
 
 

@@ -38,10 +38,19 @@ def test_given_an_unknown_body_field_then_the_message_names_it(client):
     assert "Unrecognized fields: 'colour'" in body["message"]
 
 
-def test_given_malformed_json_then_400_invalid_data(client):
+def test_given_json_that_ends_too_early_then_400_with_javascripts_message(client):
     response = client.post(
         "/admin/customer-groups",
         content=b'{"name": ',
+        headers={"Content-Type": "application/json"},
+    )
+    assert assert_error(response, 400, "invalid_data")["message"] == "Unexpected end of JSON input"
+
+
+def test_given_other_malformed_json_then_400_in_groupwires_words(client):
+    response = client.post(
+        "/admin/customer-groups",
+        content=b'{"name": }',
         headers={"Content-Type": "application/json"},
     )
     assert "not valid JSON" in assert_error(response, 400, "invalid_data")["message"]
@@ -52,7 +61,6 @@ def test_given_malformed_json_then_400_invalid_data(client):
     [
         {"limit": "many"},
         {"limit": -1},
-        {"limit": 100000},
         {"offset": -5},
         {"order": "secret"},
         {"order": "--name"},
@@ -68,23 +76,19 @@ def test_given_an_invalid_query_when_listing_then_400_invalid_data(client, param
     assert_error(client.get("/admin/customer-groups", params=params), 400, "invalid_data")
 
 
-def test_given_a_taken_name_when_creating_or_renaming_then_422_duplicate_with_code(client):
+def test_given_a_taken_name_when_creating_or_renaming_then_400_invalid_data_as_medusa(client):
     create_group(client, "VIP")
     other = create_group(client, "Gold")
 
     body = assert_error(
-        client.post("/admin/customer-groups", json={"name": "VIP"}), 422, "duplicate_error"
+        client.post("/admin/customer-groups", json={"name": "VIP"}), 400, "invalid_data"
     )
     assert body == {
-        "type": "duplicate_error",
+        "type": "invalid_data",
         "message": "Customer group with name: VIP, already exists.",
-        "code": "invalid_request_error",
     }
-    assert_error(
-        client.post(f"/admin/customer-groups/{other['id']}", json={"name": "VIP"}),
-        422,
-        "duplicate_error",
-    )
+    renamed = client.post(f"/admin/customer-groups/{other['id']}", json={"name": "VIP"})
+    assert assert_error(renamed, 400, "invalid_data") == body
 
 
 class NoTestGroups:
@@ -136,7 +140,10 @@ def test_given_100000_unknown_ids_then_the_404_names_five_and_counts_the_rest(cl
     response = client.post(f"/admin/customer-groups/{group['id']}/customers", json={"add": ids})
     body = assert_error(response, 404, "not_found")
     shown = ", ".join(ids[:5])
-    assert body["message"] == f"Customers with ids: {shown} and 99,995 more were not found"
+    assert body["message"] == (
+        f"You tried to set relationship customer_id: {shown} and 99,995 more, "
+        "but such entity does not exist"
+    )
     assert len(response.content) < 1000
     assert [e.type for e in all_events(gw)] == ["customer_group.created"]
 
@@ -147,7 +154,9 @@ def test_given_two_unknown_ids_then_the_404_message_keeps_its_short_form(client)
         f"/admin/customer-groups/{group['id']}/customers", json={"add": ["cus_a", "cus_b"]}
     )
     body = assert_error(response, 404, "not_found")
-    assert body["message"] == "Customers with ids: cus_a, cus_b were not found"
+    assert body["message"] == (
+        "You tried to set relationship customer_id: cus_a, cus_b, but such entity does not exist"
+    )
 
 
 def test_given_100000_invalid_ids_then_the_400_stays_short(client):
@@ -156,7 +165,12 @@ def test_given_100000_invalid_ids_then_the_400_stays_short(client):
         f"/admin/customer-groups/{group['id']}/customers", json={"add": [7] * 100_000}
     )
     body = assert_error(response, 400, "invalid_data")
-    assert "more problems" in body["message"] and len(response.content) < 1000
+    # Medusa names three issues; it cannot look into arrays, so it calls each one missing
+    assert body["message"] == (
+        "Invalid request: Field 'add, 0' is required; Field 'add, 1' is required; "
+        "Field 'add, 2' is required"
+    )
+    assert len(response.content) < 1000
 
 
 def test_given_a_huge_unknown_field_name_then_the_400_does_not_echo_it(client):

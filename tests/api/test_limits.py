@@ -76,7 +76,7 @@ def test_given_a_batch_of_100000_ids_then_the_default_limit_lets_it_through(clie
     ids = [f"cus_01J{n:027d}" for n in range(100_000)]
     response = client.post(f"/admin/customer-groups/{group['id']}/customers", json={"add": ids})
     assert response.status_code == 404  # read whole and validated: the ids are unknown
-    assert "and 99,995 more were not found" in response.json()["message"]
+    assert "and 99,995 more, but such entity does not exist" in response.json()["message"]
 
 
 @pytest.mark.parametrize(

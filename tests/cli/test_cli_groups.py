@@ -77,7 +77,7 @@ def test_groups_create_with_a_taken_name_exits_1_with_the_reason(
     gw.groups.create("VIP")
     result = cli("groups", "create", "VIP", "--db", database_url)
     assert result.exit_code == 1
-    assert "Customer group with name: VIP, already exists. (duplicate_error)" in result.stderr
+    assert "Customer group with name: VIP, already exists. (invalid_data)" in result.stderr
     assert gw.groups.list().count == 1
 
 
@@ -333,7 +333,7 @@ def test_groups_add_to_an_unknown_group_or_from_a_missing_file_exits_1(
     customers(gw, 1)
     unknown_group = cli("groups", "add", "Nope", "-c", "c0@example.com", "--db", database_url)
     assert unknown_group.exit_code == 1
-    assert "Customer group with id: Nope was not found" in unknown_group.stderr
+    assert "Customer group with id: Nope not found" in unknown_group.stderr
     gw.groups.create("VIP")
     missing = cli("groups", "add", "VIP", "--csv", tmp_path / "missing.csv", "--db", database_url)
     assert missing.exit_code == 1

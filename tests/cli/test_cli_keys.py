@@ -61,5 +61,5 @@ def test_keys_bad_input_is_refused_clearly(cli: Invoke, gw: Groupwire, database_
 
     assert no_scope.exit_code == 2 and "--scope" in no_scope.output
     assert bad_scope.exit_code == 2 and "root" in bad_scope.output
-    assert unknown.exit_code == 1 and "apikey_NOPE was not found" in unknown.stderr
+    assert unknown.exit_code == 1 and "apikey_NOPE not found" in unknown.stderr
     assert keys.list_keys(gw.engine) == []

@@ -142,9 +142,9 @@ def test_unknown_customers_addresses_and_bad_values_are_refused_before_anything_
     bobs = gw.customers.addresses.create(bob.id, city="Paris")
     before = gw.events.last_sequence()
 
-    with pytest.raises(NotFound, match="Customer with id: cus_nope was not found"):
+    with pytest.raises(NotFound, match="Customer with id: cus_nope not found"):
         gw.customers.addresses.create("cus_nope", city="Paris")
-    with pytest.raises(NotFound, match=f"Customer address with id: {bobs.id} was not found"):
+    with pytest.raises(NotFound, match=f"Customer address with id: {bobs.id} not found"):
         gw.customers.addresses.update(ada.id, bobs.id, city="Lyon")
     with pytest.raises(NotFound):
         gw.customers.addresses.delete(ada.id, bobs.id)

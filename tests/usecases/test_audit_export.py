@@ -146,6 +146,6 @@ def test_the_cli_exports_a_group_as_csv(gw: Groupwire, database_url: str, tmp_pa
     missing = runner.invoke(
         cli_app, ["audit", "export", "--group", "cusgroup_nope", "--db", database_url], env=env
     )
-    assert missing.exit_code == 1 and "was not found" in missing.output
+    assert missing.exit_code == 1 and "cusgroup_nope not found" in missing.output
     both = runner.invoke(cli_app, ["audit", "export", "--db", database_url], env=env)
     assert both.exit_code == 2

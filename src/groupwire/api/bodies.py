@@ -10,11 +10,13 @@ otherwise fail inside the database driver instead of as a clear 400.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import JsonDict
 
+from groupwire.domain.changes import Context
 from groupwire.domain.limits import (
     DESCRIPTION_MAX,
     EMAIL_MAX,
@@ -91,41 +93,76 @@ class Body(BaseModel):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+AdditionalData = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Handed to the hooks of this change (their `context.additional_data`), "
+        "as Medusa hands it to its workflow hooks; never stored, never in an event"
+    ),
+]
+
+
+class BodyWithAdditionalData(Body):
+    """A body of Medusa's ``WithAdditionalData`` kind: it may carry ``additional_data``.
+
+    Each subclass declares ``additional_data: AdditionalData = None`` as its last field, where
+    Medusa's validator puts it (the order of fields is the order of Medusa's issues; a field
+    declared here would come first).
+    """
+
+    def given(self) -> dict[str, Any]:
+        """The fields the client sent, without ``additional_data`` (not a field to store)."""
+        fields = super().given()
+        fields.pop("additional_data", None)
+        return fields
+
+    def hook_context(self, context: Context) -> Context:
+        """``context`` carrying this body's ``additional_data`` for the hooks."""
+        data: dict[str, Any] | None = getattr(self, "additional_data", None)
+        return context if data is None else replace(context, additional_data=data)
+
+
 MERGED = 'Merged: keys set, a key set to "" removed; null clears'
+
+
+# Fields in the order of Medusa's validators (zod reports issues in that order); Groupwire's
+# additions last.
 
 
 class CreateCustomerGroup(Body):
     name: Name
-    description: Description = None
     metadata: Metadata = None
+    description: Description = None
 
 
 class UpdateCustomerGroup(Body):
-    name: Name = None  # type: ignore[assignment]  # null is refused (the service says why)
-    description: Description = None
+    name: Name = None  # type: ignore[assignment]  # null is refused, as Medusa does
     metadata: Metadata = Field(None, description=MERGED)
+    description: Description = None
 
 
 EMAIL_SCHEMA: JsonDict = {"format": "email"}
 Email = Annotated[str, Field(max_length=EMAIL_MAX, json_schema_extra=EMAIL_SCHEMA)]
 
 
-class CreateCustomer(Body):
+class CreateCustomer(BodyWithAdditionalData):
     email: Email | None = None
+    company_name: PersonName = None
     first_name: PersonName = None
     last_name: PersonName = None
-    company_name: PersonName = None
     phone: Phone = None
     metadata: Metadata = None
+    additional_data: AdditionalData = None
 
 
-class UpdateCustomer(Body):
+class UpdateCustomer(BodyWithAdditionalData):
     email: Email | None = None
+    company_name: PersonName = None
     first_name: PersonName = None
     last_name: PersonName = None
-    company_name: PersonName = None
     phone: Phone = None
     metadata: Metadata = Field(None, description=MERGED)
+    additional_data: AdditionalData = None
 
 
 class BatchIds(Body):

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool
 
-from groupwire.api.bodies import Body
+from groupwire.api.bodies import AdditionalData, BodyWithAdditionalData
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
     MAX_LIMIT,
@@ -43,7 +43,7 @@ router = APIRouter(prefix="/admin/customers/{id}/addresses", tags=["customer add
 METADATA_MERGE = 'On update merged: keys set, a key set to "" removed; null clears'
 
 
-class AddressBody(Body):
+class AddressBody(BodyWithAdditionalData):
     """Medusa's ``AdminCreateCustomerAddress`` (also its update body): every field optional."""
 
     address_name: str | None = None
@@ -64,6 +64,7 @@ class AddressBody(Body):
     postal_code: str | None = None
     phone: str | None = None
     metadata: dict[str, Any] | None = Field(None, description=METADATA_MERGE)
+    additional_data: AdditionalData = None
 
 
 class AddressListQuery(FieldsQuery):
@@ -202,7 +203,7 @@ def create_address(
     query: Annotated[CustomerFields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    gw.customers.addresses.create(id, context=context, **body.given())
+    gw.customers.addresses.create(id, context=body.hook_context(context), **body.given())
     return _customer_response(gw, id, query.fields)
 
 
@@ -233,7 +234,9 @@ def update_address(
     query: Annotated[CustomerFields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    gw.customers.addresses.update(id, address_id, context=context, **body.given())
+    gw.customers.addresses.update(
+        id, address_id, context=body.hook_context(context), **body.given()
+    )
     return _customer_response(gw, id, query.fields)
 
 

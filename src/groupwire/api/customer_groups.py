@@ -30,6 +30,7 @@ from groupwire.api.render import (
     page_response,
 )
 from groupwire.app import Groupwire
+from groupwire.domain.errors import NotFound
 from groupwire.domain.models import CustomerGroup
 
 router = APIRouter(prefix="/admin/customer-groups", tags=["customer groups"])
@@ -126,8 +127,14 @@ def delete_customer_group(
     gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
 ) -> JSONResponse:
     version = expected_version(if_match, lambda: gw.groups.get(id).version)
-    group = gw.groups.delete(id, expected_version=version, context=context)
-    return JSONResponse(deleted_json(group.id, "customer_group"))
+    try:
+        gw.groups.delete(id, expected_version=version, context=context)
+    except NotFound:
+        if if_match:  # a condition on what is not there: a 404, as before any change
+            raise
+        # Medusa answers the delete of an unknown or deleted group as done; nothing is
+        # written and no event recorded.
+    return JSONResponse(deleted_json(id, "customer_group"))
 
 
 @router.post("/{id}/customers", summary="Add and remove customers, all or nothing")

@@ -30,6 +30,7 @@ from groupwire.api.render import (
     page_response,
 )
 from groupwire.app import Groupwire
+from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Customer
 
 router = APIRouter(prefix="/admin/customers", tags=["customers"])
@@ -93,7 +94,7 @@ def create_customer(
     select_fields(query.fields, CUSTOMER_SHAPE)
     fields = body.given()
     email = fields.pop("email", None)
-    customer = gw.customers.create(email, context=context, **fields)
+    customer = gw.customers.create(email, context=body.hook_context(context), **fields)
     return _one(gw, customer, query.fields, committed=True)
 
 
@@ -114,7 +115,9 @@ def update_customer(
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
-    customer = gw.customers.update(id, expected_version=version, context=context, **body.given())
+    customer = gw.customers.update(
+        id, expected_version=version, context=body.hook_context(context), **body.given()
+    )
     return _one(gw, customer, query.fields, committed=True)
 
 
@@ -123,8 +126,14 @@ def delete_customer(
     gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
 ) -> JSONResponse:
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
-    customer = gw.customers.delete(id, expected_version=version, context=context)
-    return JSONResponse(deleted_json(customer.id, "customer"))
+    try:
+        gw.customers.delete(id, expected_version=version, context=context)
+    except NotFound:
+        if if_match:  # a condition on what is not there: a 404, as before any change
+            raise
+        # Medusa answers the delete of an unknown or deleted customer as done; nothing is
+        # written and no event recorded.
+    return JSONResponse(deleted_json(id, "customer"))
 
 
 @router.post(

@@ -15,8 +15,7 @@ ASGI middleware outside the others, answers them too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,8 +24,8 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from groupwire.domain.errors import GroupwireError, OutcomeUnknown, Unavailable
-from groupwire.domain.limits import listing, shorten
+from groupwire.api.validation import describe_validation_errors
+from groupwire.domain.errors import GroupwireError, NotFound, OutcomeUnknown, Unavailable
 from groupwire.store.engine import UNAVAILABLE_MESSAGE, connection_lost, describe
 from groupwire.store.unit_of_work import OUTCOME_UNKNOWN_MESSAGE
 
@@ -38,7 +37,6 @@ STATUS_BY_TYPE: dict[str, int] = {
     "forbidden": 403,
     "not_found": 404,
     "not_allowed": 422,
-    "duplicate_error": 422,
     "conflict": 409,
     "precondition_failed": 412,
     "unexpected_state": 500,
@@ -57,8 +55,11 @@ TYPE_BY_STATUS: dict[int, str] = {
 }
 RETRY_AFTER_SECONDS = 5
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Medusa v2 adds this ``code`` to duplicate errors; clients match on it.
-CODE_BY_TYPE: dict[str, str] = {"duplicate_error": "invalid_request_error"}
+# Medusa's update routes say ``Customer group with id "X" not found`` (quoted), where its
+# other routes say ``Customer group with id: X not found``.
+QUOTED_NOT_FOUND = frozenset(
+    {("POST", "/admin/customer-groups/{id}"), ("POST", "/admin/customers/{id}")}
+)
 
 
 class ApiError(GroupwireError):
@@ -81,10 +82,7 @@ def forbidden(scope: str) -> ApiError:
 
 
 def error_body(type: str, message: str) -> dict[str, str]:
-    body = {"type": type, "message": message}
-    if type in CODE_BY_TYPE:
-        body["code"] = CODE_BY_TYPE[type]
-    return body
+    return {"type": type, "message": message}
 
 
 def error_response(
@@ -97,9 +95,6 @@ def status_of(error: GroupwireError) -> int:
     if isinstance(error, Unavailable):
         return 503
     return STATUS_BY_TYPE.get(error.type, 400)
-
-
-MAX_PROBLEMS = 5
 
 
 def unavailable(method: str, path: str, error: BaseException) -> Unavailable:
@@ -132,47 +127,27 @@ def unavailable_response(method: str, path: str, error: BaseException) -> JSONRe
     )
 
 
-def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """One readable sentence from pydantic's error list: no input values echoed back, and at
-    most a few problems named (a list of 100,000 bad ids makes a short message)."""
-    unknown: list[str] = []
-    problems: list[str] = []
-    for error in errors:
-        loc = [
-            str(part)
-            for part in error.get("loc", ())
-            if part not in ("body", "query", "path", "header")
-        ]
-        where = shorten(".".join(loc))
-        kind = error.get("type", "")
-        if kind == "extra_forbidden":
-            unknown.append(f"'{where}'")
-        elif kind == "json_invalid":
-            problems.append("the body is not valid JSON")
-        elif kind == "missing":
-            problems.append(f"Field '{where}' is required")
-        else:
-            message = shorten(str(error.get("msg", "is invalid")), 200)
-            problems.append(f"{where}: {message}" if where else message)
-    problems = list(dict.fromkeys(problems))
-    if len(problems) > MAX_PROBLEMS:
-        problems = [*problems[:MAX_PROBLEMS], f"and {len(problems) - MAX_PROBLEMS:,} more problems"]
-    if unknown:
-        problems.append(f"Unrecognized fields: {listing(unknown)}")
-    return "Invalid request: " + "; ".join(problems or ["malformed request"])
-
-
 async def _groupwire_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, GroupwireError)
     if isinstance(error, Unavailable):
         return unavailable_response(request.method, request.url.path, error)
     headers = getattr(error, "headers", None)
-    return error_response(status_of(error), error.type, error.message, headers)
+    message = error.message
+    if isinstance(error, NotFound) and _route_of(request) in QUOTED_NOT_FOUND:
+        message = error.quoted()
+    return error_response(status_of(error), error.type, message, headers)
+
+
+def _route_of(request: Request) -> tuple[str, str]:
+    route = request.scope.get("route")
+    return request.method, getattr(route, "path", "")
 
 
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
-    return error_response(400, "invalid_data", describe_validation_errors(error.errors()))
+    return error_response(
+        400, "invalid_data", describe_validation_errors(error.errors(), error.body)
+    )
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

@@ -6,7 +6,7 @@ contract, so a client (or a fuzzer) reading the document knows every answer it c
 - the API-key security schemes on every ``/admin`` operation;
 - every error status an operation can answer, each with the ``Error`` schema: 400 (bad input),
   401, 403, 404 (an id in the path), 409 (an ``Idempotency-Key`` already applied), 412
-  (``If-Match``), 413 (a body), 422 (a duplicate name or email, a hook's veto, or an
+  (``If-Match``), 413 (a body), 422 (a hook's veto, or an
   ``Idempotency-Key`` reused for another request) and 503 (the database is unavailable).
   FastAPI's own 422 "Validation Error" is dropped: validation errors are 400 here;
 - the optional ``Idempotency-Key`` header of every write;
@@ -31,7 +31,6 @@ ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "type": {"type": "string", "description": "The kind of error, as Medusa names it"},
         "message": {"type": "string"},
-        "code": {"type": "string", "description": "invalid_request_error on duplicate_error"},
     },
 }
 JSON_VALUE_SCHEMA: dict[str, Any] = {
@@ -50,7 +49,8 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
     ],
 }
 ERRORS: dict[str, str] = {
-    "400": "Invalid input (`invalid_data`): a parameter or body field breaks a stated rule",
+    "400": "Invalid input (`invalid_data`): a parameter or body field breaks a stated rule, "
+    "or a group name or customer email is taken",
     "401": "No or bad credentials (`unauthorized`)",
     "403": "The API key lacks the scope this operation needs (`forbidden`)",
     "404": "No such resource, in the path or named in the body (`not_found`)",
@@ -58,8 +58,7 @@ ERRORS: dict[str, str] = {
     "available (`conflict`)",
     "412": "The `If-Match` ETag is not the current version (`precondition_failed`)",
     "413": "The request body is larger than `GROUPWIRE_API_MAX_BODY_BYTES` (`invalid_data`)",
-    "422": "A duplicate name or email (`duplicate_error`), a hook's veto (`not_allowed`), or an "
-    "`Idempotency-Key` used before for another request (`not_allowed`)",
+    "422": "A hook's veto, or an `Idempotency-Key` used before for another request (`not_allowed`)",
     "503": "The database is unavailable; retry later",
 }
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

@@ -19,7 +19,12 @@ from groupwire.domain.errors import InvalidData
 from groupwire.domain.limits import excerpt, shorten
 
 MAX_LIMIT = 1000
+"""The largest page of Groupwire's own event listings."""
 MAX_OFFSET = 2**31 - 1
+MAX_PAGE = 2**31 - 1
+"""The largest ``limit`` of a customer or group listing. Medusa takes any limit and answers
+with every matching row up to it; so does Groupwire (memory grows with the rows that match,
+never with the number asked for)."""
 MAX_SEQUENCE = 2**63 - 1
 
 
@@ -64,7 +69,7 @@ class FieldsQuery(StrictQuery):
 class ListQuery(FieldsQuery):
     q: str | None = Field(None, description="Free-text search")
     id: list[str] | None = Field(None, description="Only these ids (repeat the parameter)")
-    limit: int = Field(50, ge=0, le=MAX_LIMIT)
+    limit: int = Field(50, ge=0, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     order: str | None = Field(None, description=ORDER_HELP)
     created_at_gt: Time = Field(None, alias="created_at[$gt]")

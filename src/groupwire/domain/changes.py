@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Who asked for a change and on behalf of which request; copied into every event.
+    """Who asked for a change and on behalf of which request; ``actor`` and
+    ``correlation_id`` are copied into every event.
 
     ``idempotency_key`` makes the change safe to retry: the key is recorded in the change's
     own transaction, scoped by ``actor``, and a later change under the same actor and key
     writes nothing (``AlreadyApplied``, or ``IdempotencyKeyReused`` when it asks for
     something else). ``request_fingerprint`` says what "the same request" means; the Admin
     API sets it from the method, path, query and body, the service otherwise derives it from
-    the operation and its arguments.
+    the operation and its arguments (``additional_data`` included).
+
+    ``additional_data`` is free-form data the caller hands to the hooks of this one change,
+    as Medusa's workflow hooks receive it: the Admin API copies it from the ``additional_data``
+    field of the bodies that accept one (Medusa's ``WithAdditionalData`` bodies: creating and
+    updating a customer or an address), the library takes it for any operation. It is never
+    stored and never part of an event: it lives as long as the request.
     """
 
     actor: str | None = None
     correlation_id: str | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    additional_data: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(slots=True)

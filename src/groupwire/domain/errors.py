@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from groupwire.domain.limits import ID_MAX, listing
+from groupwire.domain.limits import ID_MAX, listing, shorten
 
 
 class GroupwireError(Exception):
@@ -20,26 +20,44 @@ class GroupwireError(Exception):
 class NotFound(GroupwireError):
     """An id names nothing (or something soft-deleted).
 
-    The message names at most a few ids and counts the rest, so 100,000 unknown ids make a
-    short answer; ``ids`` keeps them all.
+    The message is Medusa's: ``Customer group with id: X not found``. With ``field`` the id
+    was named as a relationship (a membership's ``customer_id`` or ``customer_group_id``),
+    and the message is the one Medusa gives for a foreign key to nothing: ``You tried to set
+    relationship customer_id: X, but such entity does not exist``. Either message names at
+    most a few ids and counts the rest, so 100,000 unknown ids make a short answer; ``ids``
+    keeps them all.
     """
 
     type = "not_found"
 
-    def __init__(self, kind: str, ids: str | list[str]) -> None:
+    def __init__(self, kind: str, ids: str | list[str], *, field: str | None = None) -> None:
         self.kind = kind
+        self.field = field
         self.ids = [ids] if isinstance(ids, str) else list(ids)
-        label = {
-            "customer_group": "Customer group",
-            "customer": "Customer",
-            "customer_address": "Customer address",
-        }.get(kind, kind)
-        named = [i if len(i) <= ID_MAX else f"{i[: ID_MAX - 3]}..." for i in self.ids]
-        if len(named) == 1:
-            message = f"{label} with id: {named[0]} was not found"
+        self.label = LABELS.get(kind, kind)
+        named = listing([shorten(i, ID_MAX) for i in self.ids])
+        if field is not None:
+            message = (
+                f"You tried to set relationship {field}: {named}, but such entity does not exist"
+            )
+        elif len(self.ids) == 1:
+            message = f"{self.label} with id: {named} not found"
         else:
-            message = f"{label}s with ids: {listing(named)} were not found"
+            message = f"{self.label}s with ids: {named} not found"
         super().__init__(message)
+
+    def quoted(self) -> str:
+        """The wording of Medusa's update routes: ``Customer group with id "X" not found``."""
+        if self.field is not None or len(self.ids) != 1:
+            return self.message
+        return f'{self.label} with id "{shorten(self.ids[0], ID_MAX)}" not found'
+
+
+LABELS = {
+    "customer_group": "Customer group",
+    "customer": "Customer",
+    "customer_address": "Customer address",
+}
 
 
 class Duplicate(GroupwireError):
@@ -49,7 +67,7 @@ class Duplicate(GroupwireError):
     Medusa does: "Customer with email: a@b.co, has_account: false, already exists."
     """
 
-    type = "duplicate_error"
+    type = "invalid_data"  # Medusa 2 answers a unique violation with a 400 invalid_data
 
     def __init__(
         self, kind: str, field: str, value: str, *, also: Mapping[str, object] | None = None
@@ -58,7 +76,7 @@ class Duplicate(GroupwireError):
         self.field = field
         self.value = value
         self.also = dict(also or {})
-        label = {"customer_group": "Customer group", "customer": "Customer"}.get(kind, kind)
+        label = LABELS.get(kind, kind)
         key = [(field, value), *self.also.items()]
         named = ", ".join(f"{name}: {_as_text(v)}" for name, v in key)
         super().__init__(f"{label} with {named}, already exists.")

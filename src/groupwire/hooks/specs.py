@@ -15,7 +15,22 @@ PostgreSQL), so they must not have side effects outside the change they inspect.
 logged and reported (``Groupwire.hook_failures``) but never undoes the change: for work that
 must not be lost, subscribe to the event instead, which is delivered at least once.
 
-Every hook gets ``context`` (:class:`groupwire.Context`): the actor and correlation id.
+Every hook gets ``context`` (:class:`groupwire.Context`): the actor and correlation id,
+and ``context.additional_data``: the extension point Medusa's workflow hooks offer, here on
+customer groups and memberships too. A caller hands free-form data to the hooks of one
+change, which read it to decide or to do more (an ERP number to check in
+``before_create_customer``, a CRM campaign to tag in ``after_add_customer_to_group``):
+
+* the Admin API takes it from the ``additional_data`` field of the bodies where Medusa takes
+  one (creating or updating a customer, creating or updating an address) and refuses it
+  elsewhere, as Medusa does (``Unrecognized fields: 'additional_data'``);
+* the library takes it for any change: ``gw.groups.create("VIP",
+  context=Context(additional_data={"campaign": "spring"}))``.
+
+It is ``None`` when the caller sent none. It is request-scoped: never stored, never copied
+into an event (the event log holds what changed, not what a caller said about it); a hook
+that wants it remembered writes it somewhere itself, e.g. into the ``draft``'s metadata.
+Hooks read it and must not modify it.
 """
 
 from __future__ import annotations
