@@ -84,18 +84,20 @@ def test_deleted_customers_cannot_join(shop):
         gw.groups.add_customers(vip.id, [ids[0]])
 
 
-def test_removing_non_members_is_a_no_op_and_unknown_ids_are_not_found(shop):
+def test_removing_non_members_or_unknown_ids_is_a_no_op_for_them_as_in_medusa(shop):
     gw, vip, _, ids = shop
     gw.groups.add_customers(vip.id, [ids[0]])
     before = gw.events.last_sequence()
 
-    change = gw.groups.remove_customers(vip.id, [ids[1], ids[2]])
+    change = gw.groups.remove_customers(vip.id, [ids[1], ids[2], "cus_missing"])
     assert change.removed == []
     assert gw.events.last_sequence() == before
 
-    with pytest.raises(NotFound):
-        gw.groups.remove_customers(vip.id, [ids[0], "cus_missing"])
-    assert [c.id for c in gw.groups.members(vip.id)] == [ids[0]]
+    change = gw.groups.remove_customers(vip.id, [ids[0], "cus_missing"])
+    assert change.removed == [ids[0]]
+    assert gw.groups.members(vip.id) == []
+    with pytest.raises(NotFound, match="customer_group_id: cusgroup_missing"):
+        gw.groups.remove_customers("cusgroup_missing", [ids[0]])
 
 
 def test_remove_emits_customer_removed_with_reason_removed(shop):
