@@ -158,6 +158,9 @@ def split_filters(
     if unknown:
         raise RequestValidationError([_error([key], "", "extra_forbidden") for key in unknown])
     rest = {key: value for key, value in query.items() if key in others}
+    repeated = [key for key, value in rest.items() if not isinstance(value, str)]
+    if repeated:  # ``limit=1&limit=2`` is a list, which Medusa's number or string refuses
+        raise RequestValidationError([_error([key], "must be given once") for key in repeated])
     given = {key: value for key, value in query.items() if key not in others}
     try:
         where = _filters(given, rules, [], top=True)
