@@ -324,7 +324,7 @@ def _operator_schema(kind: Kind) -> dict[str, Any]:
     properties: dict[str, Any] = {name: value for name in names}
     if kind == "text":
         properties.update({"$like": _LIKE, "$ilike": _LIKE})
-    return {"type": "object", "properties": properties}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 def openapi_parameters(rules: Mapping[str, Rule]) -> list[dict[str, Any]]:
@@ -339,7 +339,11 @@ def openapi_parameters(rules: Mapping[str, Rule]) -> list[dict[str, Any]]:
             continue
         if rule.relation is not None:
             fields = [key for key, inner in rule.relation.items() if inner == TEXT]
-            schema = {"type": "object", "properties": {key: {"type": "string"} for key in fields}}
+            schema = {
+                "type": "object",
+                "properties": {key: {"type": "string"} for key in fields},
+                "additionalProperties": False,
+            }
             description = (
                 f"Ids (`{name}=a&{name}=b`) or the related row's own filters "
                 f"(`{name}[id]=...`, `{name}[created_at][$gte]=...`)"

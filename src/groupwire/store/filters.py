@@ -60,6 +60,8 @@ def _compare(column: Any, where: Compare, dialect: str) -> ColumnElement[bool]:
         return like(column, str(value), dialect, ignore_case=op == "ilike")
     if op == "re":
         return column.regexp_match(str(value))
+    if value is None:  # ``created_at[$gt]=null``: SQL compares nothing with NULL
+        return false()
     compare = {"gt": column.__gt__, "gte": column.__ge__, "lt": column.__lt__}
     return compare.get(op, column.__le__)(value)
 
