@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field, StrictBool
 from groupwire.api.bodies import AdditionalData, BodyWithAdditionalData
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
-    MAX_LIMIT,
     MAX_OFFSET,
+    MAX_PAGE,
     FieldsQuery,
     etag,
     fields_param,
@@ -76,7 +76,7 @@ class AddressListQuery(FieldsQuery):
     country_code: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
     province: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
     postal_code: list[str] | None = Field(None, description="Exact values (repeat the parameter)")
-    limit: int = Field(50, ge=0, le=MAX_LIMIT)
+    limit: int = Field(50, ge=0, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     fields: str | None = fields_param(ADDRESS_SHAPE)
     order: str | None = order_param(ADDRESS_ORDER)

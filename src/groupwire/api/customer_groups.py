@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from groupwire.api.bodies import BatchIds, CreateCustomerGroup, UpdateCustomerGroup
 from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.list_filters import (
+    GROUP_FILTERS,
+    openapi_parameters,
+    parse_query_string,
+    raw_query,
+    split_filters,
+)
 from groupwire.api.params import (
     IF_MATCH_SCHEMA,
     FieldsQuery,
-    GroupListQuery,
+    PageQuery,
     Selection,
     etag,
     expected_version,
@@ -46,7 +53,7 @@ class Fields(FieldsQuery):
     fields: str | None = fields_param(GROUP_SHAPE)
 
 
-class ListQuery(GroupListQuery):
+class ListQuery(PageQuery):
     fields: str | None = fields_param(GROUP_SHAPE)
     order: str | None = order_param(GROUP_ORDER)
 
@@ -70,18 +77,22 @@ def _one(
     return JSONResponse({"customer_group": entity}, headers=headers)
 
 
-@router.get("", summary="List customer groups")
-def list_customer_groups(gw: GW, query: Annotated[ListQuery, Query()]) -> JSONResponse:
+@router.get(
+    "",
+    summary="List customer groups",
+    openapi_extra={"parameters": openapi_parameters(GROUP_FILTERS)},
+)
+def list_customer_groups(
+    gw: GW, request: Request, query: Annotated[ListQuery, Query()]
+) -> JSONResponse:
     selection = select_fields(query.fields, GROUP_SHAPE)
+    raw = parse_query_string(raw_query(request))
+    _, where = split_filters(raw, GROUP_FILTERS, tuple(ListQuery.model_fields))
     page = gw.groups.list(
         limit=query.limit,
         offset=query.offset,
         q=query.q,
-        ids=query.id,
-        names=query.name,
-        customer_ids=query.customers,
-        created=query.time_filter("created_at"),
-        updated=query.time_filter("updated_at"),
+        where=where,
         order=parse_order(query.order, GROUP_ORDER),
     )
     return page_response("customer_groups", groups_json(gw, page.items, selection), page)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from groupwire.api.bodies import BatchIds, CreateCustomer, UpdateCustomer
 from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.list_filters import (
+    CUSTOMER_FILTERS,
+    openapi_parameters,
+    parse_query_string,
+    raw_query,
+    split_filters,
+)
 from groupwire.api.params import (
     IF_MATCH_SCHEMA,
-    CustomerListQuery,
     FieldsQuery,
+    PageQuery,
     Selection,
     etag,
     expected_version,
@@ -46,7 +53,7 @@ class Fields(FieldsQuery):
     fields: str | None = fields_param(CUSTOMER_SHAPE)
 
 
-class ListQuery(CustomerListQuery):
+class ListQuery(PageQuery):
     fields: str | None = fields_param(CUSTOMER_SHAPE)
     order: str | None = order_param(CUSTOMER_ORDER)
 
@@ -70,18 +77,20 @@ def _one(
     return JSONResponse({"customer": entity}, headers=headers)
 
 
-@router.get("", summary="List customers")
-def list_customers(gw: GW, query: Annotated[ListQuery, Query()]) -> JSONResponse:
+@router.get(
+    "",
+    summary="List customers",
+    openapi_extra={"parameters": openapi_parameters(CUSTOMER_FILTERS)},
+)
+def list_customers(gw: GW, request: Request, query: Annotated[ListQuery, Query()]) -> JSONResponse:
     selection = select_fields(query.fields, CUSTOMER_SHAPE)
+    raw = parse_query_string(raw_query(request))
+    _, where = split_filters(raw, CUSTOMER_FILTERS, tuple(ListQuery.model_fields))
     page = gw.customers.list(
         limit=query.limit,
         offset=query.offset,
         q=query.q,
-        ids=query.id,
-        emails=query.email,
-        group_ids=query.groups,
-        created=query.time_filter("created_at"),
-        updated=query.time_filter("updated_at"),
+        where=where,
         order=parse_order(query.order, CUSTOMER_ORDER),
     )
     return page_response("customers", customers_json(gw, page.items, selection), page)

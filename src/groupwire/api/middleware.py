@@ -64,6 +64,7 @@ class RequestContext:
         _state(scope)["request_id"] = request_id
 
         query = scope.get("query_string", b"").decode("latin-1")
+        _state(scope)["raw_query_string"] = query
         pairs = parse_qsl(query, keep_blank_values=True)
         if "\x00" in scope.get("path", "") or any("\x00" in k + v for k, v in pairs):
             response = error_response(

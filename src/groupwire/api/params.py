@@ -66,36 +66,20 @@ class FieldsQuery(StrictQuery):
     fields: str | None = Field(None, description=FIELDS_HELP)
 
 
-class ListQuery(FieldsQuery):
-    q: str | None = Field(None, description="Free-text search")
-    id: list[str] | None = Field(None, description="Only these ids (repeat the parameter)")
+class PageQuery(FieldsQuery):
+    """Paging, ``q``, ``order`` and ``fields`` of a Medusa list route. Its filters are read from
+    the raw query string (:mod:`groupwire.api.list_filters`), which also refuses unknown keys."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    q: str | None = Field(
+        None, description="Free-text search: every word in one of the searchable fields"
+    )
     limit: int = Field(50, ge=0, le=MAX_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     order: str | None = Field(None, description=ORDER_HELP)
-    created_at_gt: Time = Field(None, alias="created_at[$gt]")
-    created_at_gte: Time = Field(None, alias="created_at[$gte]")
-    created_at_lt: Time = Field(None, alias="created_at[$lt]")
-    created_at_lte: Time = Field(None, alias="created_at[$lte]")
-    updated_at_gt: Time = Field(None, alias="updated_at[$gt]")
-    updated_at_gte: Time = Field(None, alias="updated_at[$gte]")
-    updated_at_lt: Time = Field(None, alias="updated_at[$lt]")
-    updated_at_lte: Time = Field(None, alias="updated_at[$lte]")
-
-    def time_filter(self, column: str) -> dict[str, datetime] | None:
-        """``{"gt": t, ...}`` for ``created_at`` or ``updated_at``, as the repository takes it."""
-        ops = {op: getattr(self, f"{column}_{op}") for op in ("gt", "gte", "lt", "lte")}
-        ops = {op: value for op, value in ops.items() if value is not None}
-        return ops or None
-
-
-class GroupListQuery(ListQuery):
-    name: list[str] | None = Field(None, description="Exact names (repeat the parameter)")
-    customers: list[str] | None = Field(None, description="Groups having any of these customers")
-
-
-class CustomerListQuery(ListQuery):
-    email: list[str] | None = Field(None, description="Exact emails (repeat the parameter)")
-    groups: list[str] | None = Field(None, description="Customers in any of these groups")
+    with_deleted: bool | None = Field(
+        None, description="Accepted as Medusa accepts it; deleted rows are never listed"
+    )
 
 
 class EventQuery(StrictQuery):

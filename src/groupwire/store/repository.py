@@ -23,15 +23,15 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from groupwire.domain.filters import Filter, Search
 from groupwire.domain.models import Customer, CustomerGroup
-from groupwire.store import bulk, tables
+from groupwire.store import bulk, filters, tables
 
 T = TypeVar("T")
 
@@ -195,31 +195,29 @@ def list_groups(
     ids: Sequence[str] | None = None,
     names: Sequence[str] | None = None,
     customer_ids: Sequence[str] | None = None,
+    where: Filter | None = None,
     created: dict[str, datetime] | None = None,
     updated: dict[str, datetime] | None = None,
     order: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[CustomerGroup], int]:
-    where: list[ColumnElement[bool]] = [G.c.deleted_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [G.c.deleted_at.is_(None)]
+    dialect = conn.dialect.name
     if q:
-        pattern = like_pattern(q.lower())
-        where.append(
-            or_(
-                func.lower(G.c.name).like(pattern, escape="\\"),
-                func.lower(func.coalesce(G.c.description, "")).like(pattern, escape="\\"),
-            )
-        )
+        conditions.append(filters.condition(G, Search(q), dialect))
+    if where is not None:
+        conditions.append(filters.condition(G, where, dialect))
     if ids:
-        where.append(G.c.id.in_(list(ids)))
+        conditions.append(G.c.id.in_(list(ids)))
     if names:
-        where.append(G.c.name.in_(list(names)))
+        conditions.append(G.c.name.in_(list(names)))
     if customer_ids:
-        where.append(
+        conditions.append(
             G.c.id.in_(select(M.c.customer_group_id).where(M.c.customer_id.in_(customer_ids)))
         )
-    where += _time_filters(G.c.created_at, created) + _time_filters(G.c.updated_at, updated)
-    return _page(conn, select(G).where(*where), G, order, limit, offset, to_group)
+    conditions += _time_filters(G.c.created_at, created) + _time_filters(G.c.updated_at, updated)
+    return _page(conn, select(G).where(*conditions), G, order, limit, offset, to_group)
 
 
 def _time_filters(column: Any, ops: dict[str, datetime] | None) -> list[Any]:
@@ -303,33 +301,29 @@ def list_customers(
     ids: Sequence[str] | None = None,
     emails: Sequence[str] | None = None,
     group_ids: Sequence[str] | None = None,
+    where: Filter | None = None,
     created: dict[str, datetime] | None = None,
     updated: dict[str, datetime] | None = None,
     order: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Customer], int]:
-    where: list[ColumnElement[bool]] = [C.c.deleted_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [C.c.deleted_at.is_(None)]
+    dialect = conn.dialect.name
     if q:
-        pattern = like_pattern(q.lower())
-        where.append(
-            or_(
-                *(
-                    func.lower(func.coalesce(C.c[name], "")).like(pattern, escape="\\")
-                    for name in ("email", "first_name", "last_name", "company_name", "phone")
-                )
-            )
-        )
+        conditions.append(filters.condition(C, Search(q), dialect))
+    if where is not None:
+        conditions.append(filters.condition(C, where, dialect))
     if ids:
-        where.append(C.c.id.in_(list(ids)))
+        conditions.append(C.c.id.in_(list(ids)))
     if emails:
-        where.append(C.c.email.in_([e.strip().lower() for e in emails]))
+        conditions.append(C.c.email.in_([e.strip().lower() for e in emails]))
     if group_ids:
-        where.append(
+        conditions.append(
             C.c.id.in_(select(M.c.customer_id).where(M.c.customer_group_id.in_(group_ids)))
         )
-    where += _time_filters(C.c.created_at, created) + _time_filters(C.c.updated_at, updated)
-    return _page(conn, select(C).where(*where), C, order, limit, offset, to_customer)
+    conditions += _time_filters(C.c.created_at, created) + _time_filters(C.c.updated_at, updated)
+    return _page(conn, select(C).where(*conditions), C, order, limit, offset, to_customer)
 
 
 # --- memberships -----------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Filters over customers and customer groups, as Medusa's list routes take them.
+
+A filter is a small tree: comparisons of one field, a free-text search, a condition on a
+related row, and ``All``/``AnyOf`` (Medusa's ``$and``/``$or``). The API builds it from a query
+string (:mod:`groupwire.api.list_filters`), the store turns it into SQL
+(:mod:`groupwire.store.filters`); library callers may build one by hand::
+
+    gw.customers.list(where=All((Compare("first_name", "eq", "Ada"), Search("lovelace"))))
+
+Values are already typed: ``str`` for text fields, ``datetime`` (UTC) for times, ``bool``
+for ``has_account``; ``None`` is SQL's NULL (``eq None`` is ``IS NULL``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Operator = Literal["eq", "ne", "in", "nin", "like", "ilike", "re", "gt", "gte", "lt", "lte"]
+Value = str | bool | datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """``field <op> value``; ``in``/``nin`` take a tuple of values."""
+
+    field: str
+    op: Operator
+    value: Value | tuple[Value, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """Medusa's ``q``: every whitespace-separated word is in one of the searchable fields
+    (case-insensitively; ``%`` and ``_`` are wildcards and ``\\`` escapes, as in SQL LIKE)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Some related row (a customer's ``groups``, a group's ``customers``) matches ``where``."""
+
+    relation: str
+    where: Filter
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    parts: tuple[Filter, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple[Filter, ...]
+
+
+Filter = Compare | Search | Related | All | AnyOf
