@@ -128,8 +128,32 @@ def test_given_members_when_asking_for_fields_then_relations_and_field_lists_are
     listed = client.get("/admin/customer-groups", params={"fields": "*customers"}).json()
     assert [c["id"] for c in listed["customer_groups"][0]["customers"]] == [alice["id"]]
 
-    assert_error(client.get(url, params={"fields": "password"}), 400, "invalid_data")
     assert_error(client.get(url, params={"fields": "*nothing"}), 400, "invalid_data")
+    assert_error(client.get(url, params={"fields": "nothing.id"}), 400, "invalid_data")
+    assert_error(client.get(url, params={"fields": "customers.groups.id"}), 400, "invalid_data")
+
+
+def test_given_fields_naming_no_field_then_they_are_ignored_as_medusa_ignores_them(client):
+    group = create_group(client, "VIP", metadata={"a": 1})
+    alice = create_customer(client, "alice@example.com")
+    client.post(f"/admin/customer-groups/{group['id']}/customers", json={"add": [alice["id"]]})
+    url = f"/admin/customer-groups/{group['id']}"
+    defaults = client.get(url).json()["customer_group"]
+
+    def fetch(fields: str) -> dict[str, Any]:
+        response = client.get(url, params={"fields": fields})
+        assert response.status_code == 200, response.text
+        return response.json()["customer_group"]  # type: ignore[no-any-return]
+
+    assert fetch("+foo") == defaults
+    assert fetch("-foo,+password") == defaults
+    assert fetch("foo") == {"id": group["id"]}
+    assert fetch("name,password") == {"id": group["id"], "name": "VIP"}
+    assert fetch("customers.password") == {"id": group["id"], "customers": [{"id": alice["id"]}]}
+    assert fetch("customers.*")["customers"][0]["email"] == "alice@example.com"
+    listed = client.get("/admin/customer-groups", params={"fields": "+foo,-bar.baz"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["customer_groups"] == [defaults]
 
 
 def test_given_metadata_when_updating_then_keys_merge_and_empty_string_removes(client, gw):

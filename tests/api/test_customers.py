@@ -203,3 +203,22 @@ def test_given_a_taken_email_then_the_refusal_names_email_and_has_account_as_med
 def test_given_an_email_that_is_no_address_then_it_is_still_refused(client, gw):
     assert_error(client.post("/admin/customers", json={"email": "nope"}), 400, "invalid_data")
     assert all_events(gw) == []
+
+
+def test_given_fields_naming_no_customer_field_then_the_request_is_served_as_medusa_serves_it(
+    client,
+):
+    alice = create_customer(client, "alice@example.com", first_name="Alice")
+    url = f"/admin/customers/{alice['id']}"
+    defaults = client.get(url).json()["customer"]
+
+    padded = client.get(url, params={"fields": "+foo"})
+    only_id = client.get(url, params={"fields": "foo"})
+    listed = client.get("/admin/customers", params={"fields": "email,foo,groups.foo"})
+
+    assert padded.status_code == 200 and padded.json()["customer"] == defaults
+    assert only_id.status_code == 200 and only_id.json()["customer"] == {"id": alice["id"]}
+    assert listed.json()["customers"] == [
+        {"id": alice["id"], "email": "alice@example.com", "groups": []}
+    ]
+    assert_error(client.get(url, params={"fields": "*foo"}), 400, "invalid_data")

@@ -64,7 +64,7 @@ def test_given_other_malformed_json_then_400_in_groupwires_words(client):
         {"offset": -5},
         {"order": "secret"},
         {"order": "--name"},
-        {"fields": "password"},
+        {"fields": "*password"},
         {"unknown": "1"},
         {"created_at[$gt]": "yesterday"},
         {"created_at[$gt]": "9999-12-31T23:59:59-10:00"},

@@ -141,15 +141,20 @@ class Selection:
 
 
 def fields_pattern(shape: Shape) -> str:
-    """The regular expression of every ``fields`` value :func:`select_fields` accepts."""
+    """The regular expression of every ``fields`` value :func:`select_fields` accepts.
 
-    def one_of(names: Sequence[str]) -> str:
-        return "(?:" + "|".join(re.escape(name) for name in names) + ")"
-
-    tokens = [f"[+-]?{one_of(_known(shape))}"]
-    for name, related in shape.relations.items():
-        tokens.append(f"[+*-]?{re.escape(name)}")
-        tokens.append(f"[+*]?{re.escape(name)}\\.{one_of(_known(related))}")
+    Entries naming no field are accepted (and ignored) as Medusa accepts them; only a relation
+    the resource does not have (``*x``, ``x.y``) or a nested relation path is refused.
+    """
+    relations = "|".join(re.escape(name) for name in shape.relations)
+    tokens = [
+        "-[^,]*",  # dropping anything: never refused
+        "\\+[^,.]*",  # adding a field or a whole relation
+        "[^,.*+\\-\\s][^,.]*",  # a field of a plain list
+    ]
+    if relations:
+        tokens.append(f"[+*]?(?:{relations})\\.[^,.]*")  # fields of a relation
+        tokens.append(f"\\*(?:{relations})")  # a relation with its defaults
     token = "(?:" + "|".join(tokens) + ")"
     return f"^\\s*(?:{token}\\s*)?(?:,\\s*(?:{token}\\s*)?)*$"
 
@@ -163,7 +168,11 @@ def fields_param(shape: Shape) -> Any:
 def select_fields(spec: str | None, shape: Shape) -> Selection:
     """Medusa's ``fields``: a plain list replaces the defaults; ``+x``/``*rel`` add, ``-x`` drops.
 
-    ``rel.field`` picks fields of a relation. ``id`` is always returned.
+    ``rel.field`` picks fields of a relation (``rel.*``: its defaults). ``id`` is always
+    returned. An entry naming no field of the resource is ignored, as Medusa ignores it (a
+    plain list of unknown names still replaces the defaults: only ``id`` is left). Refused
+    (400): ``*x`` or ``x.y`` for a relation ``x`` the resource does not have, and nested
+    relation paths, which Medusa cannot resolve either.
     """
     tokens = [t.strip() for t in (spec or "").split(",") if t.strip()]
     explicit = any(t[0] not in "+-*" for t in tokens)
@@ -171,24 +180,23 @@ def select_fields(spec: str | None, shape: Shape) -> Selection:
     relations: dict[str, list[str] | None] = {}  # None: the relation's defaults
     for token in tokens:
         sign, name = (token[0], token[1:]) if token[0] in "+-*" else ("", token)
-        rel, _, sub = name.partition(".")
-        if rel in shape.relations and sign != "-":
-            if sub:
-                if sub not in _known(shape.relations[rel]):
-                    raise InvalidData(f"Unknown field: {shorten(token)}")
-                current = relations.setdefault(rel, [])
-                if current is not None and sub not in current:
-                    current.append(sub)
-            else:
-                relations[rel] = None
-        elif sign == "*" or sub or (name not in _known(shape) and name not in shape.relations):
-            raise InvalidData(f"Unknown field: {shorten(token)}")
-        elif sign == "-":
+        rel, dot, sub = name.partition(".")
+        if sign == "-":
             if name in shape.relations:
                 relations.pop(name, None)
             elif name != "id" and name in chosen:
                 chosen.remove(name)
-        elif name not in chosen:
+        elif rel in shape.relations and "." not in sub:
+            if sub == "*" or not dot:
+                relations[rel] = None
+            else:
+                current = relations.setdefault(rel, [])
+                known = sub in _known(shape.relations[rel])
+                if current is not None and known and sub not in current:
+                    current.append(sub)
+        elif sign == "*" or dot:
+            raise InvalidData(f"Unknown relation: {shorten(token)}")
+        elif name in _known(shape) and name not in chosen:
             chosen.append(name)
     selected = {
         rel: Selection(
