@@ -222,3 +222,34 @@ def test_given_fields_naming_no_customer_field_then_the_request_is_served_as_med
         {"id": alice["id"], "email": "alice@example.com", "groups": []}
     ]
     assert_error(client.get(url, params={"fields": "*foo"}), 400, "invalid_data")
+
+
+def test_given_customers_in_groups_when_ordering_by_groups_name_then_medusa_order_is_kept(
+    client,
+):
+    bronze, gold, silver = (create_group(client, name) for name in ("Bronze", "Gold", "Silver"))
+    ann = create_customer(client, "ann@example.com")  # Gold and Silver: sorts as Gold
+    bob = create_customer(client, "bob@example.com")  # Bronze
+    create_customer(client, "cid@example.com")  # no group: last ascending
+    dee = create_customer(client, "dee@example.com")  # Silver
+    for customer, groups in ((ann, [gold, silver]), (bob, [bronze]), (dee, [silver])):
+        add = [g["id"] for g in groups]
+        client.post(f"/admin/customers/{customer['id']}/customer-groups", json={"add": add})
+
+    def emails(order: str, **params: Any) -> list[str]:
+        response = client.get("/admin/customers", params={"order": order, **params})
+        assert response.status_code == 200, response.text
+        return [c["email"] for c in response.json()["customers"]]
+
+    ascending = ["bob@example.com", "ann@example.com", "dee@example.com", "cid@example.com"]
+    assert emails("groups.name") == ascending
+    assert emails("-groups.name") == [
+        "cid@example.com",
+        "dee@example.com",
+        "ann@example.com",
+        "bob@example.com",
+    ]
+    assert emails("groups.name", limit=2, offset=1) == ascending[1:3]
+    assert_error(
+        client.get("/admin/customers", params={"order": "groups.secret"}), 400, "invalid_data"
+    )

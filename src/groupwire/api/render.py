@@ -80,7 +80,9 @@ CUSTOMER_ORDER = (
     "company_name",
     "created_at",
     "updated_at",
+    *(f"groups.{name}" for name in GROUP_ORDER),
 )
+"""Customers sort by their own fields or, as in Medusa, by a field of their groups."""
 
 
 def iso(moment: datetime | None) -> str | None:

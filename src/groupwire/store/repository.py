@@ -244,10 +244,27 @@ def _page(
 ) -> tuple[list[Any], int]:
     count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     column_name = (order or "created_at").lstrip("-")
-    column = table.c[column_name]
-    direction = column.desc() if (order or "").startswith("-") else column.asc()
+    descending = (order or "").startswith("-")
+    if "." in column_name:  # a relation's field: only customers' groups have one
+        key = _group_sort_key(column_name.partition(".")[2])
+        direction = key.desc().nulls_first() if descending else key.asc().nulls_last()
+    else:
+        column = table.c[column_name]
+        direction = column.desc() if descending else column.asc()
     query = query.order_by(direction, table.c.id.asc()).limit(limit).offset(offset)
     return [mapper(row) for row in conn.execute(query).mappings()], count
+
+
+def _group_sort_key(field: str) -> Any:
+    """A customer's key for ``order=groups.<field>``: the smallest value among its live groups,
+    in either direction, as Medusa's ORM sorts by a to-many relation (``min(field)``); a
+    customer in no group sorts as PostgreSQL sorts a null (last ascending, first descending)."""
+    return (
+        select(func.min(G.c[field]))
+        .select_from(M.join(G, G.c.id == M.c.customer_group_id))
+        .where(M.c.customer_id == C.c.id, G.c.deleted_at.is_(None))
+        .scalar_subquery()
+    )
 
 
 # --- customers -------------------------------------------------------------------------------
