@@ -253,3 +253,16 @@ def test_given_customers_in_groups_when_ordering_by_groups_name_then_medusa_orde
     assert_error(
         client.get("/admin/customers", params={"order": "groups.secret"}), 400, "invalid_data"
     )
+
+
+def test_given_a_metadata_key_set_to_null_then_it_stays_as_null_as_in_medusa(client):
+    alice = create_customer(client, "alice@example.com", metadata={"a": 1, "b": 2})
+    group = create_group(client, "VIP", metadata={"a": 1})
+
+    customer = client.post(f"/admin/customers/{alice['id']}", json={"metadata": {"a": None}})
+    updated = client.post(f"/admin/customer-groups/{group['id']}", json={"metadata": {"a": None}})
+
+    assert customer.json()["customer"]["metadata"] == {"a": None, "b": 2}
+    assert updated.json()["customer_group"]["metadata"] == {"a": None}
+    fetched = client.get(f"/admin/customers/{alice['id']}").json()["customer"]
+    assert fetched["metadata"] == {"a": None, "b": 2}
