@@ -249,7 +249,7 @@ BAD_BODIES = [
     (GROUPS, {}, "Field 'name' is required"),
     (GROUPS, {"name": "G", "metadata": "x"}, expected("metadata", "record", "x")),
     (GROUPS, {"name": "G", "foo": 1, "bar": 2}, "Unrecognized fields: 'foo, bar'"),
-    (GROUPS, {"name": "G", "additional_data": {}}, "Unrecognized fields: 'additional_data'"),
+    (GROUPS, {"name": "G", "additional_data": "x"}, expected("additional_data", "record", "x")),
     (MEMBERS, {"add": "notalist"}, expected("add", "array", "notalist")),
     (MEMBERS, {"add": ["a", 7]}, "Field 'add, 1' is required"),  # Medusa's lookup quirk
     (
@@ -411,6 +411,26 @@ class AdditionalDataReader:
     def after_create_customer_group(self, group, context):
         self._saw("after_create_customer_group", context)
 
+    @hookimpl
+    def before_update_customer_group(self, group, update, context):
+        self._saw("before_update_customer_group", context)
+
+    @hookimpl
+    def after_update_customer_group(self, group, changes, context):
+        self._saw("after_update_customer_group", context)
+
+    @hookimpl
+    def before_add_customer_to_group(self, group, customers, context):
+        self._saw("before_add_customer_to_group", context)
+
+    @hookimpl
+    def after_add_customer_to_group(self, group, customer_ids, context):
+        self._saw("after_add_customer_to_group", context)
+
+    @hookimpl
+    def before_remove_customer_from_group(self, group, customers, reason, context):
+        self._saw("before_remove_customer_from_group", context)
+
 
 def test_given_additional_data_when_creating_a_customer_then_the_hooks_read_it(client, gw):
     reader = AdditionalDataReader()
@@ -454,6 +474,48 @@ def test_given_additional_data_on_the_bodies_medusa_takes_it_then_every_hook_get
         ("before_update_customer_address", data),
         ("after_update_customer_address", data),
     ]
+
+
+def test_given_additional_data_on_group_and_membership_bodies_then_group_hooks_get_it_too(
+    client, gw
+):
+    """Medusa refuses it there; Groupwire takes it, so group hooks have the same extension
+    point as Medusa's customer workflows (a Groupwire addition, like ``description``)."""
+    customer = create_customer(client, "a@b.co")
+    reader = AdditionalDataReader()
+    gw.register(reader)
+    data = {"campaign": "spring"}
+
+    created = client.post(GROUPS, json={"name": "VIP", "additional_data": data})
+    group_id = created.json()["customer_group"]["id"]
+    responses = [
+        created,
+        client.post(f"{GROUPS}/{group_id}", json={"name": "Gold", "additional_data": data}),
+        client.post(
+            f"{GROUPS}/{group_id}/customers",
+            json={"add": [customer["id"]], "additional_data": data},
+        ),
+        client.post(
+            f"{CUSTOMERS}/{customer['id']}/customer-groups",
+            json={"remove": [group_id], "additional_data": data},
+        ),
+    ]
+
+    assert [r.status_code for r in responses] == [200, 200, 200, 200]
+    assert reader.seen == [
+        ("before_create_customer_group", data),
+        ("after_create_customer_group", data),
+        ("before_update_customer_group", data),
+        ("after_update_customer_group", data),
+        ("before_add_customer_to_group", data),
+        ("after_add_customer_to_group", data),
+        ("before_remove_customer_from_group", data),
+    ]
+    assert all(
+        "additional_data" not in r.json()["customer_group" if n < 3 else "customer"]
+        for n, r in enumerate(responses)
+    )
+    assert all("campaign" not in str(e.data) for e in all_events(gw))
 
 
 def test_given_no_additional_data_then_the_hooks_see_none(client, gw):

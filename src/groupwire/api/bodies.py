@@ -129,16 +129,23 @@ MERGED = 'Merged: keys set, a key set to "" removed; null clears'
 # additions last.
 
 
-class CreateCustomerGroup(Body):
+# Medusa's group and membership bodies refuse ``additional_data``; Groupwire takes it there
+# too (as it takes ``description``), so group hooks get the extension point Medusa's
+# customer workflows offer.
+
+
+class CreateCustomerGroup(BodyWithAdditionalData):
     name: Name
     metadata: Metadata = None
     description: Description = None
+    additional_data: AdditionalData = None
 
 
-class UpdateCustomerGroup(Body):
+class UpdateCustomerGroup(BodyWithAdditionalData):
     name: Name = None  # type: ignore[assignment]  # null is refused, as Medusa does
     metadata: Metadata = Field(None, description=MERGED)
     description: Description = None
+    additional_data: AdditionalData = None
 
 
 EMAIL_SCHEMA: JsonDict = {"format": "email"}
@@ -165,11 +172,12 @@ class UpdateCustomer(BodyWithAdditionalData):
     additional_data: AdditionalData = None
 
 
-class BatchIds(Body):
+class BatchIds(BodyWithAdditionalData):
     """Add and remove in one transaction: all or nothing."""
 
     add: list[Id] = Field(default_factory=list)
     remove: list[Id] = Field(default_factory=list)
+    additional_data: AdditionalData = None
 
 
 class CreateApiKey(Body):

@@ -107,7 +107,10 @@ def create_customer_group(
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)  # refuse a bad selection before writing
     group = gw.groups.create(
-        body.name, description=body.description, metadata=body.metadata, context=context
+        body.name,
+        description=body.description,
+        metadata=body.metadata,
+        context=body.hook_context(context),
     )
     return _one(gw, group, query.fields, committed=True)
 
@@ -129,7 +132,9 @@ def update_customer_group(
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
     version = expected_version(if_match, lambda: gw.groups.get(id).version)
-    group = gw.groups.update(id, expected_version=version, context=context, **body.given())
+    group = gw.groups.update(
+        id, expected_version=version, context=body.hook_context(context), **body.given()
+    )
     return _one(gw, group, query.fields, committed=True)
 
 
@@ -157,6 +162,8 @@ def update_customer_group_customers(
     query: Annotated[Fields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, GROUP_SHAPE)
-    change = gw.groups.update_customers(id, add=body.add, remove=body.remove, context=context)
+    change = gw.groups.update_customers(
+        id, add=body.add, remove=body.remove, context=body.hook_context(context)
+    )
     assert change.group is not None  # the service returns the group it changed
     return _one(gw, change.group, query.fields, committed=True)

@@ -156,6 +156,8 @@ def update_customer_customer_groups(
     query: Annotated[Fields, Query()],
 ) -> JSONResponse:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    change = gw.customers.update_groups(id, add=body.add, remove=body.remove, context=context)
+    change = gw.customers.update_groups(
+        id, add=body.add, remove=body.remove, context=body.hook_context(context)
+    )
     assert change.customer is not None  # the service returns the customer it changed
     return _one(gw, change.customer, query.fields, committed=True)
