@@ -22,8 +22,8 @@ change, which read it to decide or to do more (an ERP number to check in
 ``before_create_customer``, a CRM campaign to tag in ``after_add_customer_to_group``):
 
 * the Admin API takes it from the ``additional_data`` field of the bodies where Medusa takes
-  one (creating or updating a customer, creating or updating an address) and refuses it
-  elsewhere, as Medusa does (``Unrecognized fields: 'additional_data'``);
+  one (creating or updating a customer or an address) and, as a Groupwire addition, of the
+  group bodies (create, update) and the membership batches;
 * the library takes it for any change: ``gw.groups.create("VIP",
   context=Context(additional_data={"campaign": "spring"}))``.
 
