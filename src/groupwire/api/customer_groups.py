@@ -21,7 +21,6 @@ from groupwire.api.params import (
     FieldsQuery,
     PageQuery,
     Selection,
-    etag,
     expected_version,
     fields_param,
     order_param,
@@ -31,9 +30,9 @@ from groupwire.api.params import (
 from groupwire.api.render import (
     GROUP_ORDER,
     GROUP_SHAPE,
-    committed_json,
     deleted_json,
     groups_json,
+    one_response,
     page_response,
 )
 from groupwire.app import Groupwire
@@ -61,20 +60,13 @@ class ListQuery(PageQuery):
 def _one(
     gw: Groupwire, group: CustomerGroup, fields: str | None, *, committed: bool = False
 ) -> JSONResponse:
-    """One customer group as JSON. ``committed``: the answer to a change already committed,
-    which stays a success when its relations cannot be read (see ``committed_json``)."""
-    selection = select_fields(fields, GROUP_SHAPE)
-    headers = {"ETag": etag(group.version)}
+    """One customer group as JSON (see ``one_response``)."""
 
     def render(chosen: Selection) -> dict[str, Any]:
         return groups_json(gw, [group], chosen)[0]
 
-    if committed:
-        entity, extra = committed_json(render, selection)
-        headers.update(extra)
-    else:
-        entity = render(selection)
-    return JSONResponse({"customer_group": entity}, headers=headers)
+    selection = select_fields(fields, GROUP_SHAPE)
+    return one_response("customer_group", render, selection, group.version, committed=committed)
 
 
 @router.get(

@@ -21,7 +21,6 @@ from groupwire.api.params import (
     FieldsQuery,
     PageQuery,
     Selection,
-    etag,
     expected_version,
     fields_param,
     order_param,
@@ -31,9 +30,9 @@ from groupwire.api.params import (
 from groupwire.api.render import (
     CUSTOMER_ORDER,
     CUSTOMER_SHAPE,
-    committed_json,
     customers_json,
     deleted_json,
+    one_response,
     page_response,
 )
 from groupwire.app import Groupwire
@@ -61,20 +60,13 @@ class ListQuery(PageQuery):
 def _one(
     gw: Groupwire, customer: Customer, fields: str | None, *, committed: bool = False
 ) -> JSONResponse:
-    """One customer as JSON. ``committed``: the answer to a change already committed,
-    which stays a success when its relations cannot be read (see ``committed_json``)."""
-    selection = select_fields(fields, CUSTOMER_SHAPE)
-    headers = {"ETag": etag(customer.version)}
+    """One customer as JSON (see ``one_response``)."""
 
     def render(chosen: Selection) -> dict[str, Any]:
         return customers_json(gw, [customer], chosen)[0]
 
-    if committed:
-        entity, extra = committed_json(render, selection)
-        headers.update(extra)
-    else:
-        entity = render(selection)
-    return JSONResponse({"customer": entity}, headers=headers)
+    selection = select_fields(fields, CUSTOMER_SHAPE)
+    return one_response("customer", render, selection, customer.version, committed=committed)
 
 
 @router.get(

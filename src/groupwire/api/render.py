@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from groupwire.api.params import Selection, Shape
+from groupwire.api.params import Selection, Shape, etag
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey
 from groupwire.domain.addresses import CustomerAddress
@@ -156,6 +156,25 @@ def committed_json(
             raise
         omitted = ",".join(selection.relations)
         return render(Selection(selection.fields)), {OMITTED_HEADER: omitted}
+
+
+def one_response(
+    key: str,
+    render: Callable[[Selection], dict[str, Any]],
+    selection: Selection,
+    version: int,
+    *,
+    committed: bool = False,
+) -> JSONResponse:
+    """``{key: entity}`` with its ETag. ``committed``: the answer to a change already
+    committed, which stays a success when its relations cannot be read (``committed_json``)."""
+    headers = {"ETag": etag(version)}
+    if committed:
+        entity, extra = committed_json(render, selection)
+        headers.update(extra)
+    else:
+        entity = render(selection)
+    return JSONResponse({key: entity}, headers=headers)
 
 
 def api_key_json(key: ApiKey) -> dict[str, Any]:

@@ -90,13 +90,7 @@ def claim(
     ``IdempotencyKeyReused`` when it was used for another request. An expired row is
     replaced.
     """
-    row = {
-        "scope": scope,
-        "key": key,
-        "fingerprint": request_fingerprint,
-        "created_at": now,
-        "expires_at": now + timedelta(seconds=ttl),
-    }
+    row = _new_row(scope, key, request_fingerprint, now, ttl)
     # One statement when the key is new (the usual case): a key already there, committed or
     # being committed by a concurrent request (the insert waits for it), inserts nothing.
     inserted = conn.execute(_insert_new(conn.dialect.name).values(row)).first()
@@ -198,15 +192,19 @@ def _insert_answer(
     found = conn.execute(select(K.c.status).where(K.c.scope == scope, K.c.key == key))
     if found.first() is not None:
         return  # a concurrent request with the key recorded itself first
-    row = {
+    conn.execute(insert(K), {**_new_row(scope, key, request_fingerprint, now, ttl), **values})
+
+
+def _new_row(
+    scope: str, key: str, request_fingerprint: str, now: datetime, ttl: float
+) -> dict[str, Any]:
+    return {
         "scope": scope,
         "key": key,
         "fingerprint": request_fingerprint,
         "created_at": now,
         "expires_at": now + timedelta(seconds=ttl),
-        **values,
     }
-    conn.execute(insert(K), row)
 
 
 def lookup(engine: Engine, scope: str, key: str, now: datetime) -> KeyRecord | None:
