@@ -414,3 +414,23 @@ def test_given_groupwires_redis_bus_then_the_publish_plugin_publishes_from_the_w
 
     assert [e.type for e in events] == [ev.GROUP_CREATED, *[ev.CUSTOMER_ADDED] * 3]
     assert as_recorded(records) == as_published(events)
+
+
+def test_the_publish_benchmark_runs_to_its_report(medusa: MedusaServer, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [
+            *(sys.executable, str(root / "benchmarks" / "medusa_publish.py"), "--customers", "50"),
+            *("--base-url", medusa.base_url, "--api-key", medusa.api_key),
+            *("--medusa-db", medusa.database_url, "--medusa-redis", medusa.redis_url),
+            *("--recorded", str(medusa.events_path)),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "last job run by Medusa's subscriber" in done.stdout

@@ -32,7 +32,7 @@ from groupwire.cli.signals import stop_requested
 from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
-from groupwire.medusa.publish import DEFAULT_EVENTS, MedusaPublishing, PublishOptions
+from groupwire.medusa.publish import DEFAULT_EVENTS, MedusaPublishing, PublishSettings
 
 app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
 
@@ -98,7 +98,9 @@ def capture(
         patterns = tuple(p.strip() for p in medusa_events.split(",") if p.strip())
         if not patterns:
             raise typer.BadParameter("names no event type", param_hint="--medusa-events")
-        publishing.append(MedusaPublishing(PublishOptions(redis_url=medusa_redis, events=patterns)))
+        # The other GROUPWIRE_MEDUSA_* settings (queue, prefix, attempts, window) still apply.
+        settings = PublishSettings(redis_url=medusa_redis, events=list(patterns))
+        publishing.append(MedusaPublishing(settings.options()))
     url = database_url(ctx, db)
     options = CaptureOptions(
         medusa_url=medusa_url,
