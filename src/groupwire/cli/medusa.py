@@ -1,7 +1,8 @@
 """``groupwire medusa``: capture a running Medusa store's customer changes as Groupwire events.
 
 ``capture`` reads Medusa's PostgreSQL through a logical replication slot until SIGTERM or
-Ctrl+C (the first start creates the publication and the slot and copies the current state);
+Ctrl+C (the first start creates the publication and the slot and copies the current state;
+with ``--medusa-redis`` it also publishes the events into Medusa's own event bus);
 ``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
 drops the slot and the publication (and, with ``--forget``, Groupwire's position). See
 docs/medusa.md.
@@ -31,6 +32,7 @@ from groupwire.cli.signals import stop_requested
 from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
+from groupwire.medusa.publish import DEFAULT_EVENTS, MedusaPublishing, PublishSettings
 
 app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
 
@@ -71,10 +73,34 @@ def capture(
         ),
     ] = "silent",
     plugin: PluginOption = None,
+    medusa_redis: Annotated[
+        str | None,
+        typer.Option(
+            "--medusa-redis",
+            envvar="GROUPWIRE_MEDUSA_REDIS_URL",
+            help="Also publish the events into Medusa's event bus on this Redis (redis://...)",
+        ),
+    ] = None,
+    medusa_events: Annotated[
+        str,
+        typer.Option(
+            "--medusa-events",
+            envvar="GROUPWIRE_MEDUSA_EVENTS",
+            help="Comma-separated event types or patterns to publish into Medusa",
+        ),
+    ] = ",".join(DEFAULT_EVENTS),
 ) -> None:
     """Capture every committed change of Medusa's customer tables, until SIGTERM or Ctrl+C."""
     if initial not in ("silent", "events"):
         raise typer.BadParameter("must be 'silent' or 'events'", param_hint="--initial")
+    publishing: list[MedusaPublishing] = []
+    if medusa_redis:
+        patterns = tuple(p.strip() for p in medusa_events.split(",") if p.strip())
+        if not patterns:
+            raise typer.BadParameter("names no event type", param_hint="--medusa-events")
+        # The other GROUPWIRE_MEDUSA_* settings (queue, prefix, attempts, window) still apply.
+        settings = PublishSettings(redis_url=medusa_redis, events=list(patterns))
+        publishing.append(MedusaPublishing(settings.options()))
     url = database_url(ctx, db)
     options = CaptureOptions(
         medusa_url=medusa_url,
@@ -84,7 +110,8 @@ def capture(
         poll_interval=poll_interval,
         initial=initial,  # type: ignore[arg-type]
     )
-    with stop_requested() as stopping, open_groupwire(url, plugins=plugin or []) as gw:
+    plugins: list[object] = [*(plugin or []), *publishing]
+    with stop_requested() as stopping, open_groupwire(url, plugins=plugins) as gw:
         runner = MedusaCapture(gw.service, options)
         try:
             outcome = runner.install()
@@ -96,6 +123,18 @@ def capture(
             f"{escape(display_url(url))}. Stop with Ctrl+C.",
             soft_wrap=True,
         )
+        if publishing:
+            where = (
+                "by the workers of the Redis bus (load the plugin groupwire.medusa.publish "
+                "there, with GROUPWIRE_MEDUSA_REDIS_URL)"
+                if gw.bus_relay is not None
+                else "from this process"
+            )
+            out().print(
+                f"Publishing {escape(', '.join(publishing[0].options.events))} into Medusa's "
+                f"event bus at {escape(display_url(medusa_redis or ''))} {where}.",
+                soft_wrap=True,
+            )
         try:
             runner.run(stopping)
         finally:
