@@ -114,6 +114,17 @@ class AfterHook:
     arguments: dict[str, Any]
 
 
+@dataclass(slots=True)
+class BeforeHook:
+    """One before-hook call for a change another system is about to make
+    (:meth:`Service.run_before_hook`): ``name`` is the hook's name, ``arguments`` its keyword
+    arguments without ``context``. The hooks edit the proposed change inside ``arguments``
+    (a ``draft``, an ``update``, a ``customers`` list) in place."""
+
+    name: str
+    arguments: dict[str, Any]
+
+
 CommitListener = Callable[[Sequence[Event]], None]
 
 
@@ -716,6 +727,50 @@ class Service:
             self._after(hook.name, **hook.arguments)
         return result
 
+    # --- changes about to be made elsewhere ----------------------------------------------
+
+    def run_before_hook(self, call: BeforeHook, *, context: Context | None = None) -> BeforeHook:
+        """Put a change another system is about to make to the before-hooks, without making it.
+
+        The counterpart of :meth:`apply_external_change` for the moment before the change: a
+        proxy in front of another system's API builds the arguments Groupwire's own operation
+        would build (a ``GroupDraft``, the current entity and a ``ProposedUpdate`` with
+        metadata already merged, the customers that would join or leave) and asks here. The
+        hooks run as they do inside an operation: a veto raises :class:`HookRejected`; a
+        modification is validated again as the operation would before writing
+        (:class:`InvalidData` when a hook left the change invalid or added customers to a
+        membership change; the customers of a ``group_deleted`` or ``customer_deleted``
+        removal cannot be filtered, as in the operations). Returns ``call``, its change as
+        the hooks left it. Nothing is written, nothing is emitted, no transaction is opened:
+        what the other system then does is its own, and after-hooks run only once the change
+        comes back as an external change.
+        """
+        context = context or Context()
+        hook = getattr(self.plugins.hook, call.name)
+        if not has_impls(hook):
+            return call
+        arguments = call.arguments
+        customers = arguments.get("customers")
+        original = list(customers) if isinstance(customers, list) else None
+        hook(**arguments, context=context)
+        draft, update = arguments.get("draft"), arguments.get("update")
+        if isinstance(draft, GroupDraft):
+            _validate_group_draft(draft)
+        elif isinstance(draft, CustomerDraft):
+            _validate_customer_draft(draft)
+        if isinstance(update, ProposedUpdate) and call.name in UPDATE_KINDS:
+            kind = UPDATE_KINDS[call.name]
+            kind.validate(update.values)
+            update.values = kind.normalise(update.values)
+        if original is not None:
+            proposed = [c.id for c in original]
+            if arguments.get("reason", ev.REASON_REMOVED) == ev.REASON_REMOVED:
+                kept = set(_kept_ids(proposed, arguments["customers"]))
+                arguments["customers"] = [c for c in original if c.id in kept]
+            else:  # a deleted group or customer takes all its memberships with it
+                arguments["customers"] = original
+        return call
+
     # --- transactions and hooks ----------------------------------------------------------
 
     def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
@@ -1039,9 +1094,14 @@ CUSTOMER_KIND = _Kind(
 )
 
 
+UPDATE_KINDS = {f"before_update_{kind.name}": kind for kind in (GROUP_KIND, CUSTOMER_KIND)}
+"""The update hooks whose proposed values :meth:`Service.run_before_hook` validates again."""
+
+
 __all__ = [
     "UNSET",
     "AfterHook",
+    "BeforeHook",
     "HookFailure",
     "HookRejected",
     "MembershipChange",

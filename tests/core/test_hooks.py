@@ -208,3 +208,69 @@ def test_plugins_load_from_configuration_and_from_entry_points(database_url, tmp
         assert gw.groups.create(name="VIP").description == "from an entry point"
     sys.modules.pop("shop_rules", None)
     sys.modules.pop("entry_rules", None)
+
+
+# --- a change about to be made elsewhere: Service.run_before_hook ----------------------------
+
+
+class GatekeeperForElsewhere:
+    @hookimpl
+    def before_create_customer_group(self, draft, context):
+        if draft.name == "veto":
+            raise HookRejected("no")
+        draft.name = draft.name.strip() or ""
+
+    @hookimpl
+    def before_remove_customer_from_group(self, group, customers, reason, context):
+        customers[:] = [c for c in customers if c.email_domain != "keep.test"]
+
+
+def test_run_before_hook_returns_the_modified_change_and_writes_nothing(gw):
+    from groupwire.domain.changes import GroupDraft
+    from groupwire.service import BeforeHook
+
+    gw.register(GatekeeperForElsewhere())
+
+    call = gw.service.run_before_hook(
+        BeforeHook("before_create_customer_group", {"draft": GroupDraft(name="  Gold  ")})
+    )
+
+    assert call.arguments["draft"].name == "Gold"
+    assert gw.groups.list().count == 0
+    assert gw.events.list() == []
+    with pytest.raises(HookRejected, match="no"):
+        gw.service.run_before_hook(
+            BeforeHook("before_create_customer_group", {"draft": GroupDraft(name="veto")})
+        )
+
+
+def test_run_before_hook_validates_what_the_hooks_left(gw):
+    from groupwire.domain.changes import GroupDraft
+    from groupwire.domain.errors import InvalidData
+    from groupwire.service import BeforeHook
+
+    gw.register(GatekeeperForElsewhere())
+
+    with pytest.raises(InvalidData):
+        gw.service.run_before_hook(
+            BeforeHook("before_create_customer_group", {"draft": GroupDraft(name="   ")})
+        )
+
+
+def test_run_before_hook_filters_removals_only_when_the_operation_may(gw):
+    from groupwire.service import BeforeHook
+
+    gw.register(GatekeeperForElsewhere())
+    group = gw.groups.create(name="G")
+    keep = gw.customers.create(email="a@keep.test")
+    go = gw.customers.create(email="b@go.test")
+
+    def removal(reason):
+        arguments = {"group": group, "customers": [keep, go], "reason": reason}
+        call = gw.service.run_before_hook(
+            BeforeHook("before_remove_customer_from_group", arguments)
+        )
+        return [c.id for c in call.arguments["customers"]]
+
+    assert removal("removed") == [go.id]
+    assert removal("group_deleted") == [keep.id, go.id]

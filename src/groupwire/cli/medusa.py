@@ -4,8 +4,9 @@
 Ctrl+C (the first start creates the publication and the slot and copies the current state;
 with ``--medusa-redis`` it also publishes the events into Medusa's own event bus);
 ``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
-drops the slot and the publication (and, with ``--forget``, Groupwire's position). See
-docs/medusa.md.
+drops the slot and the publication (and, with ``--forget``, Groupwire's position);
+``gateway`` serves a reverse proxy in front of Medusa's Admin API that runs Groupwire's
+before-hooks on customer-group writes. See docs/medusa.md.
 """
 
 from __future__ import annotations
@@ -198,3 +199,60 @@ def uninstall(
         finally:
             engine.dispose()
         out().print("Groupwire's capture position and membership map: dropped")
+
+
+@app.command("gateway")
+def gateway(
+    ctx: typer.Context,
+    upstream: Annotated[
+        str,
+        typer.Option(
+            envvar="GROUPWIRE_MEDUSA_UPSTREAM",
+            help="Medusa's base URL (http://medusa:9000)",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 9001,
+    db: DbOption = None,
+    copy_wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait for capture to bring a row the hooks need"),
+    ] = 2.0,
+    max_body: Annotated[
+        int, typer.Option(min=1, help="Largest customer-group write body read for the hooks")
+    ] = 16 * 1024 * 1024,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for Medusa")] = 120.0,
+    plugin: PluginOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Proxy Medusa's Admin API, running Groupwire's before-hooks on customer-group writes."""
+    import uvicorn
+
+    from groupwire.medusa.gateway import GatewayOptions, MedusaGateway
+
+    url = database_url(ctx, db)
+    gw = open_groupwire(url, plugins=plugin or [])
+    try:
+        options = GatewayOptions(
+            upstream=upstream, copy_wait=copy_wait, max_body=max_body, timeout=timeout
+        )
+        config = uvicorn.Config(
+            MedusaGateway(gw.service, options),
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            server_header=False,  # Medusa's own Date (and no Server) pass through
+            date_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        out().print(
+            f"Groupwire gateway on [bold]http://{host}:{port}[/] in front of "
+            f"{escape(upstream)} (hooks of {escape(display_url(url))}). Stop with Ctrl+C.",
+            soft_wrap=True,
+        )
+        with stop_requested():
+            uvicorn.Server(config).run()
+    finally:
+        gw.close()
+    err().print("Stopped.")
