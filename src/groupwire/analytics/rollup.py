@@ -16,9 +16,12 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, text, update
+from sqlalchemy import Engine, Select, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -42,21 +45,84 @@ def hour_of(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements the subscriber runs on every membership commit, built once per dialect
+    so that SQLAlchemy reuses their cache keys and compiled forms."""
+
+    events: Select[Any]
+    events_limited: Select[Any]
+    create_state: Any
+    lock_state: Select[Any]
+    save_state: Any
+    upsert_hours: Any
+
+
+@lru_cache(maxsize=4)
+def _statements(dialect_name: str) -> _Statements:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    events = (
+        select(E.c.sequence, E.c.type, E.c.time, E.c.span)
+        .where(
+            E.c.subject == bindparam("group_id"),
+            E.c.sequence > bindparam("after"),
+            E.c.type.in_(MEMBERSHIP_TYPES),
+        )
+        .order_by(E.c.sequence)
+    )
+    lock_state = select(S.c.member_count, S.c.last_sequence).where(
+        S.c.group_id == bindparam("group_id")
+    )
+    if dialect_name == "postgresql":
+        lock_state = lock_state.with_for_update()
+    upsert = dialect.insert(H)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[H.c.group_id, H.c.bucket],
+        set_={
+            "joins": H.c.joins + upsert.excluded.joins,
+            "leaves": H.c.leaves + upsert.excluded.leaves,
+        },
+    )
+    return _Statements(
+        events=events,
+        events_limited=events.limit(bindparam("limit")),
+        create_state=dialect.insert(S)
+        .values(
+            group_id=bindparam("gid"),
+            member_count=0,
+            last_sequence=0,
+            updated_at=bindparam("now", type_=S.c.updated_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=[S.c.group_id]),
+        lock_state=lock_state,
+        save_state=update(S)
+        .where(S.c.group_id == bindparam("gid"))
+        .values(
+            member_count=bindparam("members"),
+            last_sequence=bindparam("position"),
+            updated_at=bindparam("now", type_=S.c.updated_at.type),
+        ),
+        upsert_hours=upsert,
+    )
+
+
+def _sql(conn: Connection) -> _Statements:
+    return _statements(conn.dialect.name)
+
+
 def membership_events(
     conn: Connection, group_id: str, *, after: int, limit: int | None
 ) -> list[tuple[int, str, datetime, int]]:
     """(sequence, type, time, count) of the group's membership event rows after ``after``:
     ``count`` events up to ``sequence`` (a bulk change's run is one row of many events)."""
-    query = (
-        select(E.c.sequence, E.c.type, E.c.time, E.c.span)
-        .where(E.c.subject == group_id, E.c.sequence > after, E.c.type.in_(MEMBERSHIP_TYPES))
-        .order_by(E.c.sequence)
-    )
+    sql = _sql(conn)
+    params: dict[str, Any] = {"group_id": group_id, "after": after}
+    query = sql.events
     if limit is not None:
-        query = query.limit(limit)
+        query, params["limit"] = sql.events_limited, limit
     return [
         (int(s), t, time, min(int(span), int(s) - after))
-        for s, t, time, span in conn.execute(query).all()
+        for s, t, time, span in conn.execute(query, params).all()
     ]
 
 
@@ -78,17 +144,8 @@ def fold(rows: Iterable[tuple[int, str, datetime, int]]) -> tuple[Counts, int]:
 def _upsert_hours(conn: Connection, group_id: str, counts: Counts) -> None:
     if not counts:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(H)
-    statement = statement.on_conflict_do_update(
-        index_elements=[H.c.group_id, H.c.bucket],
-        set_={
-            "joins": H.c.joins + statement.excluded.joins,
-            "leaves": H.c.leaves + statement.excluded.leaves,
-        },
-    )
     conn.execute(
-        statement,
+        _sql(conn).upsert_hours,
         [
             {"group_id": group_id, "bucket": hour, "joins": j, "leaves": lv}
             for hour, (j, lv) in sorted(counts.items())
@@ -98,16 +155,9 @@ def _upsert_hours(conn: Connection, group_id: str, counts: Counts) -> None:
 
 def _lock_state(conn: Connection, group_id: str) -> tuple[int, int]:
     """The group's (member_count, last_sequence), row-locked for this transaction."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(
-        dialect.insert(S)
-        .values(group_id=group_id, member_count=0, last_sequence=0, updated_at=datetime.now(UTC))
-        .on_conflict_do_nothing(index_elements=[S.c.group_id])
-    )
-    query = select(S.c.member_count, S.c.last_sequence).where(S.c.group_id == group_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    members, last = conn.execute(query).one()
+    sql = _sql(conn)
+    conn.execute(sql.create_state, {"gid": group_id, "now": datetime.now(UTC)})
+    members, last = conn.execute(sql.lock_state, {"group_id": group_id}).one()
     return int(members), int(last)
 
 
@@ -136,9 +186,8 @@ def catch_up(engine: Engine, group_id: str, *, until: int | None = None) -> int:
 
 def _save_state(conn: Connection, group_id: str, members: int, position: int) -> None:
     conn.execute(
-        update(S)
-        .where(S.c.group_id == group_id)
-        .values(member_count=members, last_sequence=position, updated_at=datetime.now(UTC))
+        _sql(conn).save_state,
+        {"gid": group_id, "members": members, "position": position, "now": datetime.now(UTC)},
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from groupwire.api.json_body import JSONBody
 from groupwire.api.params import Selection, Shape, etag
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey
@@ -174,7 +175,7 @@ def one_response(
         headers.update(extra)
     else:
         entity = render(selection)
-    return JSONResponse({key: entity}, headers=headers)
+    return JSONBody({key: entity}, headers=headers)
 
 
 def api_key_json(key: ApiKey) -> dict[str, Any]:
@@ -195,6 +196,6 @@ def deleted_json(entity_id: str, kind: str) -> dict[str, Any]:
 def page_response(key: str, items: Sequence[Any], page: Page) -> JSONResponse:
     """Medusa's list envelope: the page's items (as JSON) under ``key``, with ``count``,
     ``offset`` and ``limit``."""
-    return JSONResponse(
+    return JSONBody(
         {key: list(items), "count": page.count, "offset": page.offset, "limit": page.limit}
     )

@@ -233,6 +233,15 @@ class CommittedEvents(Sequence[Event]):
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def first_sequence(self) -> int:
+        return self._first
+
+    @property
+    def types(self) -> set[str]:
+        """The event types recorded (without building the events)."""
+        return {item.type for item in self._pending}
+
     @overload
     def __getitem__(self, index: int) -> Event: ...
 
