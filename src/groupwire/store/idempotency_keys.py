@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -64,13 +62,27 @@ class KeyRecord:
 
 def find(conn: Connection, scope: str, key: str, now: datetime) -> KeyRecord | None:
     """The live (unexpired) record of ``key`` in ``scope``, committed or this transaction's."""
-    row = conn.execute(_RECORD.where(K.c.scope == scope, K.c.key == key)).first()
+    row = conn.execute(_FIND, {"at_scope": scope, "at_key": key}).first()
     if row is None or row.expires_at <= now:
         return None
     return _record(row)
 
 
-_RECORD = select(K.c.fingerprint, K.c.status, K.c.headers, K.c.body, K.c.expires_at)
+# Statements built once (each a constant, so SQLAlchemy compiles it once): a keyed write
+# runs two of them, and building them per call cost more than running them.
+_THIS_KEY = (K.c.scope == bindparam("at_scope")) & (K.c.key == bindparam("at_key"))
+_FIND = select(K.c.fingerprint, K.c.status, K.c.headers, K.c.body, K.c.expires_at).where(_THIS_KEY)
+_SET_ANSWER = update(K).where(_THIS_KEY)
+_INSERT_NEW = text(
+    f'INSERT INTO {K.name} (scope, "key", fingerprint, status, headers, body, created_at,'
+    " expires_at) VALUES (:scope, :key, :fingerprint, :status, :headers, :body, :created_at,"
+    ' :expires_at) ON CONFLICT (scope, "key") DO NOTHING RETURNING "key"'
+).bindparams(
+    bindparam("created_at", type_=K.c.created_at.type),
+    bindparam("expires_at", type_=K.c.expires_at.type),
+)
+"""A new row, or nothing when the key is there (the same SQL on PostgreSQL and SQLite; as
+text, because SQLAlchemy compiles its ``on_conflict_do_nothing`` anew on every call)."""
 
 
 def _record(row: Row[Any]) -> KeyRecord:
@@ -94,10 +106,10 @@ def claim(
     row = _new_row(scope, key, request_fingerprint, now, ttl)
     # One statement when the key is new (the usual case): a key already there, committed or
     # being committed by a concurrent request (the insert waits for it), inserts nothing.
-    inserted = conn.execute(_insert_new(conn.dialect.name).values(row)).first()
+    inserted = conn.execute(_INSERT_NEW, row).first()
     if inserted is not None:
         return
-    found = conn.execute(_RECORD.where(K.c.scope == scope, K.c.key == key)).first()
+    found = conn.execute(_FIND, {"at_scope": scope, "at_key": key}).first()
     if found is None:  # the concurrent request holding it rolled back: claim it now
         try:
             conn.execute(insert(K), row)
@@ -112,17 +124,9 @@ def claim(
     conn.execute(insert(K), row)
 
 
-def _insert_new(dialect: str) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` on the key's table, in the dialect's words."""
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(K)
-    return statement.on_conflict_do_nothing(index_elements=["scope", "key"]).returning(K.c.key)
-
-
 def record_answer(conn: Connection, scope: str, key: str, answer: Answer) -> None:
     """Write ``answer`` on the key's row, claimed earlier in the same transaction."""
-    conn.execute(
-        update(K).where(K.c.scope == scope, K.c.key == key).values(**_answer_values(answer))
-    )
+    conn.execute(_SET_ANSWER, {"at_scope": scope, "at_key": key, **_answer_values(answer)})
 
 
 def store_answer(
@@ -140,7 +144,7 @@ def store_answer(
     itself first keeps its record."""
     row = {**_new_row(scope, key, request_fingerprint, now, ttl), **_answer_values(answer)}
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        conn.execute(_insert_new(conn.dialect.name).values(row))
+        conn.execute(_INSERT_NEW, row)
 
 
 def _answer_values(answer: Answer) -> dict[str, Any]:
@@ -158,6 +162,9 @@ def _new_row(
         "scope": scope,
         "key": key,
         "fingerprint": request_fingerprint,
+        "status": None,
+        "headers": None,
+        "body": None,
         "created_at": now,
         "expires_at": now + timedelta(seconds=ttl),
     }
