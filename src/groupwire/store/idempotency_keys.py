@@ -97,11 +97,10 @@ def claim(
 ) -> None:
     """Insert the key's row in the caller's (the change's) transaction.
 
-    Raises ``AlreadyApplied`` when a committed change used the key for the same request (or
-    a concurrent one commits it first: the insert then waits for it and fails), with the
-    answer stored for it, and
-    ``IdempotencyKeyReused`` when it was used for another request. An expired row is
-    replaced.
+    Raises ``AlreadyApplied``, carrying the answer stored with the key, when a committed
+    change used the key for the same request (or a concurrent one commits it first: the
+    insert then waits for it and fails), and ``IdempotencyKeyReused`` when it was used for
+    another request. An expired row is replaced.
     """
     row = _new_row(scope, key, request_fingerprint, now, ttl)
     # One statement when the key is new (the usual case): a key already there, committed or
