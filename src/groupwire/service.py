@@ -776,6 +776,10 @@ class Service:
     def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
         """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to.
 
+        ``work`` returns the entity the change is about, alone or first in a tuple: that is
+        the subject the unit of work hands to the context's ``answer`` (the group of a group
+        change, the customer of a customer or address change).
+
         A lost connection is not retried: before the COMMIT it is :class:`Unavailable`
         (nothing written), during it :class:`OutcomeUnknown` (raised by the unit of work).
         """
@@ -785,7 +789,8 @@ class Service:
                     self.engine, source=self.source, context=context, key_ttl=self.key_ttl
                 ) as uow:
                     result = work(uow)
-                    committed = uow.commit()
+                    subject = result[0] if isinstance(result, tuple) else result
+                    committed = uow.commit(subject)
                 break
             except (DBAPIError, PoolTimeout) as error:
                 if connection_lost(error):

@@ -289,3 +289,99 @@ def assert_logged_once_without_traceback(caplog: pytest.LogCaptureFixture) -> No
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(problems) == 1, [r.getMessage() for r in problems]
     assert problems[0].exc_info is None and "\n" not in problems[0].getMessage()
+
+
+# --- (e) answers that need no read after the commit -------------------------------------------
+
+
+def test_given_every_statement_after_a_keyed_commit_dies_then_200_and_its_retry_replays_it(
+    client, gw, backends
+):
+    group = create_group(client, "VIP")
+    ada = create_customer(client, "ada@example.com")
+    gw.register(KillsTheReadAfterCommit(backends, statements=1000))
+    path = f"/admin/customer-groups/{group['id']}/customers"
+    request = {
+        "json": {"add": [ada["id"]]},
+        "params": {"fields": "*customers"},
+        "headers": {"Idempotency-Key": "add-ada"},
+    }
+
+    first = client.post(path, **request)
+    backends.kill_next_statements = 0
+    retry = client.post(path, **request)
+
+    assert first.status_code == 200, first.text
+    assert "Groupwire-Omitted" not in first.headers  # read in the change's own transaction
+    assert [c["id"] for c in first.json()["customer_group"]["customers"]] == [ada["id"]]
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert (retry.content, retry.headers["ETag"]) == (first.content, first.headers["ETag"])
+    assert len(events_of(gw, "customer_group.customer_added")) == 1
+
+
+class KillsTheReadAfterAnAddressChange:
+    """An after-hook of every address change arming the next statements to die."""
+
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+
+    @hookimpl
+    def after_create_customer_address(self, customer: Any, address: Any, context: Any) -> None:
+        self.backends.kill_next_statements = 1000
+
+    @hookimpl
+    def after_update_customer_address(
+        self, customer: Any, address: Any, changes: Any, context: Any
+    ) -> None:
+        self.backends.kill_next_statements = 1000
+
+    @hookimpl
+    def after_delete_customer_address(
+        self, customer: Any, address: Any, reason: Any, context: Any
+    ) -> None:
+        self.backends.kill_next_statements = 1000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "event"),
+    [
+        ("POST", "", "customer.address_created"),
+        ("POST", "/{address}", "customer.address_updated"),
+        ("DELETE", "/{address}", "customer.address_deleted"),
+    ],
+    ids=["create", "update", "delete"],
+)
+@pytest.mark.parametrize("fields", [None, "*addresses"], ids=["customer", "with-addresses"])
+def test_given_every_read_after_a_committed_address_change_dies_then_200_from_the_change(
+    client, gw, backends, method, path, event, fields
+):
+    customer = create_customer(client, "ada@example.com")
+    home = gw.customers.addresses.create(customer["id"], city="Paris")
+    gw.register(KillsTheReadAfterAnAddressChange(backends))
+    url = f"/admin/customers/{customer['id']}/addresses" + path.format(address=home.id)
+    before = len(events_of(gw, event))
+
+    response = client.request(
+        method,
+        url,
+        json={"city": "Lyon"} if method == "POST" else None,
+        params={"fields": fields} if fields else None,
+    )
+    backends.kill_next_statements = 0
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    answered = body["parent"] if method == "DELETE" else body["customer"]
+    assert answered["id"] == customer["id"]
+    assert answered["email"] == "ada@example.com"
+    if fields:
+        assert "addresses" not in answered
+        assert response.headers["Groupwire-Omitted"] == "addresses"
+    if method == "POST":
+        assert response.headers["ETag"] == customer_etag(client, customer["id"])
+    assert len(events_of(gw, event)) == before + 1
+
+
+def customer_etag(client: TestClient, customer_id: str) -> str:
+    return str(client.get(f"/admin/customers/{customer_id}").headers["ETag"])

@@ -3,6 +3,8 @@ once, and gets the first answer back; misuse of a key is refused."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import threading
 import time
 import warnings
@@ -12,11 +14,15 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 from starlette.types import Message, Receive, Scope, Send
 
+import groupwire.api
 from groupwire import Context, Groupwire, hookimpl
 from groupwire.api import idempotency
+from groupwire.api.caller import change_context
+from groupwire.api.idempotency import outside_service
 from groupwire.store import tables
 from groupwire.store.unit_of_work import UnitOfWork
 from tests.api.conftest import all_events, assert_error, bearer
@@ -265,13 +271,13 @@ def test_a_retry_after_a_connection_reset_at_commit_changes_state_once_and_emits
     assert sorted(e.data["customer_id"] for e in added) == sorted(ids)
 
 
-def test_a_retry_arriving_between_commit_and_answer_waits_for_the_answer(
+def test_a_retry_arriving_right_after_the_commit_gets_the_stored_answer(
     app: FastAPI, admin_secret: str, gw
 ):
     retried: dict[str, Any] = {}
 
     def retry_now(_events: Any) -> None:
-        """Runs right after the first request's commit, before its answer is stored."""
+        """Runs right after the first request's commit, before it answers."""
         if retried:
             return
         retried["started"] = True
@@ -282,35 +288,155 @@ def test_a_retry_arriving_between_commit_and_answer_waits_for_the_answer(
 
         retried["thread"] = threading.Thread(target=post)
         retried["thread"].start()
-        time.sleep(0.3)  # the retry looks the key up while the answer is still missing
+        retried["thread"].join(30)  # the retry is answered before the first request is
 
     gw.service.commit_listeners.append(retry_now)
     with TestClient(app, headers=bearer(admin_secret)) as client:
         first = client.post(GROUPS, json={"name": "VIP"}, headers=keyed("k"))
-    retried["thread"].join(30)
 
     assert first.status_code == 200
     assert retried["response"].status_code == 200, retried["response"].text
-    assert retried["response"].json() == first.json()
+    assert retried["response"].headers["idempotent-replayed"] == "true"
+    assert retried["response"].content == first.content
     assert types(gw) == ["customer_group.created"]
 
 
-def test_a_committed_change_whose_answer_was_never_stored_is_a_409_saying_it_was_applied(
-    client, gw, admin_key_id, monkeypatch
+def test_the_answer_is_stored_in_the_transaction_of_the_change(app: FastAPI, admin_secret: str, gw):
+    seen: list[Any] = []
+
+    def read_the_key(_events: Any) -> None:
+        """Runs right after the commit, on a connection of its own."""
+        seen.extend(key_rows(gw))
+
+    gw.service.commit_listeners.append(read_the_key)
+    with TestClient(app, headers=bearer(admin_secret)) as client:
+        first = client.post(GROUPS, json={"name": "VIP"}, headers=keyed("k"))
+
+    assert first.status_code == 200, first.text
+    [row] = seen
+    assert row.status == 200
+    assert row.body.encode("utf-8") == first.content
+    assert "idempotent-replayed" not in first.headers
+
+
+class ServerCrashed(BaseException):
+    """The process dying: no handler of the application catches it."""
+
+
+def crash_once_after_the_commit(gw: Groupwire) -> list[int]:
+    """The next commit is followed by a crash of the request (as by a kill of the server
+    between its commit and its answer); returns a list counting the crashes."""
+    crashes: list[int] = []
+
+    def crash(_events: Any) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise ServerCrashed
+
+    gw.service.commit_listeners.insert(0, crash)
+    return crashes
+
+
+def test_a_crash_right_after_the_commit_keeps_the_answer_and_the_retry_replays_it(
+    app: FastAPI, admin_secret: str, gw
 ):
-    monkeypatch.setattr(idempotency, "WAIT_FOR_ANSWER", 0.1)
+    group = gw.groups.create("VIP")
+    ids = [gw.customers.create(f"c{i}@shop.test").id for i in range(3)]
+    members = f"{GROUPS}/{group.id}/customers"
+    crashes = crash_once_after_the_commit(gw)
+    crashing = TestClient(app, headers=bearer(admin_secret))  # its event loop dies with it
+    with pytest.raises(ServerCrashed):
+        crashing.post(
+            members, json={"add": ids}, params={"fields": "*customers"}, headers=keyed("batch-1")
+        )
+
+    with TestClient(app, headers=bearer(admin_secret)) as client:
+        retry = client.post(
+            members, json={"add": ids}, params={"fields": "*customers"}, headers=keyed("batch-1")
+        )
+        again = client.post(
+            members, json={"add": ids}, params={"fields": "*customers"}, headers=keyed("batch-1")
+        )
+
+    assert crashes == [1]
+    assert retry.status_code == 200, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    body = retry.json()["customer_group"]
+    assert body["id"] == group.id
+    assert sorted(c["id"] for c in body["customers"]) == sorted(ids)
+    assert (again.status_code, again.content, again.headers["etag"]) == (
+        retry.status_code,
+        retry.content,
+        retry.headers["etag"],
+    )
+    assert sorted(c.id for c in gw.groups.members(group.id)) == sorted(ids)
+    added = [e for e in all_events(gw) if e.type == "customer_group.customer_added"]
+    assert sorted(e.data["customer_id"] for e in added) == sorted(ids)
+
+
+def test_a_replay_is_byte_identical_to_the_first_answer(client, gw):
+    group = gw.groups.create("VIP")
+    ada = gw.customers.create("ada@shop.test")
+    path = f"{GROUPS}/{group.id}/customers"
+    body = {"add": [ada.id]}
+
+    first = client.post(path, json=body, params={"fields": "*customers"}, headers=keyed("k"))
+    gw.customers.update(ada.id, first_name="Ada")  # changes what a fresh read would show
+    retry = client.post(path, json=body, params={"fields": "*customers"}, headers=keyed("k"))
+
+    assert first.status_code == retry.status_code == 200
+    assert retry.content == first.content
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert retry.headers["content-type"] == first.headers["content-type"]
+    assert first.json()["customer_group"]["customers"][0]["first_name"] is None
+
+
+def test_a_key_claimed_by_a_change_that_stored_no_answer_is_a_409_saying_it_was_applied(
+    client, gw, admin_key_id
+):
     fingerprint = idempotency.request_fingerprint(
         {"method": "POST", "path": GROUPS, "query_string": b""}, b'{"name":"VIP"}'
     )
     context = Context(actor=admin_key_id, idempotency_key="k", request_fingerprint=fingerprint)
     with UnitOfWork(gw.engine, source="test", context=context) as uow:
-        uow.commit()  # the change committed; the server died before storing its answer
+        uow.commit()  # a change under the key (the library's calls store no answer)
 
     response = client.post(GROUPS, json={"name": "VIP"}, headers=keyed("k"))
 
     body = assert_error(response, 409, "conflict")
     assert "already applied" in body["message"]
     assert gw.groups.list().count == 0
+
+
+def test_every_admin_write_route_takes_the_key_in_the_service_or_outside_it():
+    modules = [
+        importlib.import_module(f"groupwire.api.{info.name}")
+        for info in pkgutil.iter_modules(groupwire.api.__path__)
+    ]
+    routes = [
+        route
+        for module in modules
+        for route in getattr(getattr(module, "router", None), "routes", ())
+        if isinstance(route, APIRoute)
+        and route.path.startswith("/admin")
+        and route.methods - {"GET", "HEAD"}
+    ]
+    takes = {
+        (method, route.path): [
+            name
+            for name, call in (("service", change_context), ("outside", outside_service))
+            if depends_on(route.dependant, call)
+        ]
+        for route in routes
+        for method in route.methods
+    }
+
+    assert len(takes) > 20
+    assert {route: found for route, found in takes.items() if len(found) != 1} == {}
+
+
+def depends_on(dependant: Any, call: Any) -> bool:
+    return any(sub.call is call or depends_on(sub, call) for sub in dependant.dependencies)
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from fastapi.responses import JSONResponse
 
 from groupwire.api.bodies import CreateApiKey
 from groupwire.api.caller import GW, current_key
+from groupwire.api.idempotency import OUTSIDE_SERVICE
 from groupwire.api.render import api_key_json
 from groupwire.auth import keys
 
-router = APIRouter(prefix="/admin/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/admin/api-keys", tags=["api keys"], dependencies=[OUTSIDE_SERVICE])
 log = logging.getLogger("groupwire.api")
 
 

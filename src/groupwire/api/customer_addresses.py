@@ -12,15 +12,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy.engine import Connection
 
+from groupwire.api.answers import ChangeAnswer
 from groupwire.api.bodies import AdditionalData, BodyWithAdditionalData
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.params import (
     MAX_OFFSET,
     MAX_PAGE,
     FieldsQuery,
+    Selection,
     etag,
     fields_param,
     order_param,
@@ -32,11 +35,13 @@ from groupwire.api.render import (
     ADDRESS_SHAPE,
     CUSTOMER_SHAPE,
     addresses_json,
+    committed_json,
     customers_json,
     deleted_json,
     page_response,
 )
 from groupwire.app import Groupwire
+from groupwire.domain.models import Customer
 
 router = APIRouter(prefix="/admin/customers/{id}/addresses", tags=["customer addresses"])
 
@@ -154,17 +159,33 @@ CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _customer(gw: Groupwire, customer_id: str, fields: str | None) -> tuple[int, dict[str, Any]]:
-    """The customer's version and JSON, as read after the change (the parent Medusa returns)."""
-    customer = gw.customers.get(customer_id)
-    return customer.version, customers_json(gw, [customer], select_fields(fields, CUSTOMER_SHAPE))[
-        0
-    ]
+def _customer_json(
+    gw: Groupwire, customer: Customer, fields: str | None, conn: Connection | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The customer (the parent Medusa returns) as the change left it, and extra headers.
+
+    The customer comes from the change itself; only its requested relations are read: in
+    the change's transaction when ``conn`` is given, else after the commit, where a read that
+    fails leaves them out (``committed_json``) rather than report a committed change failed.
+    """
+    selection = select_fields(fields, CUSTOMER_SHAPE)
+
+    def render(chosen: Selection) -> dict[str, Any]:
+        return customers_json(gw, [customer], chosen, conn)[0]
+
+    if conn is not None:
+        return render(selection), {}
+    return committed_json(render, selection)
 
 
-def _customer_response(gw: Groupwire, customer_id: str, fields: str | None) -> JSONResponse:
-    version, customer = _customer(gw, customer_id, fields)
-    return JSONResponse({"customer": customer}, headers={"ETag": etag(version)})
+def _customer_answer(gw: Groupwire, fields: str | None) -> ChangeAnswer:
+    """The answer to an address created or updated: its customer, with the customer's ETag."""
+
+    def render(customer: Customer, conn: Connection | None) -> Response:
+        body, headers = _customer_json(gw, customer, fields, conn)
+        return JSONResponse({"customer": body}, headers={"ETag": etag(customer.version), **headers})
+
+    return ChangeAnswer(render)
 
 
 @router.get(
@@ -201,10 +222,11 @@ def create_address(
     body: AddressBody,
     context: ChangeContext,
     query: Annotated[CustomerFields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    gw.customers.addresses.create(id, context=body.hook_context(context), **body.given())
-    return _customer_response(gw, id, query.fields)
+    answer = _customer_answer(gw, query.fields)
+    gw.customers.addresses.create(id, context=answer.on(body.hook_context(context)), **body.given())
+    return answer.response()
 
 
 @router.get(
@@ -232,12 +254,13 @@ def update_address(
     body: AddressBody,
     context: ChangeContext,
     query: Annotated[CustomerFields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
+    answer = _customer_answer(gw, query.fields)
     gw.customers.addresses.update(
-        id, address_id, context=body.hook_context(context), **body.given()
+        id, address_id, context=answer.on(body.hook_context(context)), **body.given()
     )
-    return _customer_response(gw, id, query.fields)
+    return answer.response()
 
 
 @router.delete(
@@ -251,9 +274,14 @@ def delete_address(
     address_id: str,
     context: ChangeContext,
     query: Annotated[CustomerFields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    address = gw.customers.addresses.delete(id, address_id, context=context)
-    body = deleted_json(address.id, "customer_address")
-    body["parent"] = _customer(gw, id, query.fields)[1]
-    return JSONResponse(body)
+
+    def render(customer: Customer, conn: Connection | None) -> Response:
+        parent, headers = _customer_json(gw, customer, query.fields, conn)
+        body = {**deleted_json(address_id, "customer_address"), "parent": parent}
+        return JSONResponse(body, headers=headers)
+
+    answer = ChangeAnswer(render)
+    gw.customers.addresses.delete(id, address_id, context=answer.on(context))
+    return answer.response()

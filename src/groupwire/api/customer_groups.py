@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Connection
 
+from groupwire.api.answers import ChangeAnswer
 from groupwire.api.bodies import BatchIds, CreateCustomerGroup, UpdateCustomerGroup
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.list_filters import (
@@ -58,15 +60,30 @@ class ListQuery(PageQuery):
 
 
 def _one(
-    gw: Groupwire, group: CustomerGroup, fields: str | None, *, committed: bool = False
+    gw: Groupwire,
+    group: CustomerGroup,
+    fields: str | None,
+    *,
+    committed: bool = False,
+    conn: Connection | None = None,
 ) -> JSONResponse:
-    """One customer group as JSON (see ``one_response``)."""
+    """One customer group as JSON (see ``one_response``); relations read on ``conn`` when
+    given (a change's transaction, see ``answers``)."""
 
     def render(chosen: Selection) -> dict[str, Any]:
-        return groups_json(gw, [group], chosen)[0]
+        return groups_json(gw, [group], chosen, conn)[0]
 
     selection = select_fields(fields, GROUP_SHAPE)
     return one_response("customer_group", render, selection, group.version, committed=committed)
+
+
+def _changed(gw: Groupwire, fields: str | None) -> ChangeAnswer:
+    """The answer to a change of one group: the group, as the change left it."""
+
+    def render(group: CustomerGroup, conn: Connection | None) -> Response:
+        return _one(gw, group, fields, committed=conn is None, conn=conn)
+
+    return ChangeAnswer(render)
 
 
 @router.get(
@@ -96,15 +113,16 @@ def create_customer_group(
     body: CreateCustomerGroup,
     context: ChangeContext,
     query: Annotated[Fields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, GROUP_SHAPE)  # refuse a bad selection before writing
-    group = gw.groups.create(
+    answer = _changed(gw, query.fields)
+    gw.groups.create(
         body.name,
         description=body.description,
         metadata=body.metadata,
-        context=body.hook_context(context),
+        context=answer.on(body.hook_context(context)),
     )
-    return _one(gw, group, query.fields, committed=True)
+    return answer.response()
 
 
 @router.get("/{id}", summary="Retrieve a customer group")
@@ -121,28 +139,31 @@ def update_customer_group(
     context: ChangeContext,
     query: Annotated[Fields, Query()],
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, GROUP_SHAPE)
     version = expected_version(if_match, lambda: gw.groups.get(id).version)
-    group = gw.groups.update(
-        id, expected_version=version, context=body.hook_context(context), **body.given()
+    answer = _changed(gw, query.fields)
+    gw.groups.update(
+        id, expected_version=version, context=answer.on(body.hook_context(context)), **body.given()
     )
-    return _one(gw, group, query.fields, committed=True)
+    return answer.response()
 
 
 @router.delete("/{id}", summary="Delete a customer group (its members leave it first)")
 def delete_customer_group(
     gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
-) -> JSONResponse:
+) -> Response:
     version = expected_version(if_match, lambda: gw.groups.get(id).version)
+    answer = ChangeAnswer(lambda _group, _conn: JSONResponse(deleted_json(id, "customer_group")))
     try:
-        gw.groups.delete(id, expected_version=version, context=context)
+        gw.groups.delete(id, expected_version=version, context=answer.on(context))
     except NotFound:
         if if_match:  # a condition on what is not there: a 404, as before any change
             raise
         # Medusa answers the delete of an unknown or deleted group as done; nothing is
         # written and no event recorded.
-    return JSONResponse(deleted_json(id, "customer_group"))
+        return JSONResponse(deleted_json(id, "customer_group"))
+    return answer.response()
 
 
 @router.post("/{id}/customers", summary="Add and remove customers, all or nothing")
@@ -152,10 +173,10 @@ def update_customer_group_customers(
     body: BatchIds,
     context: ChangeContext,
     query: Annotated[Fields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, GROUP_SHAPE)
-    change = gw.groups.update_customers(
-        id, add=body.add, remove=body.remove, context=body.hook_context(context)
+    answer = _changed(gw, query.fields)
+    gw.groups.update_customers(
+        id, add=body.add, remove=body.remove, context=answer.on(body.hook_context(context))
     )
-    assert change.group is not None  # the service returns the group it changed
-    return _one(gw, change.group, query.fields, committed=True)
+    return answer.response()

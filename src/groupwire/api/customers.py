@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.engine import Connection
 
+from groupwire.api.answers import ChangeAnswer
 from groupwire.api.bodies import BatchIds, CreateCustomer, UpdateCustomer
 from groupwire.api.caller import GW, ChangeContext
 from groupwire.api.list_filters import (
@@ -58,15 +60,30 @@ class ListQuery(PageQuery):
 
 
 def _one(
-    gw: Groupwire, customer: Customer, fields: str | None, *, committed: bool = False
+    gw: Groupwire,
+    customer: Customer,
+    fields: str | None,
+    *,
+    committed: bool = False,
+    conn: Connection | None = None,
 ) -> JSONResponse:
-    """One customer as JSON (see ``one_response``)."""
+    """One customer as JSON (see ``one_response``); relations read on ``conn`` when given
+    (a change's transaction, see ``answers``)."""
 
     def render(chosen: Selection) -> dict[str, Any]:
-        return customers_json(gw, [customer], chosen)[0]
+        return customers_json(gw, [customer], chosen, conn)[0]
 
     selection = select_fields(fields, CUSTOMER_SHAPE)
     return one_response("customer", render, selection, customer.version, committed=committed)
+
+
+def _changed(gw: Groupwire, fields: str | None) -> ChangeAnswer:
+    """The answer to a change of one customer: the customer, as the change left it."""
+
+    def render(customer: Customer, conn: Connection | None) -> Response:
+        return _one(gw, customer, fields, committed=conn is None, conn=conn)
+
+    return ChangeAnswer(render)
 
 
 @router.get(
@@ -91,12 +108,13 @@ def list_customers(gw: GW, request: Request, query: Annotated[ListQuery, Query()
 @router.post("", summary="Create a customer")
 def create_customer(
     gw: GW, body: CreateCustomer, context: ChangeContext, query: Annotated[Fields, Query()]
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
     fields = body.given()
     email = fields.pop("email", None)
-    customer = gw.customers.create(email, context=body.hook_context(context), **fields)
-    return _one(gw, customer, query.fields, committed=True)
+    answer = _changed(gw, query.fields)
+    gw.customers.create(email, context=answer.on(body.hook_context(context)), **fields)
+    return answer.response()
 
 
 @router.get("/{id}", summary="Retrieve a customer")
@@ -113,28 +131,29 @@ def update_customer(
     context: ChangeContext,
     query: Annotated[Fields, Query()],
     if_match: IfMatch = None,
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
-    customer = gw.customers.update(
-        id, expected_version=version, context=body.hook_context(context), **body.given()
+    answer = _changed(gw, query.fields)
+    gw.customers.update(
+        id, expected_version=version, context=answer.on(body.hook_context(context)), **body.given()
     )
-    return _one(gw, customer, query.fields, committed=True)
+    return answer.response()
 
 
 @router.delete("/{id}", summary="Delete a customer (it leaves its groups first)")
-def delete_customer(
-    gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None
-) -> JSONResponse:
+def delete_customer(gw: GW, id: str, context: ChangeContext, if_match: IfMatch = None) -> Response:
     version = expected_version(if_match, lambda: gw.customers.get(id).version)
+    answer = ChangeAnswer(lambda _customer, _conn: JSONResponse(deleted_json(id, "customer")))
     try:
-        gw.customers.delete(id, expected_version=version, context=context)
+        gw.customers.delete(id, expected_version=version, context=answer.on(context))
     except NotFound:
         if if_match:  # a condition on what is not there: a 404, as before any change
             raise
         # Medusa answers the delete of an unknown or deleted customer as done; nothing is
         # written and no event recorded.
-    return JSONResponse(deleted_json(id, "customer"))
+        return JSONResponse(deleted_json(id, "customer"))
+    return answer.response()
 
 
 @router.post(
@@ -146,10 +165,10 @@ def update_customer_customer_groups(
     body: BatchIds,
     context: ChangeContext,
     query: Annotated[Fields, Query()],
-) -> JSONResponse:
+) -> Response:
     select_fields(query.fields, CUSTOMER_SHAPE)
-    change = gw.customers.update_groups(
-        id, add=body.add, remove=body.remove, context=body.hook_context(context)
+    answer = _changed(gw, query.fields)
+    gw.customers.update_groups(
+        id, add=body.add, remove=body.remove, context=answer.on(body.hook_context(context))
     )
-    assert change.customer is not None  # the service returns the customer it changed
-    return _one(gw, change.customer, query.fields, committed=True)
+    return answer.response()

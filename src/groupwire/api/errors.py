@@ -21,11 +21,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from groupwire.api.answers import as_response
 from groupwire.api.validation import describe_validation_errors
-from groupwire.domain.errors import GroupwireError, NotFound, OutcomeUnknown, Unavailable
+from groupwire.domain.errors import (
+    AlreadyApplied,
+    GroupwireError,
+    NotFound,
+    OutcomeUnknown,
+    Unavailable,
+)
 from groupwire.store.engine import UNAVAILABLE_MESSAGE, connection_lost, describe
 from groupwire.store.unit_of_work import OUTCOME_UNKNOWN_MESSAGE
 
@@ -127,10 +135,12 @@ def unavailable_response(method: str, path: str, error: BaseException) -> JSONRe
     )
 
 
-async def _groupwire_error(request: Request, error: Exception) -> JSONResponse:
+async def _groupwire_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, GroupwireError)
     if isinstance(error, Unavailable):
         return unavailable_response(request.method, request.url.path, error)
+    if isinstance(error, AlreadyApplied) and error.answer is not None:
+        return as_response(error.answer, replay=True)  # the key's first answer, as it was
     headers = getattr(error, "headers", None)
     message = error.message
     if isinstance(error, NotFound) and _route_of(request) in QUOTED_NOT_FOUND:

@@ -5,69 +5,66 @@ on reads). For a request with a key it:
 
 1. refuses a malformed key (400 ``invalid_data``: 1 to 255 printable ASCII characters);
 2. computes the request's fingerprint (method, path, query, body; JSON bodies compared as
-   data, so key order and spacing do not matter);
-3. runs the route with the key and fingerprint in ``request.state``; the route's ``Context``
-   carries them to the service, whose unit of work looks the key up and claims it in the
-   change's own transaction (:mod:`groupwire.store.idempotency_keys`): a key already used
-   makes the service write nothing and raise. Routes that write outside the service (API
-   keys, webhooks, mail settings) have the key looked up here, before they run;
-4. stores a 2xx answer on the key before sending it (a client that got an answer can count
-   on its replay). Errors are not stored: a 4xx or 5xx raised before the commit wrote
-   nothing, so a retry executes again. Any other answer to a keyed request is replaced by
-   what the key's record says, when a committed change holds the key (in the caller's scope,
-   the API key): the stored answer for the same fingerprint is replayed
-   (``Idempotent-Replayed: true``), another fingerprint is a 422 ``not_allowed``, and a
-   change committed whose answer is not stored yet is waited for briefly, then answered 409
-   ``conflict`` ("already applied").
+   data, so key order and spacing do not matter) and puts key and fingerprint in
+   ``request.state``;
+3. runs the route. A route changing state through the service (it takes a ``ChangeContext``)
+   hands the key to the service, whose unit of work claims it first thing in the change's
+   transaction and writes the route's answer (status, headers, body bytes) on it just
+   before the commit (:mod:`groupwire.api.answers`): key, change and answer commit together,
+   and a key already used makes the service write nothing and raise ``AlreadyApplied`` with
+   the stored answer, which :mod:`groupwire.api.errors` replays (``Idempotent-Replayed:
+   true``). A concurrent duplicate waits on the claimed row and then finds that answer.
+   Routes that write outside the service (API keys, webhooks, mail settings) take
+   :data:`OUTSIDE_SERVICE`, which looks the key up before they run, and their 2xx answer is
+   stored here after it is rendered, in one statement of its own: for them alone, a crash
+   between their change and that statement leaves the key unused, so a retry runs again;
+4. answers an error (a 4xx or 5xx: nothing was written, or the change committed and the
+   error came before the service, for instance a retried ``If-Match`` whose version moved
+   on) with what the key's record says when a committed change holds the key in the caller's
+   scope: its stored answer for the same fingerprint, a 422 ``not_allowed`` for another.
+   Otherwise the error stands, and a retry executes again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from fastapi.dependencies.models import Dependant
+from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from groupwire.api.caller import KeyedRequest, change_context
+from groupwire.api.answers import as_response, stored
+from groupwire.api.caller import KeyedRequest, keyed_request
 from groupwire.api.errors import error_response
 from groupwire.api.middleware import READ_METHODS
 from groupwire.app import Groupwire
+from groupwire.domain.changes import Answer
+from groupwire.domain.errors import AlreadyApplied, IdempotencyKeyReused
 from groupwire.store import idempotency_keys
-from groupwire.store.idempotency_keys import Answer, KeyRecord
+from groupwire.store.idempotency_keys import KeyRecord
 
-HEADER = "idempotency-key"
-REPLAYED_HEADER = "idempotent-replayed"
-STORED_HEADERS = ("content-type", "etag")
+HEADER = b"idempotency-key"
 VALID_KEY = re.compile(r"^[\x20-\x7e]{1,255}$")
-WAIT_FOR_ANSWER = 2.0
-"""Seconds a request waits for the stored answer of a committed change under its key."""
-_POLL = 0.02
+_STORE_AFTER = "idempotency_store_after"
+"""``request.state`` flag set by :data:`OUTSIDE_SERVICE`: the answer is stored after the route."""
 
 
 class IdempotentRequests:
     def __init__(self, app: ASGIApp, gw: Groupwire) -> None:
         self.app = app
         self.gw = gw
-        self._claims_in_service: dict[int, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        api_key = scope.get("state", {}).get("api_key")
-        if scope["type"] != "http" or scope["method"] in READ_METHODS or api_key is None:
+        if scope["type"] != "http" or scope["method"] in READ_METHODS:
             await self.app(scope, receive, send)
             return
-        key = Headers(scope=scope).get(HEADER)
-        in_service = self._route_writes_through_service(scope) if key is not None else None
-        if key is None or in_service is None:  # no key, or no route (the app answers 404/405)
+        state = scope.get("state", {})
+        api_key = state.get("api_key")
+        key = _header(scope) if api_key is not None else None
+        if key is None:
             await self.app(scope, receive, send)
             return
         if not VALID_KEY.match(key):
@@ -79,118 +76,83 @@ class IdempotentRequests:
             await response(scope, receive, send)
             return
         body, receive = await _read_body(receive)
-        fingerprint = request_fingerprint(scope, body)
-        owner = api_key.id
-        if not in_service:
-            found = await self._settled(owner, key)
-            if found is not None:
-                await self._answer_from(found, key, fingerprint)(scope, receive, send)
-                return
-
-        scope["state"]["idempotency"] = KeyedRequest(key, fingerprint)
+        keyed = KeyedRequest(key, request_fingerprint(scope, body))
+        state["idempotency"] = keyed
         start: Message | None = None
         chunks: list[bytes] = []
 
-        async def capture(message: Message) -> None:
+        async def settle(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                start = message
+                if 200 <= message["status"] < 300 and not state.get(_STORE_AFTER):
+                    await send(message)  # the service stored it with the change, or a replay
+                else:
+                    start = message
                 return
-            if message["type"] != "http.response.body" or start is None:
+            if start is None or message["type"] != "http.response.body":
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            await self._finish(start, b"".join(chunks), owner, key, fingerprint, scope, send)
+            if not message.get("more_body", False):
+                response = await self._settled(start, b"".join(chunks), api_key.id, keyed)
+                await response(scope, _no_body, send)
 
-        await self.app(scope, receive, capture)
+        await self.app(scope, receive, settle)
 
-    async def _finish(
-        self,
-        start: Message,
-        body: bytes,
-        owner: str,
-        key: str,
-        fingerprint: str,
-        scope: Scope,
-        send: Send,
-    ) -> None:
-        status = int(start["status"])
-        if 200 <= status < 300:
-            headers = Headers(raw=start.get("headers", []))
-            answer = Answer(
-                status,
-                {name: headers[name] for name in STORED_HEADERS if name in headers},
-                body.decode("utf-8", "replace"),
-            )
+    async def _settled(
+        self, start: Message, body: bytes, owner: str, keyed: KeyedRequest
+    ) -> Response:
+        """The answer to send for a response held back: a 2xx of a route outside the service,
+        stored now; an error, replaced by the key's record when a committed change holds it."""
+        response = Response(body, status_code=start["status"])
+        response.raw_headers = list(start.get("headers", []))
+        if 200 <= response.status_code < 300:
             await run_in_threadpool(
                 idempotency_keys.store_answer,
                 self.gw.engine,
                 owner,
-                key,
-                fingerprint,
-                answer,
+                keyed.key,
+                keyed.fingerprint,
+                stored(response),
                 datetime.now(UTC),
                 self.gw.settings.idempotency_key_ttl,
             )
-        else:  # the key may be used by a committed change (a retry, a concurrent duplicate)
-            found = await self._settled(owner, key)
-            if found is not None:
-                await self._answer_from(found, key, fingerprint)(scope, _no_body, send)
-                return
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+            return response
+        found = await run_in_threadpool(_lookup, self.gw, owner, keyed.key)
+        return response if found is None else _answer_from(found, keyed, response)
 
-    def _route_writes_through_service(self, scope: Scope) -> bool | None:
-        """Whether the route changes state through the service (it takes a ``ChangeContext``),
-        whose unit of work checks and claims the key: no look-up is needed before it runs.
-        None when no route serves this method and path."""
-        router = getattr(scope.get("app"), "router", None)
-        for route in getattr(router, "routes", ()):
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                known = self._claims_in_service.get(id(route))
-                if known is None:
-                    dependant = getattr(route, "dependant", None)
-                    known = dependant is not None and _depends_on(dependant, change_context)
-                    self._claims_in_service[id(route)] = known
-                return known
-        return None
 
-    async def _settled(self, owner: str, key: str) -> KeyRecord | None:
-        """The key's record, after waiting up to ``WAIT_FOR_ANSWER`` for its answer when
-        the change is committed but its answer not stored yet."""
-        deadline = time.monotonic() + WAIT_FOR_ANSWER
-        while True:
-            found = await run_in_threadpool(
-                idempotency_keys.lookup, self.gw.engine, owner, key, datetime.now(UTC)
-            )
-            if found is None or found.answer is not None or time.monotonic() >= deadline:
-                return found
-            await asyncio.sleep(_POLL)
+async def outside_service(request: Request) -> None:
+    """A dependency of the routes that write outside the service: a key already used by a
+    committed request is answered (replayed, or refused when used for another request)
+    before the route runs; otherwise the route's 2xx answer is stored once it is sent."""
+    keyed = keyed_request(request.state)
+    if keyed is None or request.method in READ_METHODS:
+        return
+    gw: Groupwire = request.app.state.gw
+    owner = request.state.api_key.id
+    found = await run_in_threadpool(_lookup, gw, owner, keyed.key)
+    if found is None:
+        setattr(request.state, _STORE_AFTER, True)
+        return
+    if found.fingerprint != keyed.fingerprint:
+        raise IdempotencyKeyReused(keyed.key)
+    raise AlreadyApplied(keyed.key, found.answer)
 
-    def _answer_from(self, found: KeyRecord, key: str, fingerprint: str) -> Response:
-        if found.fingerprint != fingerprint:
-            return error_response(
-                422,
-                "not_allowed",
-                f"Idempotency-Key {key!r} was already used for a different request; "
-                "use a new key for a new request",
-            )
-        if found.answer is None:
-            return error_response(
-                409,
-                "conflict",
-                f"A request with Idempotency-Key {key!r} was already applied, but its response "
-                "is not available; read the resource to see its state",
-            )
-        answer = found.answer
-        return Response(
-            answer.body,
-            status_code=answer.status,
-            headers={**answer.headers, REPLAYED_HEADER: "true"},
-        )
+
+OUTSIDE_SERVICE = Depends(outside_service)
+
+
+def _lookup(gw: Groupwire, owner: str, key: str) -> KeyRecord | None:
+    return idempotency_keys.lookup(gw.engine, owner, key, datetime.now(UTC))
+
+
+def _answer_from(found: KeyRecord, keyed: KeyedRequest, response: Response) -> Response:
+    if found.fingerprint != keyed.fingerprint:
+        error = IdempotencyKeyReused(keyed.key)
+        return error_response(422, error.type, error.message)
+    answer: Answer | None = found.answer
+    return response if answer is None else as_response(answer, replay=True)
 
 
 def request_fingerprint(scope: Scope, body: bytes) -> str:
@@ -205,8 +167,11 @@ def request_fingerprint(scope: Scope, body: bytes) -> str:
     )
 
 
-def _depends_on(dependant: Dependant, call: Callable[..., Any]) -> bool:
-    return any(sub.call is call or _depends_on(sub, call) for sub in dependant.dependencies)
+def _header(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            return str(value.decode("latin-1"))
+    return None
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:

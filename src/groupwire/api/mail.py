@@ -17,6 +17,7 @@ from pydantic.json_schema import JsonDict
 
 from groupwire.api.bodies import NOT_BLANK, Body, Email
 from groupwire.api.caller import GW, require_scope
+from groupwire.api.idempotency import OUTSIDE_SERVICE
 from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, StrictQuery
 from groupwire.api.render import deleted_json, iso, page_response
 from groupwire.domain.errors import InvalidData
@@ -25,7 +26,7 @@ from groupwire.mail.welcome import WelcomeEmail
 from groupwire.notify import notifications_of
 from groupwire.notify.rules import NotificationRule
 
-router = APIRouter(tags=["mail"])
+router = APIRouter(tags=["mail"], dependencies=[OUTSIDE_SERVICE])
 ADMIN = [Depends(require_scope("admin"))]
 NOT_EMPTY: JsonDict = {"pattern": NOT_BLANK}
 TEMPLATE_HELP = "Jinja2 over `customer` and `group`, e.g. `Welcome {{ customer.first_name }}`"

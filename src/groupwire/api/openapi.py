@@ -54,8 +54,8 @@ ERRORS: dict[str, str] = {
     "401": "No or bad credentials (`unauthorized`)",
     "403": "The API key lacks the scope this operation needs (`forbidden`)",
     "404": "No such resource, in the path or named in the body (`not_found`)",
-    "409": "The `Idempotency-Key` belongs to a change already applied whose answer is not "
-    "available (`conflict`)",
+    "409": "The `Idempotency-Key` belongs to a change already applied through the Python "
+    "library, which stores no answer (`conflict`)",
     "412": "The `If-Match` ETag is not the current version (`precondition_failed`)",
     "413": "The request body is larger than `GROUPWIRE_API_MAX_BODY_BYTES` (`invalid_data`)",
     "422": "A hook's veto, or an `Idempotency-Key` used before for another request (`not_allowed`)",

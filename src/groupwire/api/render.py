@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Connection
 
 from groupwire.api.json_body import JSONBody
 from groupwire.api.params import Selection, Shape, etag
@@ -18,6 +19,8 @@ from groupwire.domain.models import Customer, CustomerGroup, Page
 from groupwire.store import address_repository
 from groupwire.store import repository as repo
 from groupwire.store.engine import read_retrying
+
+T = TypeVar("T")
 
 GROUP_DEFAULTS = (
     "id",
@@ -98,35 +101,47 @@ def _plain(entity: Any, fields: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _read(gw: Groupwire, conn: Connection | None, read: Callable[[Connection], T]) -> T:
+    """``read`` on ``conn`` (a change's transaction, answering it before its commit), or on a
+    connection of its own, retried once (see ``read_retrying``)."""
+    return read(conn) if conn is not None else read_retrying(gw.engine, read)
+
+
 def groups_json(
-    gw: Groupwire, groups: Sequence[CustomerGroup], selection: Selection
+    gw: Groupwire,
+    groups: Sequence[CustomerGroup],
+    selection: Selection,
+    conn: Connection | None = None,
 ) -> list[dict[str, Any]]:
+    """Groups as JSON; relations read on ``conn`` when given (see ``_read``)."""
     rows = [_plain(group, selection.fields) for group in groups]
     members = selection.relations.get("customers")
     if members is not None:
         ids = [group.id for group in groups]
-        found = read_retrying(gw.engine, lambda conn: repo.members_of_groups(conn, ids))
+        found = _read(gw, conn, lambda c: repo.members_of_groups(c, ids))
         for row, group in zip(rows, groups, strict=True):
             row["customers"] = [_plain(c, members.fields) for c in found[group.id]]
     return rows
 
 
 def customers_json(
-    gw: Groupwire, customers: Sequence[Customer], selection: Selection
+    gw: Groupwire,
+    customers: Sequence[Customer],
+    selection: Selection,
+    conn: Connection | None = None,
 ) -> list[dict[str, Any]]:
+    """Customers as JSON; relations read on ``conn`` when given (see ``_read``)."""
     rows = [_plain(customer, selection.fields) for customer in customers]
     groups = selection.relations.get("groups")
     if groups is not None:
         ids = [customer.id for customer in customers]
-        found = read_retrying(gw.engine, lambda conn: repo.groups_of_customers(conn, ids))
+        found = _read(gw, conn, lambda c: repo.groups_of_customers(c, ids))
         for row, customer in zip(rows, customers, strict=True):
             row["groups"] = [_plain(g, groups.fields) for g in found[customer.id]]
     addresses = selection.relations.get("addresses")
     if addresses is not None:
         ids = [customer.id for customer in customers]
-        owned = read_retrying(
-            gw.engine, lambda conn: address_repository.addresses_of_customers(conn, ids)
-        )
+        owned = _read(gw, conn, lambda c: address_repository.addresses_of_customers(c, ids))
         for row, customer in zip(rows, customers, strict=True):
             row["addresses"] = addresses_json(owned[customer.id], addresses)
     return rows

@@ -16,13 +16,14 @@ from pydantic import Field
 
 from groupwire.api.bodies import Body
 from groupwire.api.caller import GW, require_scope
+from groupwire.api.idempotency import OUTSIDE_SERVICE
 from groupwire.api.params import MAX_LIMIT, MAX_OFFSET, RequiredTime, StrictQuery
 from groupwire.api.render import deleted_json, iso, page_response
 from groupwire.domain.errors import InvalidData
 from groupwire.webhooks import webhooks_of
 from groupwire.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
-router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/admin/webhooks", tags=["webhooks"], dependencies=[OUTSIDE_SERVICE])
 ADMIN = [Depends(require_scope("admin"))]
 
 

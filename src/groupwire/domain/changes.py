@@ -4,7 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer a caller gave to a change (an HTTP status, a few headers, the body's bytes):
+    stored with the change's idempotency key, in its transaction, and replayed to a retry."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Answering(Protocol):
+    """How a caller answers a change, told the entity the change is about once it is decided.
+
+    Called inside the change's transaction, just before the commit, with the transaction's
+    connection when the change carries an idempotency key: it then renders its answer (reading
+    any related rows through that connection) and returns it, to be stored with the key in the
+    same transaction. Called after the commit with ``None`` otherwise: it returns ``None`` and
+    renders its answer later, as it likes.
+    """
+
+    def __call__(self, subject: Any, connection: Any) -> Answer | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +47,9 @@ class Context:
     field of the bodies that accept one (Medusa's ``WithAdditionalData`` bodies: creating and
     updating a customer or an address), the library takes it for any operation. It is never
     stored and never part of an event: it lives as long as the request.
+
+    ``answer`` (see :class:`Answering`) is how the caller answers the change: the Admin API
+    sets it so that the answer to a keyed request is stored in the change's own transaction.
     """
 
     actor: str | None = None
@@ -31,6 +57,7 @@ class Context:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     additional_data: Mapping[str, Any] | None = field(default=None, hash=False)
+    answer: Answering | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(slots=True)

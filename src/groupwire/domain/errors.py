@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from groupwire.domain.changes import Answer
 from groupwire.domain.limits import ID_MAX, listing, shorten
 
 
@@ -121,14 +122,16 @@ class PreconditionFailed(GroupwireError):
 class AlreadyApplied(GroupwireError):
     """A change carried an idempotency key that an earlier, committed change already used.
 
-    Nothing was written this time. Over HTTP the earlier answer is replayed when it was
-    stored; the library raises this instead (the earlier call's result is what it returned).
+    Nothing was written this time. ``answer`` is the answer stored with the key by the earlier
+    change (over HTTP it is replayed); the library's calls store none (the earlier call's
+    result is what it returned).
     """
 
     type = "conflict"
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, answer: Answer | None = None) -> None:
         self.key = key
+        self.answer = answer
         super().__init__(
             f"A request with Idempotency-Key {key!r} was already applied; nothing was changed"
         )

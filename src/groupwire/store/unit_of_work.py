@@ -127,12 +127,26 @@ class UnitOfWork:
         else:
             self._pending.append(event)
 
-    def commit(self) -> Sequence[Event]:
+    def commit(self, subject: Any = None) -> Sequence[Event]:
         """Write the buffered events and commit; returns the events as recorded.
+
+        ``subject`` is the entity the change is about, handed to the context's ``answer``
+        (:class:`~groupwire.domain.changes.Answering`): with an idempotency key, the answer
+        it renders here, on this transaction's connection, is written on the key's row
+        before the commit, so the key and its answer commit with the change; otherwise it is
+        told the subject after the commit.
 
         A connection lost during the COMMIT itself raises :class:`OutcomeUnknown`: the server
         may have committed before the connection went.
         """
+        answering = self.context.answer
+        key = self.context.idempotency_key
+        if answering is not None and key is not None:
+            answer = answering(subject, self.connection)
+            if answer is not None:
+                idempotency_keys.record_answer(
+                    self.connection, self.context.actor or "", key, answer
+                )
         events = self._write_events()
         try:
             self._transaction.commit()
@@ -141,6 +155,8 @@ class UnitOfWork:
                 raise OutcomeUnknown(OUTCOME_UNKNOWN_MESSAGE) from error
             raise
         self.committed_events = events
+        if answering is not None and key is None:
+            answering(subject, None)
         return events
 
     def _write_events(self) -> Sequence[Event]:
