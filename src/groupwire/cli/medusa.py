@@ -1,7 +1,8 @@
 """``groupwire medusa``: capture a running Medusa store's customer changes as Groupwire events.
 
-``capture`` reads Medusa's PostgreSQL through a logical replication slot until SIGTERM or
-Ctrl+C (the first start creates the publication and the slot and copies the current state);
+``capture`` reads Medusa's PostgreSQL through a logical replication slot (the streaming
+replication protocol) until SIGTERM or Ctrl+C (the first start creates the publication and
+the slot and copies the current state);
 ``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
 drops the slot and the publication (and, with ``--forget``, Groupwire's position). See
 docs/medusa.md.
@@ -31,6 +32,10 @@ from groupwire.cli.signals import stop_requested
 from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
+from groupwire.medusa.plugin import MedusaSettings
+
+# The adapter's own settings, for ``groupwire config`` (docs/configuration.md).
+SETTINGS = ("Medusa (plugin `groupwire.medusa.plugin`, see docs/medusa.md)", MedusaSettings)
 
 app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
 
@@ -60,9 +65,6 @@ def capture(
     slot: SlotOption = "groupwire",
     publication: PublicationOption = "groupwire_medusa",
     schema: Annotated[str, typer.Option(help="Schema of Medusa's tables")] = "public",
-    poll_interval: Annotated[
-        float, typer.Option(min=0.001, help="Seconds between two reads of an idle slot")
-    ] = 0.05,
     initial: Annotated[
         str,
         typer.Option(
@@ -81,7 +83,6 @@ def capture(
         slot=slot,
         publication=publication,
         schema=schema,
-        poll_interval=poll_interval,
         initial=initial,  # type: ignore[arg-type]
     )
     with stop_requested() as stopping, open_groupwire(url, plugins=plugin or []) as gw:
@@ -138,7 +139,9 @@ def uninstall(
     publication: PublicationOption = "groupwire_medusa",
     forget: Annotated[
         bool,
-        typer.Option("--forget", help="Also drop Groupwire's capture position and membership map"),
+        typer.Option(
+            "--forget", help="Also forget Groupwire's capture position and membership map"
+        ),
     ] = False,
 ) -> None:
     """Drop the replication slot and the publication (stop capture for good first)."""
@@ -155,7 +158,7 @@ def uninstall(
     if forget:
         engine = open_engine(database_url(ctx, db))
         try:
-            bookkeeping.drop(engine)
+            bookkeeping.forget(engine, slot)
         finally:
             engine.dispose()
-        out().print("Groupwire's capture position and membership map: dropped")
+        out().print("Groupwire's capture position and membership map: forgotten")
