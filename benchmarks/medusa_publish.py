@@ -44,7 +44,6 @@ from groupwire.medusa.publish import PublishOptions, publish_to_medusa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=10000, help="size of the batch add")
-    parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument(
         "--store", default="sqlite:///{tmp}/groupwire.db", help="Groupwire's store URL"
     )
@@ -133,7 +132,6 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             medusa_url=medusa_db,
             slot=slot,
             publication=publication,
-            poll_interval=args.poll_interval,
         ),
     )
     tail = RecordedTail(args.recorded, group_id)

@@ -144,8 +144,10 @@ class Settings(BaseSettings):
         return value
 
 
-def reference() -> str:
-    """The configuration reference as Markdown (``docs/configuration.md`` is this output)."""
+def reference(*sections: tuple[str, type[BaseSettings]]) -> str:
+    """The configuration reference as Markdown (``docs/configuration.md`` is this output),
+    followed by one table per ``(title, settings class)`` of an adapter that keeps settings
+    of its own (the command line passes them: the core imports no adapter)."""
     lines = [
         "# Configuration",
         "",
@@ -153,14 +155,24 @@ def reference() -> str:
         "case without the prefix). Generated from `groupwire.settings.Settings`:",
         "`uv run groupwire config > docs/configuration.md`.",
         "",
-        "| variable | default | meaning |",
-        "|---|---|---|",
+        *_table(Settings),
     ]
-    for name, field in Settings.model_fields.items():
-        default = "[]" if field.default_factory is not None else field.default
-        shown = "(unset)" if default is None else f"`{default}`"
-        lines.append(f"| `GROUPWIRE_{name.upper()}` | {shown} | {field.description or ''} |")
+    for title, settings in sections:
+        lines += ["", f"## {title}", "", *_table(settings)]
     return "\n".join([*lines, *PRODUCTION_TUNING]) + "\n"
+
+
+def _table(settings: type[BaseSettings]) -> list[str]:
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in settings.model_fields.items():
+        variable = str(field.validation_alias or f"{prefix}{name}").upper()
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, list):
+            default = ",".join(map(str, default)) if default else "[]"
+        shown = "(unset)" if default is None else f"`{default}`"
+        lines.append(f"| `{variable}` | {shown} | {field.description or ''} |")
+    return lines
 
 
 PRODUCTION_TUNING = (

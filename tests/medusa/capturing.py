@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,13 +26,10 @@ class Captured:
     medusa: MedusaServer
     options: CaptureOptions
 
-    def sync(self, rounds: int = 50) -> None:
-        """Apply everything Medusa has committed so far (the API answers after its commit;
-        peek reads up to the WAL flushed when it is called)."""
-        for _ in range(rounds):
-            if self.capture.poll() == 0:
-                return
-        raise AssertionError("capture did not settle")
+    def sync(self, timeout: float = 60.0) -> None:
+        """Apply everything Medusa has committed so far (the API answers after its commit):
+        a mark written into Medusa's WAL now, then the stream read and applied past it."""
+        self.capture.catch_up(wal_mark(self.medusa.database_url), timeout)
 
     def mark(self) -> int:
         return self.gw.events.last_sequence()
@@ -43,6 +41,25 @@ class Captured:
         with psycopg.connect(slots._libpq_url(self.medusa.database_url), autocommit=True) as c:
             cursor = c.execute(query, params)
             return cursor.fetchall() if cursor.description else []
+
+
+def wal_mark(medusa_url: str) -> int:
+    """A position in Medusa's WAL after every commit so far: the end of a transactional
+    logical decoding message, committed (so flushed) at once. ``pgoutput`` with protocol 1
+    does not send such messages, so capture sees only the WAL move past them."""
+    with slots.connect(medusa_url) as conn:
+        row = conn.execute("SELECT pg_logical_emit_message(true, 'groupwire-test', '')::text")
+        return slots.lsn_to_int(row.fetchone()[0])  # type: ignore[index]
+
+
+def wait_until_inactive(medusa_url: str, slot: str, timeout: float = 30.0) -> None:
+    """Until no process reads ``slot`` (a closed stream's walsender takes a moment to exit)."""
+    deadline = time.monotonic() + timeout
+    with slots.connect(medusa_url) as conn:
+        while (state := slots.slot_state(conn, slot)) is not None and state.active:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"slot {slot} is still active")
+            time.sleep(0.05)
 
 
 def new_names() -> tuple[str, str]:

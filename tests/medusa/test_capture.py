@@ -19,14 +19,24 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, text
 
 from groupwire import Groupwire
 from groupwire.api.app import create_app
 from groupwire.domain import events as ev
 from groupwire.medusa import slot as slots
 from groupwire.medusa.decoding import TransactionDecoder
+from groupwire.medusa.plugin import CaptureThread
+from groupwire.medusa.stream import ReplicationStream, XLogData
 from tests.conftest import PostgresSchemas
-from tests.medusa.capturing import Captured, capturing, drop_slot, new_names
+from tests.medusa.capturing import (
+    Captured,
+    capturing,
+    drop_slot,
+    new_names,
+    wait_until_inactive,
+    wal_mark,
+)
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
@@ -373,14 +383,31 @@ def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then
         )
     )
     options = captured.options
-    # Apply what the slot holds without confirming it: a crash right after Groupwire's commit.
-    conn = captured.capture.connection()
-    rows = slots.peek(conn, options.slot, options.publication, 100_000)
-    for transaction in TransactionDecoder().transactions(rows):
-        captured.capture._apply(transaction)
+    before = captured.mark()
+    # Read the slot and apply what it holds without ever confirming it: a crash right
+    # after Groupwire's commit, before the standby status update.
+    mark = wal_mark(medusa.database_url)
+    stream = ReplicationStream(medusa.database_url, options.slot, options.publication, 0)
+    decoder, received = TransactionDecoder(), 0
+    try:
+        while received < mark or decoder.in_transaction:
+            message = stream.read(10)
+            assert message is not None, "the stream went quiet"
+            received = max(received, message.wal_end)
+            if isinstance(message, XLogData):
+                transaction = decoder.feed(message.data)
+                if transaction is not None:
+                    assert captured.capture._apply(transaction)
+    finally:
+        stream.close()
     applied = captured.mark()
+    unconfirmed = captured.capture.status()
+    assert applied > before
+    assert unconfirmed.confirmed_lsn is not None and unconfirmed.position is not None
+    assert unconfirmed.confirmed_lsn < unconfirmed.position
+    wait_until_inactive(medusa.database_url, options.slot)
 
-    captured.sync()  # the restarted loop is handed the same transactions again
+    captured.sync()  # the slot hands the same transactions out again
 
     assert captured.mark() == applied
     adds = [e for e in captured.gw.events.list(type=ev.CUSTOMER_ADDED, limit=None)]
@@ -388,28 +415,29 @@ def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then
         (group["id"], customer["id"])
     ]
     state = captured.capture.status()
-    assert state.confirmed_lsn == state.position
+    assert state.confirmed_lsn is not None and state.position is not None
+    assert state.confirmed_lsn >= state.position
 
 
 def test_given_medusa_busy_with_other_tables_only_when_idle_then_the_slot_still_advances(
     captured: Captured, medusa: MedusaServer
 ) -> None:
     captured.sync()
+    position = captured.capture.position()
     captured.sql("CREATE TABLE IF NOT EXISTS gw_test_noise (n int)")
     captured.sql("INSERT INTO gw_test_noise SELECT generate_series(1, 20000)")
-    [(written,)] = captured.sql("SELECT pg_current_wal_flush_lsn()::text")
+    written = wal_mark(medusa.database_url)
     before = captured.capture.status().confirmed_lsn
-    assert before is not None and before < slots.lsn_to_int(written)
+    assert before is not None and before < written
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert captured.capture.poll() == 0
-        confirmed = captured.capture.status().confirmed_lsn
-        if confirmed is not None and confirmed >= slots.lsn_to_int(written):
-            break
-        time.sleep(0.1)
+    deadline = time.monotonic() + 30
+    confirmed = before
+    while confirmed < written and time.monotonic() < deadline:
+        assert captured.capture.pump(0.1) == 0
+        confirmed = captured.capture.status().confirmed_lsn or 0
 
-    assert captured.capture.status().confirmed_lsn >= slots.lsn_to_int(written)  # type: ignore[operator]
+    assert confirmed >= written
+    assert captured.capture.position() == position  # nothing of ours: nothing applied
 
 
 # --- the initial state -------------------------------------------------------------------------
@@ -482,50 +510,89 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def blocked_on_position(store: Engine, holder: int) -> tuple[int, set[str]] | None:
+    """The capture's Groupwire transaction waiting for the ``medusa_stream`` row held by
+    ``holder``: its backend pid and the tables it has written rows into (uncommitted)."""
+    with store.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT pid FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"
+                " AND query LIKE 'UPDATE medusa_stream%'"
+            ),
+            {"holder": holder},
+        ).first()
+        if row is None:
+            return None
+        written = conn.execute(
+            text(
+                "SELECT DISTINCT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                " WHERE l.pid = :pid AND l.mode = 'RowExclusiveLock' AND c.relkind = 'r'"
+            ),
+            {"pid": row[0]},
+        ).scalars()
+        return int(row[0]), set(written)
+
+
 @pytest.mark.slow
 def test_given_capture_killed_during_large_batch_adds_when_restarted_then_each_event_once(
     medusa: MedusaServer, store_url: str, tmp_path: Any
 ) -> None:
     slot, publication = new_names()
     medusa_sql = slots._libpq_url(medusa.database_url)
-    count, groups = 2500, 3
+    count = 10_000
     customer_ids = [f"cus_kill{uuid.uuid4().hex}" for _ in range(count)]
-    with psycopg.connect(medusa_sql, autocommit=True) as conn, conn.cursor() as cursor:
+    with psycopg.connect(medusa_sql) as conn, conn.cursor() as cursor:  # one transaction
         cursor.executemany(
             "INSERT INTO customer (id, email) VALUES (%s, %s)",
             [(cid, f"{cid}@bulk.example") for cid in customer_ids],
         )
-    group_ids = [create_group(medusa)["id"] for _ in range(groups)]
+    group_id = create_group(medusa)["id"]
+    path = f"/admin/customer-groups/{group_id}/customers"
     log = (tmp_path / "capture.log").open("ab")
     gw = Groupwire.open(store_url, load_entry_points=False, plugins=[])
+    store = create_engine(store_url)
     process = start_capture_process(medusa, store_url, slot, publication, log)
     try:
         wait_for(
             lambda: b"Capturing" in (tmp_path / "capture.log").read_bytes(), 60, "capture start"
         )
+        ok(medusa.client.post(path, json={"add": customer_ids[:1]}))
+        wait_for(lambda: gw.events.last_sequence() > 0, 60, "the first member")
         start = gw.events.last_sequence()
-        for group_id in group_ids:  # each batch add is one Medusa transaction
-            path = f"/admin/customer-groups/{group_id}/customers"
-            ok(medusa.client.post(path, json={"add": customer_ids}))
-            if group_id == group_ids[0]:
-                wait_for(lambda: gw.events.last_sequence() > start, 60, "the first batch")
-        # Killed right after the last batch committed, mostly while it is being applied;
-        # where exactly depends on timing. The window "Groupwire committed, slot not yet
-        # confirmed" is pinned down deterministically by the not-confirmed test above.
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+
+        # Hold the capture's position row: its next Groupwire transaction writes the copy of
+        # the batch, then waits for the row, uncommitted.
+        with store.connect() as holder:
+            holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            holder.execute(
+                text("SELECT lsn FROM medusa_stream WHERE slot = :slot FOR UPDATE"),
+                {"slot": slot},
+            )
+            ok(medusa.client.post(path, json={"add": customer_ids[1:]}))  # one Medusa commit
+            deadline = time.monotonic() + 120
+            while (blocked := blocked_on_position(store, holder_pid)) is None:
+                assert time.monotonic() < deadline, "the capture never blocked on the row"
+                time.sleep(0.05)
+            _pid, written = blocked
+            # the copy of the 10,000 memberships and the map are written, uncommitted (the
+            # events are written by the commit itself, which never comes)
+            assert {"customer_group_customer", "medusa_membership"} <= written
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+            holder.rollback()
         killed_at = gw.events.last_sequence() - start
 
         process = start_capture_process(medusa, store_url, slot, publication, log)
-        expected = count * groups
-        wait_for(lambda: gw.events.last_sequence() - start >= expected, 120, "every event")
-        time.sleep(0.5)  # anything extra would come right after
+        expected = count - 1
+        wait_for(lambda: gw.events.last_sequence() - start >= expected, 180, "every event")
+        time.sleep(1.0)  # anything extra would come right after
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
 
-        events = gw.events.list(after=start, type="customer_group.*", limit=None)
+        events = gw.events.list(after=start, limit=None)
         pairs = [(e.data["group_id"], e.data["customer_id"]) for e in events]
-        assert 0 < killed_at <= expected
+        assert killed_at == 0  # the kill came before the commit: nothing of the batch
+        assert {e.type for e in events} == {ev.CUSTOMER_ADDED}
         assert len(pairs) == len(set(pairs)) == expected
         members: set[tuple[str, str]] = set()
         for event in gw.events.list(type="customer_group.customer_*", limit=None):
@@ -540,17 +607,94 @@ def test_given_capture_killed_during_large_batch_adds_when_restarted_then_each_e
                 " JOIN customer_group g ON g.id = m.customer_group_id"
                 " JOIN customer c ON c.id = m.customer_id"
                 " WHERE m.deleted_at IS NULL AND g.deleted_at IS NULL AND c.deleted_at IS NULL"
-                " AND m.customer_group_id = ANY(%s)",
-                (group_ids,),
+                " AND m.customer_group_id = %s",
+                (group_id,),
             ).fetchall()
-        assert {p for p in members if p[0] in group_ids} == {tuple(r) for r in live}
+        assert len(live) == count
+        assert {p for p in members if p[0] == group_id} == {tuple(r) for r in live}
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
         log.close()
+        store.dispose()
         gw.close()
         drop_slot(medusa.database_url, slot, publication)
+
+
+# --- capture inside serve / worker ----------------------------------------------------------
+
+
+def test_given_the_medusa_plugin_with_capture_on_when_started_then_changes_become_events(
+    medusa: MedusaServer, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slot, publication = new_names()
+    for name, value in (
+        ("URL", medusa.database_url),
+        ("SLOT", slot),
+        ("PUBLICATION", publication),
+        ("CAPTURE", "1"),
+    ):
+        monkeypatch.setenv(f"GROUPWIRE_MEDUSA_{name}", value)
+    gw = Groupwire.open(store_url, load_entry_points=False, plugins=["groupwire.medusa.plugin"])
+    try:
+        [capture] = [w for w in gw.workers if isinstance(w, CaptureThread)]
+        gw.start()
+        wait_for(lambda: gw.health_checks["medusa_capture"]() == "ok", 60, "capture running")
+
+        group = create_group(medusa)
+
+        wait_for(
+            lambda: [e.data["id"] for e in gw.events.list(type=ev.GROUP_CREATED)] == [group["id"]],
+            30,
+            "the group's event",
+        )
+    finally:
+        gw.close()
+        drop_slot(medusa.database_url, slot, publication)
+    assert not capture.thread.is_alive()
+
+
+@pytest.mark.slow
+def test_given_serve_with_medusa_capture_then_medusas_changes_reach_its_store(
+    medusa: MedusaServer, store_url: str, tmp_path: Any
+) -> None:
+    slot, publication = new_names()
+    command = [
+        *(sys.executable, "-m", "groupwire.cli", "--db", store_url, "serve"),
+        *("--port", "0", "--medusa-capture", medusa.database_url),
+    ]
+    env = {
+        **os.environ,
+        "GROUPWIRE_LOAD_ENTRY_POINTS": "false",
+        "GROUPWIRE_MEDUSA_SLOT": slot,
+        "GROUPWIRE_MEDUSA_PUBLICATION": publication,
+    }
+    gw = Groupwire.open(store_url, load_entry_points=False, plugins=[])
+    with (tmp_path / "serve.log").open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: slot_active(medusa, slot), 60, "the capture reading its slot")
+        group = create_group(medusa)
+        wait_for(
+            lambda: [e.data["id"] for e in gw.events.list(type=ev.GROUP_CREATED)] == [group["id"]],
+            30,
+            "the group's event",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, (tmp_path / "serve.log").read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        gw.close()
+        drop_slot(medusa.database_url, slot, publication)
+
+
+def slot_active(medusa: MedusaServer, slot: str) -> bool:
+    with slots.connect(medusa.database_url) as conn:
+        state = slots.slot_state(conn, slot)
+    return state is not None and state.active
 
 
 # --- monitoring --------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
 from groupwire.medusa.publish import SUBSCRIBER, PublishOptions, publish_to_medusa
 from tests.conftest import PostgresSchemas
-from tests.medusa.capturing import Captured, capturing, drop_slot, new_names
+from tests.medusa.capturing import Captured, capturing, drop_slot, new_names, wal_mark
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
@@ -396,8 +396,7 @@ def test_given_groupwires_redis_bus_then_the_publish_plugin_publishes_from_the_w
         group = create_group(medusa)
         customers = [create_customer(medusa) for _ in range(3)]
         change_members(medusa, group["id"], add=customers)
-        while capture.poll():
-            pass
+        capture.catch_up(wal_mark(medusa.database_url))
         events = gw.events.list(type="customer_group.*", limit=None)
 
         records = settled(medusa, [e.id for e in events])

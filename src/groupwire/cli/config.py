@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from groupwire.cli import medusa
 from groupwire.settings import reference
+
+
+def configuration_reference() -> str:
+    """Groupwire's settings, then those of the adapters the command line knows."""
+    return reference(*medusa.SETTINGS)
 
 
 def show_config() -> None:
     """Print the configuration reference (Markdown; docs/configuration.md is this output)."""
-    typer.echo(reference(), nl=False)
+    typer.echo(configuration_reference(), nl=False)

@@ -1,8 +1,9 @@
 """``groupwire medusa``: capture a running Medusa store's customer changes as Groupwire events.
 
-``capture`` reads Medusa's PostgreSQL through a logical replication slot until SIGTERM or
-Ctrl+C (the first start creates the publication and the slot and copies the current state;
-with ``--medusa-redis`` it also publishes the events into Medusa's own event bus);
+``capture`` reads Medusa's PostgreSQL through a logical replication slot (the streaming
+replication protocol) until SIGTERM or Ctrl+C (the first start creates the publication and
+the slot and copies the current state; with ``--medusa-redis`` it also publishes the events
+into Medusa's own event bus);
 ``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
 drops the slot and the publication (and, with ``--forget``, Groupwire's position);
 ``gateway`` serves a reverse proxy in front of Medusa's Admin API that runs Groupwire's
@@ -33,7 +34,14 @@ from groupwire.cli.signals import stop_requested
 from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
+from groupwire.medusa.plugin import MedusaSettings
 from groupwire.medusa.publish import DEFAULT_EVENTS, MedusaPublishing, PublishSettings
+
+# The adapter's own settings, for ``groupwire config`` (docs/configuration.md).
+SETTINGS = (
+    ("Medusa (plugin `groupwire.medusa.plugin`, see docs/medusa.md)", MedusaSettings),
+    ("Medusa publishing (plugin `groupwire.medusa.publish`, see docs/medusa.md)", PublishSettings),
+)
 
 app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
 
@@ -63,9 +71,6 @@ def capture(
     slot: SlotOption = "groupwire",
     publication: PublicationOption = "groupwire_medusa",
     schema: Annotated[str, typer.Option(help="Schema of Medusa's tables")] = "public",
-    poll_interval: Annotated[
-        float, typer.Option(min=0.001, help="Seconds between two reads of an idle slot")
-    ] = 0.05,
     initial: Annotated[
         str,
         typer.Option(
@@ -108,7 +113,6 @@ def capture(
         slot=slot,
         publication=publication,
         schema=schema,
-        poll_interval=poll_interval,
         initial=initial,  # type: ignore[arg-type]
     )
     plugins: list[object] = [*(plugin or []), *publishing]
@@ -178,7 +182,9 @@ def uninstall(
     publication: PublicationOption = "groupwire_medusa",
     forget: Annotated[
         bool,
-        typer.Option("--forget", help="Also drop Groupwire's capture position and membership map"),
+        typer.Option(
+            "--forget", help="Also forget Groupwire's capture position and membership map"
+        ),
     ] = False,
 ) -> None:
     """Drop the replication slot and the publication (stop capture for good first)."""
@@ -195,10 +201,10 @@ def uninstall(
     if forget:
         engine = open_engine(database_url(ctx, db))
         try:
-            bookkeeping.drop(engine)
+            bookkeeping.forget(engine, slot)
         finally:
             engine.dispose()
-        out().print("Groupwire's capture position and membership map: dropped")
+        out().print("Groupwire's capture position and membership map: forgotten")
 
 
 @app.command("gateway")

@@ -43,7 +43,27 @@ PluginOption = Annotated[
         show_default=False,
     ),
 ]
+MedusaCaptureOption = Annotated[
+    str | None,
+    typer.Option(
+        "--medusa-capture",
+        help="Also capture a Medusa store's customer changes from its PostgreSQL "
+        "(postgresql://...), in a background thread: see docs/medusa.md.",
+        show_default=False,
+    ),
+]
 FIRST_KEY_NAME = "admin (created by groupwire serve)"
+MEDUSA_PLUGIN = "groupwire.medusa.plugin"  # named, not imported: the adapter stays outside
+
+
+def with_medusa_capture(medusa_url: str | None, plugins: list[str]) -> list[str]:
+    """``--medusa-capture URL``: load the Medusa plugin with capture on (through the
+    ``GROUPWIRE_MEDUSA_*`` variables it reads, so that ``--workers`` processes see them)."""
+    if not medusa_url:
+        return plugins
+    os.environ["GROUPWIRE_MEDUSA_URL"] = medusa_url
+    os.environ["GROUPWIRE_MEDUSA_CAPTURE"] = "1"
+    return plugins if MEDUSA_PLUGIN in plugins else [*plugins, MEDUSA_PLUGIN]
 
 
 def serve(
@@ -54,11 +74,13 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     plugin: PluginOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    medusa_capture: MedusaCaptureOption = None,
 ) -> None:
     """Serve the Admin API and deliver events to subscribers, until SIGTERM or Ctrl+C."""
     import uvicorn
 
     url = database_url(ctx, db)
+    plugin = with_medusa_capture(medusa_capture, plugin or []) or None
     gw = open_groupwire(url, plugins=plugin or [])
     try:
         announce_first_key(gw.engine, host, port)

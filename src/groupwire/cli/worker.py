@@ -20,14 +20,20 @@ from groupwire.cli.common import (
     open_groupwire,
     out,
 )
-from groupwire.cli.server import PluginOption
+from groupwire.cli.server import MedusaCaptureOption, PluginOption, with_medusa_capture
 from groupwire.cli.signals import stop_requested
 from groupwire.events.worker import run_redis_worker
 
 
-def worker(ctx: typer.Context, db: DbOption = None, plugin: PluginOption = None) -> None:
+def worker(
+    ctx: typer.Context,
+    db: DbOption = None,
+    plugin: PluginOption = None,
+    medusa_capture: MedusaCaptureOption = None,
+) -> None:
     """Deliver events to the subscribers plugins register, until SIGTERM or Ctrl+C."""
     url = database_url(ctx, db)
+    plugin = with_medusa_capture(medusa_capture, plugin or [])
     with stop_requested() as stopping, open_groupwire(url, plugins=plugin or []) as gw:
         names = [s.name for s in gw.subscribers]
         if not names:

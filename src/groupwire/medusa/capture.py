@@ -1,25 +1,28 @@
 """The capture loop: Medusa's committed transactions become Groupwire's copy and events.
 
-One round (:meth:`MedusaCapture.poll`):
+Capture reads the slot through the streaming replication protocol
+(``groupwire.medusa.stream``): the server pushes each committed transaction, whole and in
+commit order, as soon as its commit is flushed. For each one (:meth:`MedusaCapture.pump`):
 
-1. peek at the slot: whole committed transactions after its confirmed position, in commit
-   order (``groupwire.medusa.slot``);
-2. apply each one not yet applied as ONE Groupwire transaction, through
+1. when its Commit message arrives, it is applied as ONE Groupwire transaction, through
    :meth:`groupwire.service.Service.apply_external_change`: the copy, the events and the new
-   stream position (the end LSN of Medusa's commit, ``medusa_stream``) commit together, and a
+   stream position (the end LSN of Medusa's commit, ``medusa_stream``) commit together; a
    transaction at or below the stored position is skipped;
-3. confirm them to the slot (``pg_replication_slot_advance``), which lets PostgreSQL recycle
-   that WAL.
+2. then a standby status update confirms its end LSN to the slot (``flushed``), which lets
+   PostgreSQL recycle that WAL. The confirmed position is never ahead of what Groupwire has
+   committed: a crash between 1 and 2 makes the slot send the same transaction again, and
+   step 1 skips it. Nothing is lost, nothing doubled.
 
-A crash between 2 and 3 makes the slot hand the same transactions out again, and step 2 skips
-them: nothing is lost, nothing doubled. Two capture processes on one slot are safe too: the
-position row is locked and re-read inside each Groupwire transaction.
+The position is written last in each Groupwire transaction, by a conditional update
+(``lsn < end``): when two processes apply the same Medusa transaction (the slot lets only one
+read at a time, but an old connection may linger), the second finds the position moved and
+rolls back everything it wrote.
 
-When Medusa's database is busy with other tables only, no transaction of ours comes out of the
-slot and so nothing would ever be confirmed: the WAL would pile up. An idle round therefore
-confirms the WAL flush position it read before an earlier idle round, at least
-``IDLE_CONFIRM_DELAY`` seconds old, past which every transaction has been decoded and found
-to hold nothing of ours.
+When Medusa is busy with other tables only, nothing of ours comes out of the slot. The
+server then sends keepalives carrying the end of the WAL it has decoded; with no transaction
+of ours in flight (none begun and not yet applied), everything that committed before that
+point has been sent and applied, or held nothing of ours, so capture confirms it and the slot
+keeps no WAL for nothing.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.mapping import MedusaTransaction, apply_transaction
+from groupwire.medusa.stream import Keepalive, ReplicationStream
 from groupwire.medusa.tables import medusa_membership, medusa_stream
 from groupwire.service import AfterHook, Service
 from groupwire.store import bulk, tables
@@ -51,12 +55,17 @@ from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.medusa")
 
-IDLE_CONFIRM_DELAY = 1.0
+STATUS_INTERVAL = 10.0  # seconds between two unasked status updates (wal_sender_timeout: 60)
+RECONNECT_DELAY = 1.0
 Initial = Literal["silent", "events"]
 
 
 class CaptureError(RuntimeError):
     """The slot and Groupwire's position disagree, or Medusa's database refuses capture."""
+
+
+class _AppliedElsewhere(Exception):
+    """Another process committed this Medusa transaction first: roll back what we wrote."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +75,15 @@ class CaptureOptions:
     ``initial``: what the first start does with the groups, customers and memberships Medusa
     already has: ``silent`` copies them without events (subscribers hear of changes from then
     on), ``events`` records them as ``created`` / ``customer_added`` events (a welcome email
-    for every existing member: choose it knowingly).
+    for every existing member: choose it knowingly). ``read_timeout``: how long one read of
+    the stream waits for a message (how soon a stop request is seen).
     """
 
     medusa_url: str
     slot: str = "groupwire"
     publication: str = "groupwire_medusa"
     schema: str = "public"
-    poll_interval: float = 0.05
-    batch_changes: int = 20_000
+    read_timeout: float = 0.2
     initial: Initial = "silent"
 
     def __post_init__(self) -> None:
@@ -104,7 +113,10 @@ class CaptureStatus:
 
 
 class MedusaCapture:
-    """Capture from one Medusa database into one Groupwire store (``service``'s engine)."""
+    """Capture from one Medusa database into one Groupwire store (``service``'s engine).
+
+    Not thread-safe: one thread pumps (:meth:`run`, or :meth:`pump` / :meth:`catch_up`).
+    """
 
     def __init__(self, service: Service, options: CaptureOptions) -> None:
         self.service = service
@@ -112,7 +124,11 @@ class MedusaCapture:
         self.options = options
         self.decoder = TransactionDecoder(options.schema)
         self._conn: psycopg.Connection[Any] | None = None
-        self._idle_candidates: list[tuple[float, int]] = []
+        self._stream: ReplicationStream | None = None
+        self._position = 0  # Groupwire's stored position, as last read or written
+        self._received = 0  # the furthest WAL position the server has told us about
+        self._confirmed = 0  # the last ``flushed`` position sent to the server
+        self._status_sent = 0.0
         self.applied = 0  # transactions applied by this process
         self.on_applied: list[Callable[[MedusaTransaction], None]] = []
 
@@ -126,7 +142,7 @@ class MedusaCapture:
         slot's consistent point as the position, in one Groupwire transaction. Returns
         ``"created"`` or ``"resumed"``.
         """
-        bookkeeping.ensure(self.engine)
+        bookkeeping.require(self.engine)
         conn = self.connection()
         slots.ensure_publication(conn, self.options.publication, self.options.schema)
         state = slots.slot_state(conn, self.options.slot)
@@ -174,77 +190,123 @@ class MedusaCapture:
 
     # --- the loop -----------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set; a lost connection is reopened (with a pause)."""
+    def run(
+        self,
+        stop: threading.Event,
+        on_failure: Callable[[BaseException | None], None] | None = None,
+    ) -> None:
+        """Read and apply until ``stop`` is set. A failure (Medusa's or Groupwire's database
+        gone, the slot busy with another process) closes the stream and starts it again
+        after a pause, from the slot's confirmed position: nothing is skipped.
+        ``on_failure`` hears of each failure, and of ``None`` once the stream works (again)."""
+        failures = 0
+        healthy: bool | None = None
         while not stop.is_set():
             try:
-                if self.poll() == 0:
-                    stop.wait(self.options.poll_interval)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                log.warning("Medusa's database failed (%s); reconnecting", error)
+                self.pump(self.options.read_timeout)
+            except Exception as error:
+                failures += 1
+                logger = log.warning if failures == 1 or failures % 60 == 0 else log.debug
+                logger("capture failed (%s); starting the stream again", error)
+                healthy = False
+                if on_failure is not None:
+                    on_failure(error)
                 self.close()
-                stop.wait(1.0)
+                stop.wait(RECONNECT_DELAY)
+                continue
+            failures = 0
+            if not healthy:
+                healthy = True
+                if on_failure is not None:
+                    on_failure(None)
 
-    def poll(self) -> int:
-        """One round: apply what the slot has (at most about ``batch_changes`` messages),
-        confirm it; returns the number of Medusa transactions read."""
-        conn = self.connection()
-        flushed = slots.lsn_to_int(
-            conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()[0]  # type: ignore[index]
-        )
-        rows = slots.peek(
-            conn, self.options.slot, self.options.publication, self.options.batch_changes
-        )
-        transactions = list(self.decoder.transactions(rows))
-        position = self.position() or 0
-        for transaction in transactions:
-            if transaction.end_lsn > position and self._apply(transaction):
-                self.applied += 1
-                for listener in list(self.on_applied):
-                    listener(transaction)
-        if transactions:
-            slots.advance(conn, self.options.slot, transactions[-1].end_lsn)
-            self._idle_candidates.clear()
-        else:
-            self._confirm_idle(conn, flushed)
-        return len(transactions)
+    def pump(self, timeout: float, limit: int = 10_000) -> int:
+        """Handle the stream's messages: wait up to ``timeout`` seconds for the first, then
+        take those already here (at most ``limit``). Returns the Medusa transactions applied."""
+        stream = self.stream()
+        applied = 0
+        message = stream.read(timeout)
+        for _ in range(limit):
+            if message is None:
+                break
+            if isinstance(message, Keepalive):
+                self._keepalive(stream, message)
+            else:
+                self._received = max(self._received, message.wal_end)
+                transaction = self.decoder.feed(message.data)
+                if transaction is not None:
+                    applied += self._transaction(stream, transaction)
+            message = stream.read(0)
+        if time.monotonic() - self._status_sent > STATUS_INTERVAL:
+            self._send_status(stream)
+        return applied
+
+    def catch_up(self, lsn: int, timeout: float = 60.0) -> None:
+        """Pump until the server has sent everything up to ``lsn`` (a WAL position of
+        Medusa's database) and all of it is applied: tests, benchmarks, scripts."""
+        deadline = time.monotonic() + timeout
+        while self._received < lsn or self.decoder.in_transaction:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"capture did not reach {slots.lsn_to_text(lsn)}")
+            self.pump(0.1)
+
+    def _transaction(self, stream: ReplicationStream, transaction: MedusaTransaction) -> int:
+        applied = transaction.end_lsn > self._position and self._apply(transaction)
+        self._position = max(self._position, transaction.end_lsn)
+        if applied:
+            self.applied += 1
+            for listener in list(self.on_applied):
+                listener(transaction)
+        self._confirmed = max(self._confirmed, transaction.end_lsn)
+        self._send_status(stream)
+        return int(applied)
+
+    def _keepalive(self, stream: ReplicationStream, keepalive: Keepalive) -> None:
+        # Always answered: the server sends its next keepalive (when its decoding moves on
+        # again) only once the last one has had a reply.
+        self._received = max(self._received, keepalive.wal_end)
+        if not self.decoder.in_transaction:
+            self._confirmed = max(self._confirmed, keepalive.wal_end)  # idle: see above
+        self._send_status(stream)
+
+    def _send_status(self, stream: ReplicationStream) -> None:
+        stream.send_status(written=max(self._received, self._confirmed), flushed=self._confirmed)
+        self._status_sent = time.monotonic()
 
     def _apply(self, transaction: MedusaTransaction) -> bool:
+        """Apply ``transaction`` unless it was applied already; True when this call did."""
+        S = medusa_stream
+
         def work(uow: UnitOfWork) -> tuple[bool, list[AfterHook]]:
             conn = uow.connection
-            S = medusa_stream
-            stored = conn.execute(
-                select(S.c.lsn).where(S.c.slot == self.options.slot).with_for_update()
-            ).scalar_one()
+            stored = conn.execute(select(S.c.lsn).where(S.c.slot == self.options.slot)).scalar()
+            if stored is None:
+                raise CaptureError(f"no stream position for slot {self.options.slot!r}")
             if stored >= transaction.end_lsn:
-                return False, []  # applied by another process meanwhile
+                return False, []  # applied already (this store's commit reached it first)
             hooks = apply_transaction(uow, transaction)
-            conn.execute(
+            # After the copy (the unit of work writes the events at its commit): whoever
+            # holds the row holds this transaction with its copy written, uncommitted.
+            moved = conn.execute(
                 update(S)
-                .where(S.c.slot == self.options.slot)
+                .where(S.c.slot == self.options.slot, S.c.lsn < transaction.end_lsn)
                 .values(
                     lsn=transaction.end_lsn,
                     xid=transaction.xid,
                     committed_at=transaction.committed_at,
                     applied_at=datetime.now(UTC),
                 )
-            )
+            ).rowcount
+            if moved != 1:
+                raise _AppliedElsewhere
             return True, hooks
 
-        return self.service.apply_external_change(
-            work, context=transaction.context(), at=transaction.committed_at
-        )
-
-    def _confirm_idle(self, conn: psycopg.Connection[Any], flushed: int) -> None:
-        now = time.monotonic()
-        self._idle_candidates.append((now, flushed))
-        ripe = [lsn for at, lsn in self._idle_candidates if now - at >= IDLE_CONFIRM_DELAY]
-        if not ripe:
-            return
-        self._idle_candidates = [(at, lsn) for at, lsn in self._idle_candidates if lsn > ripe[-1]]
-        state = slots.slot_state(conn, self.options.slot)
-        if state is not None and (state.confirmed_flush_lsn or 0) < ripe[-1]:
-            slots.advance(conn, self.options.slot, ripe[-1])
+        try:
+            return self.service.apply_external_change(
+                work, context=transaction.context(), at=transaction.committed_at
+            )
+        except _AppliedElsewhere:
+            return False
 
     # --- state ----------------------------------------------------------------------------
 
@@ -258,24 +320,52 @@ class MedusaCapture:
         return capture_status(self.engine, self.connection(), self.options.slot)
 
     def connection(self) -> psycopg.Connection[Any]:
+        """An ordinary connection to Medusa's database (slot state, publication)."""
         if self._conn is None or self._conn.closed:
             self._conn = slots.connect(self.options.medusa_url)
         return self._conn
 
+    def stream(self) -> ReplicationStream:
+        """The replication stream, started from Groupwire's position when not open."""
+        if self._stream is None or self._stream.closed:
+            position = self.position()
+            if position is None:
+                raise CaptureError(f"capture from slot {self.options.slot!r} is not installed")
+            state = slots.slot_state(self.connection(), self.options.slot)
+            if state is None:
+                raise CaptureError(f"replication slot {self.options.slot!r} is gone")
+            self.decoder.reset()
+            self._position = position
+            self._confirmed = max(position, state.confirmed_flush_lsn or 0)
+            self._received = self._confirmed
+            # From the slot's confirmed position: what Groupwire applied past it (a crash
+            # before the status update) comes again and is skipped by ``_transaction``.
+            self._stream = ReplicationStream(
+                self.options.medusa_url,
+                self.options.slot,
+                self.options.publication,
+                state.confirmed_flush_lsn or 0,
+            )
+            self._status_sent = time.monotonic()
+        return self._stream
+
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        for closing in (self._stream, self._conn):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:
+                    log.debug("closing a connection to Medusa's database failed", exc_info=True)
+        self._stream, self._conn = None, None
 
 
 def capture_status(engine: Engine, conn: psycopg.Connection[Any], slot: str) -> CaptureStatus:
     """The slot as PostgreSQL sees it and the position as Groupwire stored it."""
-    bookkeeping.ensure(engine)
     S = medusa_stream
-    with engine.connect() as gw_conn:
-        row = gw_conn.execute(select(S.c.lsn, S.c.applied_at).where(S.c.slot == slot)).first()
+    row = None
+    if bookkeeping.exists(engine):
+        with engine.connect() as gw_conn:
+            row = gw_conn.execute(select(S.c.lsn, S.c.applied_at).where(S.c.slot == slot)).first()
     state = slots.slot_state(conn, slot)
     return CaptureStatus(
         slot=slot,

@@ -262,7 +262,7 @@ class _Applier:
         self.save_map()
 
     def add_members(self, group: CustomerGroup, ids: list[str]) -> None:
-        live = repo.get_customers(self.conn, ids)
+        live = repo.live_customer_ids(self.conn, ids)  # ids only: capture is the only writer
         present = repo.members_among(self.conn, group.id, ids)
         joining = [cid for cid in ids if cid in live and cid not in present]
         if not joining:

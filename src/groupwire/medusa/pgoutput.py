@@ -191,20 +191,32 @@ class _Reader:
         return len(self.data) - self.offset
 
     def tuple_data(self) -> tuple[Value, ...]:
-        count = self.int16()
+        # The hot loop of a large transaction (one call per row): locals, no method calls.
+        data, offset = self.data, self.offset
         values: list[Value] = []
-        for _ in range(count):
-            kind = self.byte()
-            if kind == ord("n"):
-                values.append(None)
-            elif kind == ord("u"):
-                values.append(UNCHANGED)
-            elif kind == ord("t"):
-                values.append(self.raw(self.int32()).decode("utf-8"))
-            elif kind == ord("b"):
-                values.append(self.raw(self.int32()))
-            else:
-                raise DecodeError(f"unknown column kind {chr(kind)!r} in tuple data")
+        append, length_at, size = values.append, _I32.unpack_from, len(data)
+        try:
+            (count,) = _I16.unpack_from(data, offset)
+            offset += 2
+            for _ in range(count):
+                kind = data[offset]
+                offset += 1
+                if kind == 116 or kind == 98:  # 't'ext or 'b'inary: Int32 length, bytes
+                    (length,) = length_at(data, offset)
+                    start, offset = offset + 4, offset + 4 + length
+                    if length < 0 or offset > size:
+                        raise DecodeError(f"message cut short at byte {start}")
+                    value = data[start:offset]
+                    append(value.decode("utf-8") if kind == 116 else value)
+                elif kind == 110:  # 'n'ull
+                    append(None)
+                elif kind == 117:  # 'u'nchanged TOASTed value
+                    append(UNCHANGED)
+                else:
+                    raise DecodeError(f"unknown column kind {chr(kind)!r} in tuple data")
+        except (IndexError, struct.error) as error:
+            raise DecodeError(f"message cut short at byte {offset}") from error
+        self.offset = offset
         return tuple(values)
 
 

@@ -1,11 +1,18 @@
-"""The capture's health and metrics in Groupwire's ``/health`` and ``/metrics``.
+"""Capture inside ``groupwire serve`` / ``worker``, and its health and metrics.
 
 Load it where the API runs (``GROUPWIRE_PLUGINS=groupwire.medusa.plugin``) with
-``GROUPWIRE_MEDUSA_URL`` set (and ``GROUPWIRE_MEDUSA_SLOT`` when not ``groupwire``). It adds:
+``GROUPWIRE_MEDUSA_URL`` set (and ``GROUPWIRE_MEDUSA_SLOT`` when not ``groupwire``). With
+``GROUPWIRE_MEDUSA_CAPTURE=1`` the process also runs the capture loop in a background thread
+(one of ``gw.workers``: started by ``gw.start()``, stopped by ``gw.close()``);
+``groupwire serve --medusa-capture URL`` and ``groupwire worker --medusa-capture URL`` set
+these three variables. Several processes may run it: the slot lets one read at a time, the
+others retry every second and take over when it stops. It adds:
 
 - ``/health`` check ``medusa_slot``: "ok" while the slot exists and retains less than
   ``GROUPWIRE_MEDUSA_MAX_LAG_BYTES`` of WAL, else an error (the whole answer is then 503): a
   stopped capture is seen before Medusa's disk fills with WAL;
+- with capture on, ``/health`` check ``medusa_capture``: "ok" while the loop runs without
+  failing, else the last failure (another process holding the slot shows here too);
 - ``/metrics`` gauges ``groupwire_medusa_slot_lag_bytes`` (WAL since the slot's confirmed
   position: ``pg_current_wal_lsn() - confirmed_flush_lsn``), ``groupwire_medusa_slot_active``
   and ``groupwire_medusa_slot_exists``.
@@ -15,8 +22,10 @@ Without ``GROUPWIRE_MEDUSA_URL`` it adds nothing.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -25,6 +34,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from groupwire.hooks import hookimpl
 from groupwire.medusa import slot as slots
+from groupwire.medusa.capture import CaptureOptions, MedusaCapture
+
+log = logging.getLogger("groupwire.medusa")
 
 
 class MedusaSettings(BaseSettings):
@@ -32,6 +44,18 @@ class MedusaSettings(BaseSettings):
 
     url: str | None = Field(None, description="Medusa's PostgreSQL, as given to capture")
     slot: str = Field("groupwire", description="The capture's replication slot")
+    publication: str = Field("groupwire_medusa", description="The capture's publication")
+    schema_name: str = Field(
+        "public",
+        validation_alias="GROUPWIRE_MEDUSA_SCHEMA",
+        description="Schema of Medusa's tables",
+    )
+    capture: bool = Field(
+        False, description="Run capture in a background thread of this process (serve, worker)"
+    )
+    initial: Literal["silent", "events"] = Field(
+        "silent", description="First start: copy Medusa's state silently, or as events"
+    )
     max_lag_bytes: int = Field(
         1024**3, ge=0, description="WAL the slot may retain before /health reports an error"
     )
@@ -83,6 +107,60 @@ class SlotCollector(Collector):
             yield gauge
 
 
+class CaptureThread:
+    """The capture loop in a background thread: ``start()`` / ``stop()`` (``gw.workers``)."""
+
+    def __init__(self, gw: Any, settings: MedusaSettings) -> None:
+        assert settings.url is not None
+        self.gw = gw
+        self.options = CaptureOptions(
+            medusa_url=settings.url,
+            slot=settings.slot,
+            publication=settings.publication,
+            schema=settings.schema_name,
+            initial=settings.initial,
+        )
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.failure: str | None = "starting"
+
+    def start(self) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self.run, name="groupwire-medusa-capture")
+        self.thread.daemon = True
+        self.thread.start()
+
+    def run(self) -> None:
+        capture = MedusaCapture(self.gw.service, self.options)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    capture.install()
+                    capture.run(self.stopping, on_failure=self.failed)
+                except Exception as error:  # install failed: Medusa's database unreachable...
+                    self.failed(error)
+                    capture.close()
+                    self.stopping.wait(5.0)
+        finally:
+            capture.close()
+
+    def failed(self, error: BaseException | None) -> None:
+        if error is None:
+            self.failure = None
+            return
+        if self.failure is None:
+            log.warning("Medusa capture failed: %s", error)
+        self.failure = f"{type(error).__name__}: {error}"
+
+    def health(self) -> str:
+        return "ok" if self.failure is None else f"error: {self.failure}"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=30)
+
+
 @hookimpl
 def register_subscribers(gw: Any) -> None:
     settings = MedusaSettings()
@@ -91,3 +169,7 @@ def register_subscribers(gw: Any) -> None:
     probe = SlotProbe(settings)
     gw.health_checks["medusa_slot"] = probe.health
     gw.metrics_collectors.append(SlotCollector(probe))
+    if settings.capture:
+        capture = CaptureThread(gw, settings)
+        gw.workers.append(capture)
+        gw.health_checks["medusa_capture"] = capture.health

@@ -8,6 +8,7 @@ these loaders expect.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -15,10 +16,7 @@ import psycopg
 from psycopg.abc import Loader
 from psycopg.pq import Format
 
-from groupwire.medusa.pgoutput import UNCHANGED, Relation, Value
-
-Row = dict[str, Any]
-"""Column name -> value; a TOASTed column an UPDATE left alone holds ``UNCHANGED``."""
+from groupwire.medusa.pgoutput import Relation, Value
 
 
 @lru_cache(maxsize=256)
@@ -30,17 +28,68 @@ def _loader(oid: int) -> Loader:
     return loader_class(oid, None)
 
 
+TEXT_TYPES = frozenset({19, 25, 1042, 1043})  # name, text, char(n), varchar: the str as is
+
+
+@lru_cache(maxsize=64)
+def _columns(relation: Relation) -> tuple[tuple[str, Loader | None], ...]:
+    """Each column's name and loader (None for the text types); computed once a relation."""
+    return tuple(
+        (c.name, None if c.type_oid in TEXT_TYPES else _loader(c.type_oid))
+        for c in relation.columns
+    )
+
+
+class Row(Mapping[str, Any]):
+    """Column name -> value; a TOASTed column an UPDATE left alone holds ``UNCHANGED``.
+
+    Each value is typed when first read: a batch of 10,000 membership rows is read for its
+    ids and ``created_by`` (text, kept as sent) and never pays for parsing its timestamps.
+    """
+
+    __slots__ = ("_columns", "_index", "_raw", "_typed")
+
+    def __init__(self, relation: Relation, values: tuple[Value, ...]) -> None:
+        self._columns = _columns(relation)
+        self._index = _index(relation)
+        self._raw = values
+        self._typed: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._typed[name]
+        except KeyError:
+            pass
+        position = self._index[name]  # KeyError for a column the row does not have
+        if position >= len(self._raw):
+            raise KeyError(name)
+        value = self._raw[position]
+        loader = self._columns[position][1]
+        if loader is not None and isinstance(value, str):
+            value = loader.load(value.encode("utf-8"))
+        # else NULL, UNCHANGED, a text type, or binary (only with the 'binary' option,
+        # which capture never sets)
+        self._typed[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._columns[: len(self._raw)])
+
+    def __len__(self) -> int:
+        return min(len(self._columns), len(self._raw))
+
+    def __repr__(self) -> str:
+        return f"Row({dict(self)!r})"
+
+
+@lru_cache(maxsize=64)
+def _index(relation: Relation) -> dict[str, int]:
+    return {c.name: i for i, c in enumerate(relation.columns)}
+
+
 def typed(relation: Relation, values: tuple[Value, ...]) -> Row:
-    """The row as a dict of Python values (``None`` for NULL, ``UNCHANGED`` kept as is)."""
-    row: Row = {}
-    for column, value in zip(relation.columns, values, strict=False):
-        if value is None or value is UNCHANGED:
-            row[column.name] = value
-        elif isinstance(value, str):
-            row[column.name] = _loader(column.type_oid).load(value.encode("utf-8"))
-        else:  # binary format: only with the 'binary' option, which capture never sets
-            row[column.name] = value
-    return row
+    """The row as a mapping of Python values (``None`` for NULL, ``UNCHANGED`` kept)."""
+    return Row(relation, values)
 
 
 __all__ = ["Row", "typed"]

@@ -11,14 +11,15 @@ again after a restart: this row is what makes the effect exactly once.
 membership row outright and, with the default replica identity, the DELETE carries only the
 row's ``id``; this map says which customer left which group.
 
-These tables belong to the Medusa adapter, not to Groupwire's core schema: they have a
-metadata of their own and are created (if missing) when capture starts, so a store that never
-captures from Medusa never has them.
+They are created by Groupwire's migrations like every other table (revision
+``0011_medusa_capture``, written with plain Alembic operations so that the core's migrations
+import nothing of this adapter); they stay empty in a store that never captures. They are
+declared here, on a metadata of the adapter's own, for the adapter's queries.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, delete, inspect
 
 from groupwire.store.tables import NAMING, Id, UTCDateTime
 
@@ -43,14 +44,26 @@ medusa_membership = Table(
 )
 
 
-def ensure(engine: Engine) -> None:
-    """Create the bookkeeping tables when they are missing (safe to call at every start)."""
-    metadata.create_all(engine, checkfirst=True)
+def exists(engine: Engine) -> bool:
+    """Whether the store has the bookkeeping tables (it is migrated far enough)."""
+    names = set(inspect(engine).get_table_names())
+    return {medusa_stream.name, medusa_membership.name} <= names
 
 
-def drop(engine: Engine) -> None:
-    """Forget the capture's position and map (``groupwire medusa uninstall --forget``)."""
-    metadata.drop_all(engine, checkfirst=True)
+def require(engine: Engine) -> None:
+    """Refuse to capture into a store whose schema is older than capture."""
+    if not exists(engine):
+        raise RuntimeError(
+            "this Groupwire store has no medusa_stream table: run `groupwire migrate` first"
+        )
 
 
-__all__ = ["drop", "ensure", "medusa_membership", "medusa_stream", "metadata"]
+def forget(engine: Engine, slot: str) -> None:
+    """Forget the slot's position and the membership map (``groupwire medusa uninstall
+    --forget``); the next capture starts over with a new slot and a fresh copy."""
+    with engine.begin() as conn:
+        conn.execute(delete(medusa_stream).where(medusa_stream.c.slot == slot))
+        conn.execute(delete(medusa_membership))
+
+
+__all__ = ["exists", "forget", "medusa_membership", "medusa_stream", "metadata", "require"]

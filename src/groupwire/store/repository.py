@@ -93,6 +93,7 @@ class _Statements:
     customers: Select[Any]
     customers_share_locked: Select[Any]
     members_among: Select[Any]
+    live_customer_ids: Select[Any]
     group_scope: Select[Any] | None
     delete_members: Any
     chunk: int
@@ -138,6 +139,7 @@ def _statements(dialect: str) -> _Statements:
         members_among=select(M.c.customer_id).where(
             M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
         ),
+        live_customer_ids=select(C.c.id).where(among(C.c.id), C.c.deleted_at.is_(None)),
         group_scope=group_scope,
         delete_members=delete(M)
         .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
@@ -282,6 +284,14 @@ def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Cu
     for params in _id_chunks(conn, customer_ids):
         for row in conn.execute(_sql(conn).customers, params).mappings().all():
             found[row["id"]] = to_customer(row)
+    return found
+
+
+def live_customer_ids(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
+    """Which of these ids are live customers: ids only, no rows built, no lock."""
+    found: set[str] = set()
+    for params in _id_chunks(conn, customer_ids):
+        found.update(conn.execute(_sql(conn).live_customer_ids, params).scalars().all())
     return found
 
 
