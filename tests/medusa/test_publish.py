@@ -328,7 +328,7 @@ def test_given_the_capture_process_killed_while_publishing_when_restarted_then_e
             for r in medusa.recorded()
             if r["name"] == ev.CUSTOMER_ADDED
             and (r.get("metadata") or {}).get("source") == "groupwire"
-            and r["data"]["group_id"] == group["id"]
+            and r["data"].get("group_id") == group["id"]
         ]
 
     try:

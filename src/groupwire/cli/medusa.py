@@ -191,7 +191,7 @@ def uninstall(
     try:
         with slots.connect(medusa_url) as conn:
             dropped_slot, dropped_publication = slots.drop(conn, slot, publication)
-    except psycopg.Error as error:
+    except (psycopg.Error, slots.SlotInUse) as error:
         fail(f"cannot uninstall from {display_url(medusa_url)}: {error}")
     out().print(
         f"slot {slot}: {'dropped' if dropped_slot else 'absent'}; "

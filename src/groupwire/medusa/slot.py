@@ -18,6 +18,7 @@ initial copy of the tables and the stream fit together with nothing missed or do
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,6 +61,10 @@ def connect(url: str, **options: Any) -> psycopg.Connection[Any]:
 def _libpq_url(url: str) -> str:
     """Accept SQLAlchemy's ``postgresql+psycopg://`` spelling too."""
     return re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url)
+
+
+class SlotInUse(RuntimeError):
+    """The slot is read by a running process (a capture) and cannot be dropped."""
 
 
 @dataclass(frozen=True)
@@ -180,11 +185,28 @@ def advance(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
     ).fetchall()
 
 
-def drop(conn: psycopg.Connection[Any], slot: str, publication: str) -> tuple[bool, bool]:
-    """Drop the slot and the publication if they exist: (slot dropped, publication dropped)."""
+def drop(
+    conn: psycopg.Connection[Any], slot: str, publication: str, wait: float = 10.0
+) -> tuple[bool, bool]:
+    """Drop the slot and the publication if they exist: (slot dropped, publication dropped).
+
+    A slot still read by a process cannot be dropped: a capture that was just stopped (its
+    walsender takes a moment to exit) is waited for up to ``wait`` seconds; a slot still in
+    use after that raises :class:`SlotInUse`."""
     check_name(slot, "slot")
     check_name(publication, "publication")
-    dropped_slot = slot_state(conn, slot) is not None
+    deadline = time.monotonic() + wait
+    while (state := slot_state(conn, slot)) is not None and state.active:
+        if time.monotonic() >= deadline:
+            pid = conn.execute(
+                "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone()
+            raise SlotInUse(
+                f"replication slot {slot!r} is in use by process {pid[0] if pid else '?'}:"
+                " stop the capture that reads it first"
+            )
+        time.sleep(0.05)
+    dropped_slot = state is not None
     if dropped_slot:
         conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
     dropped_publication = (
@@ -198,6 +220,7 @@ def drop(conn: psycopg.Connection[Any], slot: str, publication: str) -> tuple[bo
 __all__ = [
     "TABLES",
     "NewSlot",
+    "SlotInUse",
     "SlotState",
     "advance",
     "check_name",
