@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Largest request body the Admin API reads, in bytes; a larger one is "
         "refused with 413 before it is read whole",
     )
+    api_key_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a server process trusts an API key it verified without looking "
+        "it up again (a revocation through this process bites at once, one made by another "
+        "process within this time); 0: look the key up on every request",
+    )
     # --- Admin API event stream (docs/api.md) ---
     sse_heartbeat_interval: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, StrictBool
 
 from groupwire.api.bodies import AdditionalData, BodyWithAdditionalData
 from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.json_body import JSONBody
 from groupwire.api.params import (
     MAX_OFFSET,
     MAX_PAGE,
@@ -164,7 +165,7 @@ def _customer(gw: Groupwire, customer_id: str, fields: str | None) -> tuple[int,
 
 def _customer_response(gw: Groupwire, customer_id: str, fields: str | None) -> JSONResponse:
     version, customer = _customer(gw, customer_id, fields)
-    return JSONResponse({"customer": customer}, headers={"ETag": etag(version)})
+    return JSONBody({"customer": customer}, headers={"ETag": etag(version)})
 
 
 @router.get(

@@ -9,20 +9,43 @@ to the standard encoder, so no answer changes.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi.responses import JSONResponse
 
-__all__ = ["JSONBody", "encode"]
+__all__ = ["JSONBody", "encode", "timestamp"]
+
+
+# Timestamps: UTC as ``Z``, a naive one (as SQLite's rows hold them) taken as UTC; with or
+# without microseconds exactly as ``datetime.isoformat`` writes them.
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 
 
 def encode(content: Any) -> bytes:
-    """``content`` as JSON bytes, exactly as ``JSONResponse`` would render them."""
+    """``content`` as JSON bytes, exactly as ``JSONResponse`` would render them, with each
+    ``datetime`` as :func:`timestamp` text."""
     try:
-        return orjson.dumps(content)
+        return orjson.dumps(content, option=_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
-        return bytes(JSONResponse(content).body)
+        text = json.dumps(
+            content, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_text
+        )
+        return text.encode("utf-8")
+
+
+def timestamp(moment: datetime) -> str:
+    """A timestamp's JSON text: ISO 8601 in UTC with ``Z`` (a naive one is UTC)."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class JSONBody(JSONResponse):
