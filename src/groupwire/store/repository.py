@@ -483,22 +483,19 @@ def _related_query(dialect: str, relation: str, fields: tuple[str, ...]) -> str:
 def _related_json(
     conn: Connection, query: str, owners: Sequence[str], fields: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The rows at driver speed (no SQLAlchemy row or type processing per value: a thousand
-    rows cost a few milliseconds less), each converted here as its column type would."""
+    """The rows as the driver decodes them (no SQLAlchemy type processing per value, no
+    entity per row), each value converted here only where the column type would change it."""
     result: dict[str, list[dict[str, Any]]] = {owner: [] for owner in owners}
     if not owners:
         return result
     postgres = conn.dialect.name == "postgresql"
-    raw = conn.connection.driver_connection
-    assert raw is not None
     for part in chunks(owners):
-        cursor = raw.cursor()
-        try:
-            cursor.execute(query, (list(part),) if postgres else (json.dumps(list(part)),))
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
+        # through SQLAlchemy's driver-level call: its errors and events (a lost connection is
+        # recognised and the read retried) without a column type to apply to every value
+        params = (list(part),) if postgres else (json.dumps(list(part)),)
+        rows = conn.exec_driver_sql(query, params).all()
         if postgres:
+            raw = conn.connection.driver_connection
             _append_rows(rows, fields, result, _postgres_converters(fields, raw))
         else:
             _append_rows(rows, fields, result, _sqlite_converters(tuple(fields)))
