@@ -37,8 +37,9 @@ def encode(content: Any) -> bytes:
 
 
 def timestamp(moment: datetime) -> str:
-    """A timestamp's JSON text: ISO 8601 in UTC with ``Z`` (a naive one is UTC)."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A timestamp's JSON text as orjson writes it here: ISO 8601, ``Z`` for UTC (a naive
+    timestamp is UTC), any other offset kept."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     return moment.isoformat().replace("+00:00", "Z")
 
 
