@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Largest request body the Admin API reads, in bytes; a larger one is "
         "refused with 413 before it is read whole",
     )
+    api_key_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds a server process trusts an API key it verified without looking "
+        "it up again (a revocation through this process bites at once, one made by another "
+        "process within this time); 0: look the key up on every request",
+    )
     # --- Admin API event stream (docs/api.md) ---
     sse_heartbeat_interval: float = Field(
         15.0, gt=0, description="Seconds between keep-alive comments on an idle event stream"
@@ -189,11 +196,16 @@ PRODUCTION_TUNING = (
     "  a thread pool, and Python runs one thread of a process at a time: a second process, not",
     "  more threads, is what uses a second core. On SQLite, writes queue on the database's",
     "  single write lock whatever N is; more workers add read throughput.",
-    "- **Connection pool** (PostgreSQL): 5 connections per process plus 10 on demand. A request",
-    "  holds one at a time (its API key is read, then its change or read runs), so the 16",
-    "  concurrent clients of the benchmark never wait for the pool; keep",
-    "  `N x 15` below the server's `max_connections`, or put PgBouncer (transaction mode) in",
-    "  front when it is not.",
+    "- **Connection pool** (PostgreSQL): 16 connections kept open per process plus 4 on demand.",
+    "  A request holds one at a time (its change or read; its API key is looked up at most every",
+    "  `GROUPWIRE_API_KEY_CACHE_SECONDS`), so the 16 concurrent clients of the benchmark and the",
+    "  built-in subscribers neither wait for the pool nor reopen connections; keep `N x 20`",
+    "  below the server's `max_connections`, or put PgBouncer (transaction mode) in front when",
+    "  it is not.",
+    "- **API keys**: a process trusts a key it verified for `GROUPWIRE_API_KEY_CACHE_SECONDS`",
+    "  (default 2) without reading it again. Revoking through the server (or `revoke_key` in the",
+    "  same process) bites at once; a revocation made elsewhere (the CLI, another worker) within",
+    "  that time. Set it to 0 to read the key on every request.",
     "- **Memory**: a server process under 16 concurrent clients stays below 150 MB resident",
     "  (the benchmark prints the peak).",
     "- **Subscribers**: the built-in ones (webhooks, welcome mail, notifications, analytics) run",

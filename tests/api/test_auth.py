@@ -10,6 +10,7 @@ from sqlalchemy import select
 from groupwire import NotFound
 from groupwire.auth import keys
 from groupwire.auth.tables import api_key
+from groupwire.store.engine import create_store_engine
 from tests.api.conftest import all_events, assert_error, bearer
 from tests.api.test_customer_groups import create_group
 
@@ -184,3 +185,55 @@ def test_given_a_group_then_created_by_is_the_key(client, gw):
     group = create_group(client, "VIP")
     [admin] = keys.list_keys(gw.engine)
     assert group["created_by"] == admin.id
+
+
+def test_given_a_verified_key_when_revoked_in_this_process_then_its_next_request_is_refused(
+    make_client, gw
+):
+    reader, key, _ = make_client(["read"])
+    assert reader.get("/admin/customer-groups").status_code == 200  # verified, remembered
+
+    keys.revoke_key(gw.engine, key.id)  # not through the API: any revocation with this engine
+
+    assert_error(reader.get("/admin/customer-groups"), 401, "unauthorized")
+
+
+def test_given_a_key_revoked_by_another_process_then_a_remembering_server_refuses_it_later(
+    gw,
+):
+    # given a cache of this engine and a key it verified
+    cache = keys.VerifiedKeys(gw.engine, 60)
+    key, secret = keys.create_key(gw.engine, "remembered", ["read"])
+    generation = cache.generation
+    cache.remember(secret, keys.authenticate(gw.engine, secret), generation)
+    assert cache.lookup(secret).id == key.id
+    # when another process revokes it (its own engine: no cache of ours hears of it)
+    other = create_store_engine(str(gw.engine.url.render_as_string(hide_password=False)))
+    try:
+        keys.revoke_key(other, key.id)
+    finally:
+        other.dispose()
+    # then it is still trusted until it expires, and forgotten once revoked here too
+    assert cache.lookup(secret) is not None
+    keys.revoke_key(gw.engine, key.id)  # already revoked: changes nothing but the caches
+    assert cache.lookup(secret) is None
+
+
+def test_given_a_revocation_during_a_verification_then_the_key_is_not_remembered(gw):
+    cache = keys.VerifiedKeys(gw.engine, 60)
+    key, secret = keys.create_key(gw.engine, "raced", ["read"])
+    generation = cache.generation  # a request starts looking the key up
+    verified = keys.authenticate(gw.engine, secret)
+
+    keys.revoke_key(gw.engine, key.id)  # the revocation lands before the request remembers
+    cache.remember(secret, verified, generation)
+
+    assert cache.lookup(secret) is None
+    assert keys.authenticate(gw.engine, secret) is None
+
+
+def test_given_no_cache_time_then_nothing_is_remembered(gw):
+    cache = keys.VerifiedKeys(gw.engine, 0)
+    _, secret = keys.create_key(gw.engine, "uncached", ["read"])
+    cache.remember(secret, keys.authenticate(gw.engine, secret), cache.generation)
+    assert cache.lookup(secret) is None

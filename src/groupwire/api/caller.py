@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -27,7 +27,11 @@ def keyed_request(state: Any) -> KeyedRequest | None:
     return getattr(state, "idempotency", None)
 
 
-def groupwire_of(request: Request) -> Groupwire:
+# The dependencies below are ``async`` though they never wait: FastAPI runs a plain ``def``
+# dependency in the thread pool, one hop per dependency and request.
+
+
+async def groupwire_of(request: Request) -> Groupwire:
     return request.app.state.gw
 
 
@@ -38,7 +42,7 @@ def current_key(request: Request) -> ApiKey:
     return key
 
 
-def change_context(request: Request) -> Context:
+async def change_context(request: Request) -> Context:
     """Copied into every event: ``actor`` is the key id, ``correlation_id`` the request id;
     with the request's ``Idempotency-Key`` and fingerprint when it has one."""
     keyed = keyed_request(request.state)
@@ -50,13 +54,13 @@ def change_context(request: Request) -> Context:
     )
 
 
-def require_scope(scope: str) -> Callable[[Request], ApiKey]:
+def require_scope(scope: str) -> Callable[[Request], Awaitable[ApiKey]]:
     """A dependency demanding more than the method's default scope: ``require_scope("admin")``.
 
     Routers that need admin for every route pass it as ``dependencies=[Depends(...)]``.
     """
 
-    def dependency(request: Request) -> ApiKey:
+    async def dependency(request: Request) -> ApiKey:
         key = current_key(request)
         if not grants(key, scope):
             raise forbidden(scope)

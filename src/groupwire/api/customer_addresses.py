@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from groupwire.api.answers import ChangeAnswer
 from groupwire.api.bodies import AdditionalData, BodyWithAdditionalData
 from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.json_body import JSONBody
 from groupwire.api.params import (
     MAX_OFFSET,
     MAX_PAGE,
@@ -183,7 +184,7 @@ def _customer_answer(gw: Groupwire, fields: str | None) -> ChangeAnswer:
 
     def render(customer: Customer, conn: Connection | None) -> Response:
         body, headers = _customer_json(gw, customer, fields, conn)
-        return JSONResponse({"customer": body}, headers={"ETag": etag(customer.version), **headers})
+        return JSONBody({"customer": body}, headers={"ETag": etag(customer.version), **headers})
 
     return ChangeAnswer(render)
 
@@ -280,7 +281,7 @@ def delete_address(
     def render(customer: Customer, conn: Connection | None) -> Response:
         parent, headers = _customer_json(gw, customer, query.fields, conn)
         body = {**deleted_json(address_id, "customer_address"), "parent": parent}
-        return JSONResponse(body, headers=headers)
+        return JSONBody(body, headers=headers)
 
     answer = ChangeAnswer(render)
     gw.customers.addresses.delete(id, address_id, context=answer.on(context))

@@ -8,7 +8,8 @@ backend can store. ``BodyLimit`` refuses a body larger than the configured limit
 from its ``Content-Length`` when it has one and else while it streams in, so no more than the
 limit is ever held in memory. ``AdminAuth`` requires an active API key on every ``/admin``
 path (routers added later included) and the scope the method needs; the key lands in
-``request.state``.
+``request.state``. A key verified in the last ``GROUPWIRE_API_KEY_CACHE_SECONDS`` is trusted
+without a database round trip (:class:`~groupwire.auth.keys.VerifiedKeys`).
 A read without an ``Authorization`` header may instead carry the admin page's session cookie
 (:mod:`groupwire.ui.sessions`), which is how the page's event stream and charts authenticate.
 """
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.api.errors import error_response, forbidden, unauthorized
 from groupwire.app import Groupwire
-from groupwire.auth.keys import ApiKey, authenticate, grants
+from groupwire.auth.keys import ApiKey, VerifiedKeys, authenticate, grants
 from groupwire.ui.sessions import session_key
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -160,6 +161,7 @@ class AdminAuth:
     def __init__(self, app: ASGIApp, gw: Groupwire) -> None:
         self.app = app
         self.gw = gw
+        self.verified = VerifiedKeys(gw.engine, gw.settings.api_key_cache_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -172,7 +174,12 @@ class AdminAuth:
         secret = credentials(headers)
         key: ApiKey | None = None
         if secret is not None:
-            key = await run_in_threadpool(authenticate, self.gw.engine, secret)
+            key = self.verified.lookup(secret)
+            if key is None:
+                generation = self.verified.generation
+                key = await run_in_threadpool(authenticate, self.gw.engine, secret)
+                if key is not None:
+                    self.verified.remember(secret, key, generation)
         elif scope["method"] in READ_METHODS:  # the admin page's session cookie: reads only
             key = await run_in_threadpool(session_key, self.gw.engine, headers)
         if key is None:

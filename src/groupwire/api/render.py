@@ -1,4 +1,9 @@
-"""Entities to Medusa-shaped JSON, honouring a ``fields`` selection (relations loaded in bulk)."""
+"""Entities to Medusa-shaped JSON, honouring a ``fields`` selection (relations loaded in bulk).
+
+Relations (a group's thousand members) are built straight from their rows by the store, with
+their timestamps left as ``datetime``: the answer's encoder (:mod:`groupwire.api.json_body`)
+writes them exactly as :func:`iso` would, so such JSON must leave through ``JSONBody``.
+"""
 
 from __future__ import annotations
 
@@ -118,9 +123,9 @@ def groups_json(
     members = selection.relations.get("customers")
     if members is not None:
         ids = [group.id for group in groups]
-        found = _read(gw, conn, lambda c: repo.members_of_groups(c, ids))
+        found = _read(gw, conn, lambda c: repo.members_json_of_groups(c, ids, members.fields))
         for row, group in zip(rows, groups, strict=True):
-            row["customers"] = [_plain(c, members.fields) for c in found[group.id]]
+            row["customers"] = found[group.id]
     return rows
 
 
@@ -135,9 +140,9 @@ def customers_json(
     groups = selection.relations.get("groups")
     if groups is not None:
         ids = [customer.id for customer in customers]
-        found = _read(gw, conn, lambda c: repo.groups_of_customers(c, ids))
+        found = _read(gw, conn, lambda c: repo.groups_json_of_customers(c, ids, groups.fields))
         for row, customer in zip(rows, customers, strict=True):
-            row["groups"] = [_plain(g, groups.fields) for g in found[customer.id]]
+            row["groups"] = found[customer.id]
     addresses = selection.relations.get("addresses")
     if addresses is not None:
         ids = [customer.id for customer in customers]

@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,9 +122,11 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
         if row is None:
             raise NotFound(_KIND, key_id)
         key = _to_key(row)
-        if key.revoked_at is not None:
+        if key.revoked_at is not None:  # perhaps by another process: this one forgets it too
+            _forget(engine, key_id)
             return key
         conn.execute(update(K).where(K.c.id == key_id).values(revoked_at=now))
+    _forget(engine, key_id)
     log.info("revoked API key %s (%s)", key.id, key.name)
     return ApiKey(key.id, key.name, key.scopes, key.created_at, now, key.last_used_at)
 
@@ -149,6 +154,69 @@ def authenticate(engine: Engine, secret: str) -> ApiKey | None:
             raise Unavailable(UNAVAILABLE_MESSAGE) from error
         key = ApiKey(key.id, key.name, key.scopes, key.created_at, None, now)
     return key
+
+
+class VerifiedKeys:
+    """Keys whose secrets were verified in the last ``seconds``, by the secret's digest: a
+    request presenting one again is authenticated without a database round trip.
+
+    Only active keys are remembered (an unknown secret is looked up every time). Revoking a
+    key through :func:`revoke_key` in this process forgets it at once, in every cache of the
+    same engine; a revocation made by another process (a second server worker, the CLI) bites
+    here within ``seconds``. A verification that started before a revocation is not
+    remembered after it (the ``generation`` a caller read before looking the key up).
+    ``seconds=0`` remembers nothing.
+    """
+
+    def __init__(self, engine: Engine, seconds: float, *, size: int = 1024) -> None:
+        self.seconds = seconds
+        self.size = size
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._keys: dict[str, tuple[ApiKey, float]] = {}
+        _caches.setdefault(engine, weakref.WeakSet()).add(self)
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        """The key of ``secret`` if verified recently and its ``last_used_at`` needs no refresh."""
+        if not self.seconds or not self._keys:
+            return None
+        found = self._keys.get(hash_secret(secret))
+        if found is None:
+            return None
+        key, expires = found
+        if time.monotonic() >= expires or (
+            key.last_used_at is not None
+            and datetime.now(UTC) - key.last_used_at >= LAST_USED_RESOLUTION
+        ):
+            return None
+        return key
+
+    def remember(self, secret: str, key: ApiKey, generation: int) -> None:
+        """Remember ``key`` for ``secret``, unless a key was revoked since ``generation``."""
+        if not self.seconds or not key.active:
+            return
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._keys) >= self.size:
+                self._keys.clear()
+            self._keys[hash_secret(secret)] = (key, time.monotonic() + self.seconds)
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self.generation += 1
+            for digest in [d for d, (key, _) in self._keys.items() if key.id == key_id]:
+                del self._keys[digest]
+
+
+_caches: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[VerifiedKeys]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _forget(engine: Engine, key_id: str) -> None:
+    for cache in list(_caches.get(engine, ())):
+        cache.forget(key_id)
 
 
 def _to_key(row: RowMapping) -> ApiKey:

@@ -117,8 +117,11 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, in_memory=parsed.database in (None, "", ":memory:"), **kwargs)
-    kwargs.setdefault("pool_size", 5)
-    kwargs.setdefault("max_overflow", 10)
+    # Enough connections kept open for 16 concurrent requests plus the relay and the built-in
+    # subscribers: with fewer, the ones on demand are closed as soon as they are returned and
+    # reopened on the next burst (a new server process each time, slower than the request).
+    kwargs.setdefault("pool_size", 16)
+    kwargs.setdefault("max_overflow", 4)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 
