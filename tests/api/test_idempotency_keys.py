@@ -172,6 +172,14 @@ def test_a_malformed_key_is_refused_with_400_and_changes_nothing(client, gw, key
     assert gw.groups.list().count == 0
 
 
+def test_a_malformed_key_on_a_method_no_route_serves_is_still_a_405(client, gw):
+    response = client.patch(GROUPS, json={"name": "VIP"}, headers={"Idempotency-Key": ""})
+
+    assert_error(response, 405, "not_allowed")
+    assert response.headers["allow"] == "GET, POST"
+    assert gw.groups.list().count == 0
+
+
 def test_the_longest_key_is_accepted(client, gw):
     response = client.post(GROUPS, json={"name": "VIP"}, headers=keyed("k" * 255))
 

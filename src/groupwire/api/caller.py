@@ -12,6 +12,7 @@ from groupwire.api.errors import forbidden, unauthorized
 from groupwire.app import Groupwire
 from groupwire.auth.keys import ApiKey, grants
 from groupwire.domain.changes import Context
+from groupwire.domain.errors import InvalidData
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +24,18 @@ class KeyedRequest:
     fingerprint: str
 
 
+MALFORMED = "idempotency_key_malformed"
+"""``request.state`` flag: the request's ``Idempotency-Key`` is malformed."""
+
+
 def keyed_request(state: Any) -> KeyedRequest | None:
+    """The request's ``Idempotency-Key`` and fingerprint (``groupwire.api.idempotency``);
+    a malformed key is refused here, by the route, so that the router still answers a
+    method or path it does not serve with 405 or 404."""
+    if getattr(state, MALFORMED, False):
+        raise InvalidData(
+            "Invalid request: Idempotency-Key must be 1 to 255 printable ASCII characters"
+        )
     return getattr(state, "idempotency", None)
 
 

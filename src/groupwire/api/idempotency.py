@@ -3,7 +3,8 @@
 An ASGI middleware running after authentication, on ``/admin`` writes (the header is ignored
 on reads). For a request with a key it:
 
-1. refuses a malformed key (400 ``invalid_data``: 1 to 255 printable ASCII characters);
+1. marks a malformed key, which the route refuses (400 ``invalid_data``: 1 to 255 printable
+   ASCII characters; a method or path that no route serves stays a 405 or 404);
 2. computes the request's fingerprint (method, path, query, body; JSON bodies compared as
    data, so key order and spacing do not matter) and puts key and fingerprint in
    ``request.state``;
@@ -37,7 +38,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.api.answers import as_response, stored
-from groupwire.api.caller import KeyedRequest, keyed_request
+from groupwire.api.caller import MALFORMED, KeyedRequest, keyed_request
 from groupwire.api.errors import error_response
 from groupwire.api.middleware import READ_METHODS
 from groupwire.app import Groupwire
@@ -68,12 +69,10 @@ class IdempotentRequests:
             await self.app(scope, receive, send)
             return
         if not VALID_KEY.match(key):
-            response = error_response(
-                400,
-                "invalid_data",
-                "Invalid request: Idempotency-Key must be 1 to 255 printable ASCII characters",
-            )
-            await response(scope, receive, send)
+            # Refused by the route's own dependency (``keyed_request``): a method or path
+            # that no route serves is still answered 405 or 404 by the router.
+            state[MALFORMED] = True
+            await self.app(scope, receive, send)
             return
         body, receive = await _read_body(receive)
         keyed = KeyedRequest(key, request_fingerprint(scope, body))
