@@ -180,6 +180,15 @@ def test_a_malformed_key_on_a_method_no_route_serves_is_still_a_405(client, gw):
     assert gw.groups.list().count == 0
 
 
+def test_a_used_key_on_a_method_no_route_serves_is_still_a_405(client, gw):
+    client.post(GROUPS, json={"name": "VIP"}, headers=keyed("used-1"))
+
+    response = client.request("TRACE", GROUPS, json={"name": "VIP"}, headers=keyed("used-1"))
+
+    assert_error(response, 405, "not_allowed")
+    assert gw.groups.list().count == 1
+
+
 def test_the_longest_key_is_accepted(client, gw):
     response = client.post(GROUPS, json={"name": "VIP"}, headers=keyed("k" * 255))
 

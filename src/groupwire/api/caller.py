@@ -26,12 +26,16 @@ class KeyedRequest:
 
 MALFORMED = "idempotency_key_malformed"
 """``request.state`` flag: the request's ``Idempotency-Key`` is malformed."""
+ROUTED = "idempotency_key_routed"
+"""``request.state`` flag: a write route took the request (and its key) in."""
 
 
 def keyed_request(state: Any) -> KeyedRequest | None:
-    """The request's ``Idempotency-Key`` and fingerprint (``groupwire.api.idempotency``);
-    a malformed key is refused here, by the route, so that the router still answers a
-    method or path it does not serve with 405 or 404."""
+    """The request's ``Idempotency-Key`` and fingerprint (``groupwire.api.idempotency``),
+    for a write route, which this marks as having taken the request in. A malformed key is
+    refused here, by the route, so that the router still answers a method or path it does
+    not serve with 405 or 404."""
+    setattr(state, ROUTED, True)
     if getattr(state, MALFORMED, False):
         raise InvalidData(
             "Invalid request: Idempotency-Key must be 1 to 255 printable ASCII characters"

@@ -23,7 +23,8 @@ on reads). For a request with a key it:
    error came before the service, for instance a retried ``If-Match`` whose version moved
    on) with what the key's record says when a committed change holds the key in the caller's
    scope: its stored answer for the same fingerprint, a 422 ``not_allowed`` for another.
-   Otherwise the error stands, and a retry executes again.
+   Otherwise the error stands, and a retry executes again. An answer that no route gave
+   (404 or 405 from the router) is never replaced: such a request uses no key.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.api.answers import as_response, stored
-from groupwire.api.caller import MALFORMED, KeyedRequest, keyed_request
+from groupwire.api.caller import MALFORMED, ROUTED, KeyedRequest, keyed_request
 from groupwire.api.errors import error_response
 from groupwire.api.middleware import READ_METHODS
 from groupwire.app import Groupwire
@@ -83,7 +84,9 @@ class IdempotentRequests:
         async def settle(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                if 200 <= message["status"] < 300 and not state.get(_STORE_AFTER):
+                if not state.get(ROUTED):  # no route took it (404, 405): the key is not used
+                    await send(message)
+                elif 200 <= message["status"] < 300 and not state.get(_STORE_AFTER):
                     await send(message)  # the service stored it with the change, or a replay
                 else:
                     start = message
