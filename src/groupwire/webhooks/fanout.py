@@ -5,10 +5,19 @@ An endpoint matches an event when one of its ``event_types`` patterns matches th
 the event's group, and when the event was committed after the endpoint was created. The
 messages of one event are written in one transaction; a unique key on (endpoint, event,
 origin) makes a redelivered event create nothing new.
+
+Most commits match no endpoint. :class:`EndpointCache` keeps the enabled endpoints with the
+event-log position they are complete for, so such commits cost no query at all: a batch is
+checked against the cache while its last event is not past that position, and the cache is
+read again (one statement) as soon as one is. Changes to endpoints by any process are seen
+in time: the position is read in the same snapshot as the endpoints, every event up to it
+was committed before that snapshot, so an endpoint created or changed after the cache was
+read concerns only events after the cached position.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -23,6 +32,7 @@ from groupwire.webhooks.models import LIVE, PENDING
 from groupwire.webhooks.store import (
     M,
     enabled_endpoint_rows,
+    enabled_endpoints_as_of,
     insert_ignoring_duplicates,
     writing,
 )
@@ -80,14 +90,51 @@ def fan_out(engine: Engine, event: Event, *, now: datetime) -> list[str]:
     return sorted(fan_out_many(engine, [event], now=now))
 
 
-def fan_out_many(engine: Engine, events: Sequence[Event], *, now: datetime) -> set[str]:
-    """Queue each event for every enabled endpoint it matches, all in one transaction;
-    returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`."""
-    if engine.dialect.name == "sqlite":  # a write transaction there blocks every other writer
+class EndpointCache:
+    """The enabled endpoints as fan-out matches them, valid for events up to a log position.
+
+    Thread-safe; one per process and engine (:class:`groupwire.webhooks.Webhooks` keeps it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._endpoints: list[dict[str, Any]] = []
+        self._position = -1
+
+    def endpoints(self, engine: Engine, through: int) -> list[dict[str, Any]]:
+        """The enabled endpoints that events up to sequence ``through`` can match."""
+        with self._lock:
+            if through <= self._position:
+                return self._endpoints
         with engine.connect() as conn:
-            endpoints = enabled_endpoint_rows(conn)
-            if not any(_targets(endpoints, event) for event in events):
-                return set()
+            endpoints, position = enabled_endpoints_as_of(conn)
+        with self._lock:
+            if position > self._position:
+                self._endpoints, self._position = endpoints, position
+        return endpoints
+
+
+def fan_out_many(
+    engine: Engine,
+    events: Sequence[Event],
+    *,
+    now: datetime,
+    cache: EndpointCache | None = None,
+) -> set[str]:
+    """Queue each event for every enabled endpoint it matches, all in one transaction;
+    returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`.
+
+    Events that match no endpoint (looked up in ``cache`` when given) open no transaction.
+    """
+    if not events:
+        return set()
+    if cache is not None:
+        known = cache.endpoints(engine, max(event.sequence for event in events))
+    else:
+        with engine.connect() as conn:
+            known = list(enabled_endpoint_rows(conn))
+    if not any(_targets(known, event) for event in events):
+        return set()
     with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
         endpoints = enabled_endpoint_rows(conn)
         rows = [
