@@ -128,11 +128,12 @@ def fan_out_many(
     """
     if not events:
         return set()
+    known: Sequence[Mapping[str, Any]]
     if cache is not None:
         known = cache.endpoints(engine, max(event.sequence for event in events))
     else:
         with engine.connect() as conn:
-            known = list(enabled_endpoint_rows(conn))
+            known = enabled_endpoint_rows(conn)
     if not any(_targets(known, event) for event in events):
         return set()
     with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
