@@ -128,7 +128,7 @@ def fan_out_many(
     """
     if not events:
         return set()
-    known: Sequence[Mapping[str, Any]]
+    known: Sequence[Any]
     if cache is not None:
         known = cache.endpoints(engine, max(event.sequence for event in events))
     else:
