@@ -9,7 +9,8 @@ origin) makes a redelivered event create nothing new.
 Most commits match no endpoint. :class:`EndpointCache` keeps the enabled endpoints with the
 event-log position they are complete for, so such commits cost no query at all: a batch is
 checked against the cache while its last event is not past that position, and the cache is
-read again (one statement) as soon as one is. Changes to endpoints by any process are seen
+read again (one statement) as soon as one is: before the write transaction when the
+endpoints known last match none of the batch, else inside it (one read either way). Changes to endpoints by any process are seen
 in time: the position is read in the same snapshot as the endpoints, every event up to it
 was committed before that snapshot, so an endpoint created or changed after the cache was
 read concerns only events after the cached position.
@@ -24,6 +25,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.engine import Connection
 
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
@@ -31,7 +33,6 @@ from groupwire.store import event_log
 from groupwire.webhooks.models import LIVE, PENDING
 from groupwire.webhooks.store import (
     M,
-    enabled_endpoint_rows,
     enabled_endpoints_as_of,
     insert_ignoring_duplicates,
     writing,
@@ -101,13 +102,19 @@ class EndpointCache:
         self._endpoints: list[dict[str, Any]] = []
         self._position = -1
 
-    def endpoints(self, engine: Engine, through: int) -> list[dict[str, Any]]:
-        """The enabled endpoints that events up to sequence ``through`` can match."""
+    def cached(self, through: int) -> list[dict[str, Any]] | None:
+        """The endpoints, if the cache is complete for events up to sequence ``through``;
+        else None, and then :meth:`last` is what it held (possibly out of date)."""
         with self._lock:
-            if through <= self._position:
-                return self._endpoints
-        with engine.connect() as conn:
-            endpoints, position = enabled_endpoints_as_of(conn)
+            return self._endpoints if through <= self._position else None
+
+    def last(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._endpoints
+
+    def read(self, conn: Connection) -> list[dict[str, Any]]:
+        """Read the endpoints with their position on ``conn``, keep them if newer."""
+        endpoints, position = enabled_endpoints_as_of(conn)
         with self._lock:
             if position > self._position:
                 self._endpoints, self._position = endpoints, position
@@ -124,20 +131,23 @@ def fan_out_many(
     """Queue each event for every enabled endpoint it matches, all in one transaction;
     returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`.
 
-    Events that match no endpoint (looked up in ``cache`` when given) open no transaction.
+    With a ``cache``, events that match no endpoint open no transaction, and cost no query
+    while the cache is complete for them; without one, one read decides the same.
     """
     if not events:
         return set()
-    known: Sequence[Any]
-    if cache is not None:
-        known = cache.endpoints(engine, max(event.sequence for event in events))
-    else:
+    cache = cache or EndpointCache()
+    through = max(event.sequence for event in events)
+    known = cache.cached(through)
+    if known is None and not any(_targets(cache.last(), event) for event in events):
+        # Out of date and matching nothing before: most likely still nothing, so read
+        # before opening a write transaction (on SQLite that would keep other writers out).
         with engine.connect() as conn:
-            known = enabled_endpoint_rows(conn)
-    if not any(_targets(known, event) for event in events):
+            known = cache.read(conn)
+    if known is not None and not any(_targets(known, event) for event in events):
         return set()
     with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
-        endpoints = enabled_endpoint_rows(conn)
+        endpoints = cache.read(conn)
         rows = [
             message_row(endpoint_id, event, origin=LIVE, now=now)
             for event in events

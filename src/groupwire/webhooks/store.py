@@ -109,10 +109,6 @@ def list_endpoints(
     return [to_endpoint(row) for row in rows.mappings()], int(count)
 
 
-def enabled_endpoint_rows(conn: Connection) -> list[RowMapping]:
-    return list(conn.execute(select(EP).where(EP.c.enabled.is_(True))).mappings())
-
-
 def enabled_endpoints_as_of(conn: Connection) -> tuple[list[dict[str, Any]], int]:
     """What fan-out matches on (id, event types, group ids, start) of every enabled endpoint,
     and the event-log position read in the same statement, so from the same snapshot.
