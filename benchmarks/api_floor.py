@@ -841,6 +841,9 @@ def run_backend(backend: str, args: argparse.Namespace, sizes: dict[str, Any]) -
             PeakRss(pid) as watch,
         ):
             plan = scenarios(seed, sizes)
+            if args.only:
+                wanted = {name.strip() for name in args.only.split(",")}
+                plan = [scenario for scenario in plan if scenario.name in wanted]
             client_counts = sorted({1, clients})
             urls = {"groupwire": gw_url, "floor": floor_url}
             result = asyncio.run(measure(backend, urls, secret, plan, client_counts, watch))
@@ -860,6 +863,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="per scenario and load")
     parser.add_argument("--clients", type=int, default=16, help="the concurrent load")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of each server")
+    parser.add_argument("--only", default="", help="comma-separated scenario names (default: all)")
     args = parser.parse_args()
     if args.quick:
         sizes = {"requests": 12, "members": 100, "bulk": (500, 2000), "bulk_repeats": (1, 1)}

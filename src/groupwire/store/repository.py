@@ -69,6 +69,17 @@ def _field_names(entity: Any) -> tuple[str, ...]:
     return tuple(f.name for f in fields(entity))
 
 
+def _build_all(entity: Callable[..., T], result: Any) -> list[T]:
+    """Entities from every row of ``result`` (as :func:`_build`, the column positions looked
+    up once for the whole result instead of by name in every row)."""
+    keys = list(result.keys())
+    names = [name for name in _field_names(entity) if name in keys]
+    if not names:
+        return [entity() for _ in result]
+    positions = [keys.index(name) for name in names]
+    return [entity(**dict(zip(names, [row[i] for i in positions], strict=True))) for row in result]
+
+
 def to_group(row: RowMapping) -> CustomerGroup:
     return _build(CustomerGroup, row)
 
@@ -221,7 +232,7 @@ def list_groups(
             G.c.id.in_(select(M.c.customer_group_id).where(M.c.customer_id.in_(customer_ids)))
         )
     conditions += _time_filters(G.c.created_at, created) + _time_filters(G.c.updated_at, updated)
-    return _page(conn, select(G).where(*conditions), G, order, limit, offset, to_group)
+    return _page(conn, select(G).where(*conditions), G, order, limit, offset, CustomerGroup)
 
 
 def _time_filters(column: Any, ops: dict[str, datetime] | None) -> list[Any]:
@@ -244,7 +255,7 @@ def _page(
     order: str | None,
     limit: int,
     offset: int,
-    mapper: Any,
+    entity: Any,
 ) -> tuple[list[Any], int]:
     count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     column_name = (order or "created_at").lstrip("-")
@@ -256,7 +267,7 @@ def _page(
         column = table.c[column_name]
         direction = column.desc() if descending else column.asc()
     query = query.order_by(direction, table.c.id.asc()).limit(limit).offset(offset)
-    return [mapper(row) for row in conn.execute(query).mappings()], count
+    return _build_all(entity, conn.execute(query)), count
 
 
 def _group_sort_key(field: str) -> Any:
@@ -352,7 +363,7 @@ def list_customers(
             C.c.id.in_(select(M.c.customer_id).where(M.c.customer_group_id.in_(group_ids)))
         )
     conditions += _time_filters(C.c.created_at, created) + _time_filters(C.c.updated_at, updated)
-    return _page(conn, select(C).where(*conditions), C, order, limit, offset, to_customer)
+    return _page(conn, select(C).where(*conditions), C, order, limit, offset, Customer)
 
 
 # --- memberships -----------------------------------------------------------------------------

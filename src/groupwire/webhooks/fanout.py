@@ -5,16 +5,27 @@ An endpoint matches an event when one of its ``event_types`` patterns matches th
 the event's group, and when the event was committed after the endpoint was created. The
 messages of one event are written in one transaction; a unique key on (endpoint, event,
 origin) makes a redelivered event create nothing new.
+
+Most commits match no endpoint. :class:`EndpointCache` keeps the enabled endpoints with the
+event-log position they are complete for, so such commits cost no query at all: a batch is
+checked against the cache while its last event is not past that position, and the cache is
+read again (one statement) as soon as one is: before the write transaction when the
+endpoints known last match none of the batch, else inside it (one read either way). Changes to endpoints by any process are seen
+in time: the position is read in the same snapshot as the endpoints, every event up to it
+was committed before that snapshot, so an endpoint created or changed after the cache was
+read concerns only events after the cached position.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import Engine, insert
+from sqlalchemy.engine import Connection
 
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
@@ -22,7 +33,7 @@ from groupwire.store import event_log
 from groupwire.webhooks.models import LIVE, PENDING
 from groupwire.webhooks.store import (
     M,
-    enabled_endpoint_rows,
+    enabled_endpoints_as_of,
     insert_ignoring_duplicates,
     writing,
 )
@@ -80,16 +91,63 @@ def fan_out(engine: Engine, event: Event, *, now: datetime) -> list[str]:
     return sorted(fan_out_many(engine, [event], now=now))
 
 
-def fan_out_many(engine: Engine, events: Sequence[Event], *, now: datetime) -> set[str]:
+class EndpointCache:
+    """The enabled endpoints as fan-out matches them, valid for events up to a log position.
+
+    Thread-safe; one per process and engine (:class:`groupwire.webhooks.Webhooks` keeps it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._endpoints: list[dict[str, Any]] = []
+        self._position = -1
+
+    def cached(self, through: int) -> list[dict[str, Any]] | None:
+        """The endpoints, if the cache is complete for events up to sequence ``through``;
+        else None, and then :meth:`last` is what it held (possibly out of date)."""
+        with self._lock:
+            return self._endpoints if through <= self._position else None
+
+    def last(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._endpoints
+
+    def read(self, conn: Connection) -> list[dict[str, Any]]:
+        """Read the endpoints with their position on ``conn``, keep them if newer."""
+        endpoints, position = enabled_endpoints_as_of(conn)
+        with self._lock:
+            if position > self._position:
+                self._endpoints, self._position = endpoints, position
+        return endpoints
+
+
+def fan_out_many(
+    engine: Engine,
+    events: Sequence[Event],
+    *,
+    now: datetime,
+    cache: EndpointCache | None = None,
+) -> set[str]:
     """Queue each event for every enabled endpoint it matches, all in one transaction;
-    returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`."""
-    if engine.dialect.name == "sqlite":  # a write transaction there blocks every other writer
+    returns the ids of the endpoints that got messages. Idempotent like :func:`fan_out`.
+
+    With a ``cache``, events that match no endpoint open no transaction, and cost no query
+    while the cache is complete for them; without one, one read decides the same.
+    """
+    if not events:
+        return set()
+    cache = cache or EndpointCache()
+    through = max(event.sequence for event in events)
+    known = cache.cached(through)
+    if known is None and not any(_targets(cache.last(), event) for event in events):
+        # Out of date and matching nothing before: most likely still nothing, so read
+        # before opening a write transaction (on SQLite that would keep other writers out).
         with engine.connect() as conn:
-            endpoints = enabled_endpoint_rows(conn)
-            if not any(_targets(endpoints, event) for event in events):
-                return set()
+            known = cache.read(conn)
+    if known is not None and not any(_targets(known, event) for event in events):
+        return set()
     with writing(engine) as conn:  # (re)read in the transaction: endpoints may have changed
-        endpoints = enabled_endpoint_rows(conn)
+        endpoints = cache.read(conn)
         rows = [
             message_row(endpoint_id, event, origin=LIVE, now=now)
             for event in events

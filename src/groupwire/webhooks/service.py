@@ -54,6 +54,7 @@ class Webhooks:
         self.secret_grace = secret_grace
         self.dispatch = dispatch
         self.dispatcher = Dispatcher(engine, config, clock or SystemClock(), on_events=on_events)
+        self.endpoint_cache = fanout.EndpointCache()
 
     @classmethod
     def for_groupwire(cls, gw: Any) -> Webhooks:
@@ -345,7 +346,8 @@ class Webhooks:
     def handle_events(self, events: Sequence[Event]) -> None:
         """The ``groupwire.webhooks`` subscriber (a batch one): queue the events for their
         matching endpoints in one transaction, then wake the dispatcher."""
-        if fanout.fan_out_many(self.engine, list(events), now=self.clock.now()):
+        now = self.clock.now()
+        if fanout.fan_out_many(self.engine, events, now=now, cache=self.endpoint_cache):
             self.dispatcher.wake()
 
     def deliver_due(self) -> int:

@@ -109,8 +109,37 @@ def list_endpoints(
     return [to_endpoint(row) for row in rows.mappings()], int(count)
 
 
-def enabled_endpoint_rows(conn: Connection) -> list[RowMapping]:
-    return list(conn.execute(select(EP).where(EP.c.enabled.is_(True))).mappings())
+def enabled_endpoints_as_of(conn: Connection) -> tuple[list[dict[str, Any]], int]:
+    """What fan-out matches on (id, event types, group ids, start) of every enabled endpoint,
+    and the event-log position read in the same statement, so from the same snapshot.
+
+    Every event up to that position was committed before this snapshot (sequences are taken
+    under the counter's lock, held until the commit), so an endpoint created or changed
+    after the snapshot was created or changed after those events: the answer is complete
+    for every event up to the position.
+    """
+    counter = core.outbox_counter
+    query = (
+        select(
+            counter.c.last_sequence, EP.c.id, EP.c.event_types, EP.c.group_ids, EP.c.start_sequence
+        )
+        .select_from(counter.outerjoin(EP, EP.c.enabled.is_(True)))
+        .where(counter.c.id == 1)
+    )
+    position = 0
+    endpoints: list[dict[str, Any]] = []
+    for row in conn.execute(query).mappings():
+        position = int(row["last_sequence"])
+        if row["id"] is not None:
+            endpoints.append(
+                {
+                    "id": row["id"],
+                    "event_types": list(row["event_types"]),
+                    "group_ids": row["group_ids"],
+                    "start_sequence": int(row["start_sequence"]),
+                }
+            )
+    return endpoints, position
 
 
 # --- messages and attempts -------------------------------------------------------------------
