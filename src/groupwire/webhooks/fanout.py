@@ -10,10 +10,11 @@ Most commits match no endpoint. :class:`EndpointCache` keeps the enabled endpoin
 event-log position they are complete for, so such commits cost no query at all: a batch is
 checked against the cache while its last event is not past that position, and the cache is
 read again (one statement) as soon as one is: before the write transaction when the
-endpoints known last match none of the batch, else inside it (one read either way). Changes to endpoints by any process are seen
-in time: the position is read in the same snapshot as the endpoints, every event up to it
-was committed before that snapshot, so an endpoint created or changed after the cache was
-read concerns only events after the cached position.
+endpoints known last match none of the batch, else inside it (one read either way).
+Changes to endpoints by any process are seen in time: the position is read in the same
+snapshot as the endpoints, every event up to it was committed before that snapshot, so an
+endpoint created or changed after the cache was read concerns only events after the cached
+position.
 """
 
 from __future__ import annotations
