@@ -74,6 +74,7 @@ class MedusaTransaction:
     end_lsn: int  # where its commit record ends: the stream position once it is applied
     committed_at: datetime
     changes: list[RowChange]
+    read_at: float = 0.0  # time.perf_counter() when its Begin was read (0: not read live)
 
     def actor(self) -> str | None:
         """Who made it, as far as Medusa records it: the first ``created_by`` among the rows
