@@ -176,13 +176,18 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         loop.start()
 
         singles = ids[args.customers :]
+        answered: dict[str, float] = {}  # when Medusa's API answered the request
         for cid in singles:
             client.post(f"/admin/customer-groups/{group_id}/customers", json={"add": [cid]})
+            answered[cid] = time.time()
             wait(lambda cid=cid: cid in arrivals, 30)
         latencies = sorted(arrivals[c] - times[c].timestamp() for c in singles)
         split = {
             "Medusa commit -> its Begin read by capture": [
                 steps[c][0] - times[c].timestamp() for c in singles
+            ],
+            "(Medusa commit -> its API's answer)": [
+                answered[c] - times[c].timestamp() for c in singles
             ],
             "Begin read -> Groupwire commit": [steps[c][1] - steps[c][0] for c in singles],
             "Groupwire commit -> subscriber": [arrivals[c] - steps[c][1] for c in singles],

@@ -9,9 +9,8 @@ A commit in this process also hands its events to each cursor (:meth:`OutboxRela
 when they are exactly the events after the cursor's position, the cursor takes them from
 there instead of reading them back from the log (one SELECT per subscriber and commit less),
 and a cursor whose subscription wants none of them moves past them without waking its
-thread. A commit larger than a batch (a bulk change) is taken from there a batch at a time.
-Anything else (events of other processes, a gap) is read from the log as before, so the order
-and at-least-once delivery do not depend on the hand-off.
+thread. Anything else (events of other processes, a gap, a large bulk change) is read from
+the log as before, so the order and at-least-once delivery do not depend on the hand-off.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -107,43 +105,27 @@ class SubscriptionCursor:
 
     def _take_handed(self) -> list[Event] | None:
         """The handed events that directly follow the position (at most a batch), or None
-        when they do not: then the log is read. A commit larger than a batch is taken a
-        batch at a time: what is left of it stays handed, for the next batch."""
+        when they do not: then the log is read."""
         with self._handed_lock:
             handed, self._handed = self._handed, []
         batch: list[Event] = []
         expected = self.position + 1
-        for index, events in enumerate(handed):
+        for events in handed:
             first = _first_sequence(events)
-            last = first + len(events) - 1
-            if last < expected:  # already passed
+            if first + len(events) - 1 < expected:  # already passed
                 continue
-            if first > expected:
-                return None  # a gap: the log has what lies between
-            room = self.batch_size - len(batch)
-            if room <= 0:
-                self._keep_handed(handed[index:])
-                break
-            part = events[expected - first : expected - first + room]
+            if first != expected or len(batch) + len(events) > self.batch_size:
+                return None
             # Each subscriber gets its own copy of the data, as read from the log.
-            wants = self.subscription.wants
-            batch += [replace(e, data=_own_copy(e.data)) if wants(e.type) else e for e in part]
-            expected += len(part)
-            if expected <= last:  # the batch is full inside this commit
-                self._keep_handed(handed[index:])
-                break
+            batch += [replace(e, data=json.loads(json.dumps(e.data))) for e in events]
+            expected = first + len(events)
         return batch or None
-
-    def _keep_handed(self, rest: list[Sequence[Event]]) -> None:
-        with self._handed_lock:
-            self._handed[:0] = rest
 
     def deliver_batch(self) -> int:
         """Deliver up to one batch; returns how many events the checkpoint moved past."""
         with self._lock:
             batch = self._take_handed()
-            # handed events end at the last commit seen, unless some are left for later
-            self.caught_up = batch is not None and not self._pending_handed()
+            self.caught_up = batch is not None  # handed events end at the last commit seen
             if batch is None:
                 with self.engine.connect() as conn:
                     batch = event_log.events_between(conn, self.position, self.batch_size)
@@ -361,17 +343,6 @@ class OutboxRelay:
         with self.engine.connect() as conn:
             last = repo.last_sequence(conn)
         return {s.name: last - self.cursor(s).position for s in self.registry}
-
-
-_SCALARS = (str, int, bool, type(None))
-
-
-def _own_copy(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of an event's data as reading it from the log would give: a flat dict of
-    strings and numbers (a membership event's) is copied as is, anything else through JSON."""
-    if all(type(value) in _SCALARS for value in data.values()):
-        return dict(data)
-    return dict(json.loads(json.dumps(data)))
 
 
 def _first_sequence(events: Sequence[Event]) -> int:

@@ -265,25 +265,7 @@ class CommittedEvents(Sequence[Event]):
     def __getitem__(self, index: slice) -> list[Event]: ...
 
     def __getitem__(self, index: int | slice) -> Event | list[Event]:
-        if isinstance(index, slice) and self._built is None and index.step in (None, 1):
-            return self._build_range(*index.indices(self._count)[:2])
         return self._events()[index]
-
-    def _build_range(self, start: int, stop: int) -> list[Event]:
-        """Only the events ``start`` to ``stop`` (a relay takes a large commit a batch at a
-        time: each batch is built when it is delivered, not all of them at the first)."""
-        built: list[Event] = []
-        offset = 0
-        for item in self._pending:
-            if offset >= stop:
-                break
-            end = offset + item.span
-            if end > start:
-                for n in range(max(start, offset) - offset, min(stop, end) - offset):
-                    data = item.payload(n) if isinstance(item, PendingRun) else item.data
-                    built.append(self._event(item, offset + n, data))
-            offset = end
-        return built
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self._events())
