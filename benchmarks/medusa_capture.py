@@ -6,12 +6,19 @@ Measures, against a real Medusa 2.21.2 (the test harness starts one unless ``--b
 1. latency of single changes: ``--singles`` customers added to a group one request at a
    time; for each, the time from Medusa's commit (the commit timestamp in the WAL, which is the
    event's ``time``) to the moment an in-process Groupwire subscriber has it: p50, p99, max;
-2. a batch add of ``--customers`` customers in one request (one Medusa transaction): time from
-   its commit to the last event at the subscriber, and captured changes/s;
+2. a batch add of ``--customers`` customers in one request (one Medusa transaction). What
+   "captured" means: the change is committed in Groupwire's store (its copy, its events and the
+   stream position, one Groupwire transaction); the capture time runs from the first byte of
+   that transaction read from the stream (its Begin: the server sends a transaction only once
+   it has decoded its commit) to that Groupwire commit, so it covers reading, decoding and
+   applying. Reported beside it: Medusa's commit -> Groupwire's commit (adds the server's
+   decoding), and Medusa's commit -> the last event at the Groupwire subscriber (adds the
+   relay's delivery);
 3. the baseline, a raw read of the same stretch of the stream through the same streaming
    replication protocol: a second slot created just before the batch, read afterwards by a
    reader that only counts the messages (the server's decoding and sending, nothing
-   applied): changes/s, and the ratio capture/raw of the changes per second (the issue's
+   applied), timed the same way, from the first byte of the transaction to its Commit
+   message: changes/s, and the ratio capture/raw of the changes per second (the issue's
    target: >= 0.5). It is read after capture has finished, so that neither slows the other
    (a reader in this process would compete with capture for the GIL).
 
@@ -43,6 +50,7 @@ from groupwire import Groupwire
 from groupwire.domain.models import Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
+from groupwire.medusa.mapping import MedusaTransaction
 from groupwire.medusa.stream import ReplicationStream, XLogData
 
 
@@ -97,6 +105,8 @@ class RawReader:
     def __init__(self, medusa_db: str, slot: str, publication: str) -> None:
         self.stream = ReplicationStream(medusa_db, slot, publication, 0)
         self.messages = 0
+        self.first_at = 0.0  # time.perf_counter() of the first message
+        self.commit_at = 0.0  # ... and of the Commit that ended the read
 
     def read_until(self, messages: int, timeout: float) -> None:
         """Read until a Commit after at least ``messages`` messages."""
@@ -104,8 +114,11 @@ class RawReader:
         while time.monotonic() < deadline:
             message = self.stream.read(0.5)
             if isinstance(message, XLogData):
+                if not self.messages:
+                    self.first_at = time.perf_counter()
                 self.messages += 1
                 if message.data[:1] == b"C" and self.messages >= messages:
+                    self.commit_at = time.perf_counter()
                     return
         raise TimeoutError("the raw reader did not see the batch's commit")
 
@@ -140,6 +153,20 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
 
     options = CaptureOptions(medusa_url=medusa_db, slot=slot, publication=publication)
     capture = MedusaCapture(gw.service, options)
+    applied: list[tuple[int, float, float, float]] = []  # changes, read at, committed at, wall
+
+    steps: dict[str, tuple[float, float]] = {}  # single adds: Begin read, Groupwire commit
+
+    def on_applied(transaction: MedusaTransaction) -> None:
+        now, wall = time.perf_counter(), time.time()
+        applied.append((len(transaction.changes), transaction.read_at, now, wall))
+        if len(transaction.changes) <= 10:
+            for change in transaction.changes:
+                if change.table == "customer_group_customer" and change.operation == "insert":
+                    read_wall = wall - (now - transaction.read_at)
+                    steps[str(change.row["customer_id"])] = (read_wall, wall)
+
+    capture.on_applied.append(on_applied)
     stop = threading.Event()
     loop: threading.Thread | None = None
     try:
@@ -149,24 +176,37 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         loop.start()
 
         singles = ids[args.customers :]
+        answered: dict[str, float] = {}  # when Medusa's API answered the request
         for cid in singles:
             client.post(f"/admin/customer-groups/{group_id}/customers", json={"add": [cid]})
+            answered[cid] = time.time()
             wait(lambda cid=cid: cid in arrivals, 30)
         latencies = sorted(arrivals[c] - times[c].timestamp() for c in singles)
+        split = {
+            "Medusa commit -> its Begin read by capture": [
+                steps[c][0] - times[c].timestamp() for c in singles
+            ],
+            "(Medusa commit -> its API's answer)": [
+                answered[c] - times[c].timestamp() for c in singles
+            ],
+            "Begin read -> Groupwire commit": [steps[c][1] - steps[c][0] for c in singles],
+            "Groupwire commit -> subscriber": [arrivals[c] - steps[c][1] for c in singles],
+        }
 
         conn.execute(
             "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (replay_slot,)
         ).fetchall()
         batch = ids[: args.customers]
         client.post(f"/admin/customer-groups/{group_id}/customers", json={"add": batch})
-        wait(lambda: all(c in arrivals for c in batch), 300)
+        # a cheap test: the main thread polls it while capture and the relay work
+        wait(lambda: len(arrivals) >= len(singles) + len(batch), 300)
         committed = times[batch[0]].timestamp()
         last = max(arrivals[c] for c in batch)
 
+        batch_changes, read_at, gw_committed, gw_committed_wall = max(applied)
         replay = RawReader(medusa_db, replay_slot, publication)
-        started = time.perf_counter()
         replay.read_until(len(batch), 300)
-        replay_seconds = time.perf_counter() - started
+        replay_seconds = replay.commit_at - replay.first_at
         replay_messages = replay.messages
         replay.stream.close()
     finally:
@@ -191,20 +231,26 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
     print(f"Groupwire store: {store.split(':', 1)[0]}")
     print(f"single adds ({len(latencies)}), Medusa commit -> Groupwire subscriber:")
     print(f"  p50 {ms(statistics.median(latencies))}, p99 {ms(p99)}, max {ms(latencies[-1])}")
-    capture_seconds = last - committed
-    print(f"batch add of {len(batch)} customers (one Medusa transaction):")
+    for step, values in split.items():
+        values.sort()
+        step_p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        print(f"    {step}: p50 {ms(statistics.median(values))}, p99 {ms(step_p99)}")
+    capture_seconds = gw_committed - read_at
+    print(f"batch add of {len(batch)} customers (one Medusa transaction, {batch_changes} rows):")
     print(
-        f"  commit -> last event at the Groupwire subscriber {ms(capture_seconds)}"
-        f" = {len(batch) / capture_seconds:,.0f} captured changes/s"
+        f"  captured (first byte read -> Groupwire commit of copy, events, position):"
+        f" {ms(capture_seconds)} = {len(batch) / capture_seconds:,.0f} captured changes/s"
     )
     print(
-        f"  raw replay of the same stretch ({replay_messages} messages, second slot):"
-        f" {ms(replay_seconds)} = {len(batch) / replay_seconds:,.0f} changes/s"
+        f"  raw read of the same stretch ({replay_messages} messages, second slot, first byte"
+        f" -> Commit): {ms(replay_seconds)} = {len(batch) / replay_seconds:,.0f} changes/s"
     )
     print(
         f"  capture / raw replay (changes/s): {replay_seconds / capture_seconds:.2f}x"
         "  (target >= 0.5x)"
     )
+    print(f"  Medusa commit -> Groupwire commit {ms(gw_committed_wall - committed)}")
+    print(f"  Medusa commit -> last event at the Groupwire subscriber {ms(last - committed)}")
 
 
 def wait(condition: object, timeout: float) -> None:

@@ -7,9 +7,18 @@ import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 from groupwire.domain.models import Event
+
+
+@lru_cache(maxsize=4096)
+def _matches(patterns: tuple[str, ...], event_type: str) -> bool:
+    """Whether ``event_type`` matches one of the patterns (asked once per delivered event:
+    a handful of types and pattern sets, so remembered)."""
+    return any(fnmatchcase(event_type, pattern) for pattern in patterns)
+
 
 # Takes an Event, or a list of events for a batch subscription.
 Handler = Callable[[Any], Any]
@@ -31,7 +40,7 @@ class Subscription:
     one transaction for many: the relay hands it every matching event of a fetched batch."""
 
     def wants(self, event_type: str) -> bool:
-        return any(fnmatchcase(event_type, pattern) for pattern in self.patterns)
+        return _matches(self.patterns, event_type)
 
     def call(self, event: Event) -> None:
         """Handle one event (a batch handler gets a list of one)."""

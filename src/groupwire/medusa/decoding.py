@@ -8,6 +8,7 @@ filled by those messages, so a table changed by ALTER TABLE is described anew by
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 
 from groupwire.medusa import pgoutput
@@ -25,6 +26,7 @@ class TransactionDecoder:
         self.schema = schema
         self.relations: dict[int, pgoutput.Relation] = {}
         self._begin: pgoutput.Begin | None = None
+        self._begun_at = 0.0
         self._changes: list[RowChange] = []
 
     @property
@@ -43,12 +45,15 @@ class TransactionDecoder:
             if self._begin is not None:
                 raise pgoutput.DecodeError("a Begin inside a transaction")
             self._begin, self._changes = message, []
+            self._begun_at = time.perf_counter()
         elif isinstance(message, pgoutput.Commit):
             begin, changes = self._begin, self._changes
             if begin is None:
                 raise pgoutput.DecodeError("a Commit without its Begin")
             self._begin, self._changes = None, []
-            return MedusaTransaction(begin.xid, message.end_lsn, message.commit_time, changes)
+            return MedusaTransaction(
+                begin.xid, message.end_lsn, message.commit_time, changes, self._begun_at
+            )
         elif isinstance(message, pgoutput.Relation):
             self.relations[message.oid] = message
         elif isinstance(message, pgoutput.Truncate):

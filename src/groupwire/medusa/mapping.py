@@ -74,6 +74,7 @@ class MedusaTransaction:
     end_lsn: int  # where its commit record ends: the stream position once it is applied
     committed_at: datetime
     changes: list[RowChange]
+    read_at: float = 0.0  # time.perf_counter() when its Begin was read (0: not read live)
 
     def actor(self) -> str | None:
         """Who made it, as far as Medusa records it: the first ``created_by`` among the rows
@@ -207,9 +208,9 @@ class _Applier:
         row = change.row
         row_id = str(row["id"])
         if change.operation == "insert" and not _is_set(row.get("deleted_at")):
-            added = (str(row["customer_group_id"]), str(row["customer_id"]))
-            self.map_added[row_id] = added
-            self.queue("add", added, row.get("created_by"))
+            group_id, customer_id = str(row["customer_group_id"]), str(row["customer_id"])
+            self.map_added[row_id] = (group_id, customer_id)
+            self.queue("add", (group_id, customer_id), row.get("created_by"))
             return
         pair = self.resolve(row_id, row)
         if pair is None:
@@ -243,7 +244,12 @@ class _Applier:
             self.pending_kind = kind
         if self.pending_by is None and isinstance(by, str):
             self.pending_by = by
-        self.pending.setdefault(pair[0], []).append(pair[1])
+        group_id, customer_id = pair
+        pending = self.pending.get(group_id)
+        if pending is None:
+            self.pending[group_id] = [customer_id]
+        else:
+            pending.append(customer_id)
 
     def flush(self) -> None:
         """Record the membership rows gathered so far: one run of events per group."""
@@ -262,12 +268,12 @@ class _Applier:
         self.save_map()
 
     def add_members(self, group: CustomerGroup, ids: list[str]) -> None:
-        live = repo.live_customer_ids(self.conn, ids)  # ids only: capture is the only writer
-        present = repo.members_among(self.conn, group.id, ids)
-        joining = [cid for cid in ids if cid in live and cid not in present]
+        # One INSERT ... SELECT: live customers only, members already skipped (ids only:
+        # capture is the only writer), in the order Medusa inserted them.
+        added = repo.add_live_memberships(self.conn, group.id, ids, self.uow.now, self.pending_by)
+        joining = [cid for cid in ids if cid in added]
         if not joining:
             return
-        repo.insert_memberships(self.conn, group.id, joining, self.uow.now, self.pending_by)
         self.uow.emit(ev.customers_added(group.id, joining, self.uow.now))
         self.hook("after_add_customer_to_group", group=group, customer_ids=joining)
 

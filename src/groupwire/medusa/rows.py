@@ -50,8 +50,7 @@ class Row(Mapping[str, Any]):
     __slots__ = ("_columns", "_index", "_raw", "_typed")
 
     def __init__(self, relation: Relation, values: tuple[Value, ...]) -> None:
-        self._columns = _columns(relation)
-        self._index = _index(relation)
+        self._columns, self._index = _layout(relation)
         self._raw = values
         self._typed: dict[str, Any] = {}
 
@@ -85,6 +84,20 @@ class Row(Mapping[str, Any]):
 @lru_cache(maxsize=64)
 def _index(relation: Relation) -> dict[str, int]:
     return {c.name: i for i, c in enumerate(relation.columns)}
+
+
+_LAYOUTS: dict[int, tuple[Relation, tuple[tuple[str, Loader | None], ...], dict[str, int]]] = {}
+
+
+def _layout(relation: Relation) -> tuple[tuple[tuple[str, Loader | None], ...], dict[str, int]]:
+    """The relation's columns and index, found by the relation object's identity: a
+    ``Relation`` hashes all its columns, and this is asked once per row."""
+    found = _LAYOUTS.get(id(relation))
+    if found is None or found[0] is not relation:
+        if len(_LAYOUTS) > 256:
+            _LAYOUTS.clear()
+        found = _LAYOUTS[id(relation)] = (relation, _columns(relation), _index(relation))
+    return found[1], found[2]
 
 
 def typed(relation: Relation, values: tuple[Value, ...]) -> Row:

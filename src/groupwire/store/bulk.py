@@ -54,9 +54,26 @@ def _copy_rows(
     driver = conn.connection.driver_connection
     assert driver is not None
     statement = f'COPY "{table.name}" ({quoted}) FROM STDIN'
+    text = _copy_text(rows)
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+        if text is not None:
+            copy.write(text)
+        else:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _copy_text(rows: Sequence[Sequence[Any]]) -> str | None:
+    """The rows in COPY's text format when every value is NULL or a string that needs no
+    escape (ids, mostly: one join in C instead of a ``write_row`` per row), else None."""
+    values = [value for row in rows for value in row if value is not None]
+    if not all(type(value) is str for value in values):
+        return None
+    probe = "".join(values)
+    if "\\" in probe or "\t" in probe or "\n" in probe or "\r" in probe:
+        return None
+    lines = ("\t".join("\\N" if value is None else value for value in row) for row in rows)
+    return "\n".join(lines) + "\n"
 
 
 def timestamp(conn: Connection, moment: datetime) -> Any:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     select,
@@ -107,6 +108,7 @@ class _Statements:
     customers_share_locked: Select[Any]
     members_among: Select[Any]
     live_customer_ids: Select[Any]
+    add_live_members: Any
     group_scope: Select[Any] | None
     delete_members: Any
     chunk: int
@@ -153,6 +155,23 @@ def _statements(dialect: str) -> _Statements:
             M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
         ),
         live_customer_ids=select(C.c.id).where(among(C.c.id), C.c.deleted_at.is_(None)),
+        add_live_members=insert(M)
+        .from_select(
+            ["customer_group_id", "customer_id", "created_at", "created_by"],
+            select(
+                bindparam("group_id", type_=String),
+                C.c.id,
+                bindparam("at", type_=tables.UTCDateTime),
+                bindparam("by", type_=String),
+            ).where(
+                among(C.c.id),
+                C.c.deleted_at.is_(None),
+                ~exists().where(
+                    M.c.customer_group_id == bindparam("group_id"), M.c.customer_id == C.c.id
+                ),
+            ),
+        )
+        .returning(M.c.customer_id),
         group_scope=group_scope,
         delete_members=delete(M)
         .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
@@ -435,6 +454,19 @@ def insert_memberships(
     bulk.insert_rows(
         conn, M, ("customer_group_id", "customer_id", "created_at", "created_by"), rows
     )
+
+
+def add_live_memberships(
+    conn: Connection, group_id: str, customer_ids: Sequence[str], at: datetime, by: str | None
+) -> set[str]:
+    """Make the live customers among ``customer_ids`` members of the group unless they are
+    already, in one statement per chunk (no id list read back first); returns those added."""
+    added: set[str] = set()
+    statement = _sql(conn).add_live_members
+    for params in _id_chunks(conn, customer_ids):
+        rows = conn.execute(statement, {"group_id": group_id, "at": at, "by": by, **params})
+        added.update(rows.scalars().all())
+    return added
 
 
 def delete_memberships(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
