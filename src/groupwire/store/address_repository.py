@@ -115,4 +115,4 @@ def list_addresses(
             raise ValueError(f"not a filterable address column: {name}")
         if values:
             where.append(A.c[name].in_(list(values)))
-    return repo._page(conn, select(A).where(*where), A, order, limit, offset, to_address)
+    return repo._page(conn, select(A).where(*where), A, order, limit, offset, CustomerAddress)

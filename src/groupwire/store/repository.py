@@ -276,6 +276,8 @@ def _page(
     offset: int,
     entity: Any,
 ) -> tuple[list[Any], int]:
+    """One page of ``query`` as ``entity`` (a dataclass whose fields name the columns) and
+    the count of all its rows."""
     count = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     column_name = (order or "created_at").lstrip("-")
     descending = (order or "").startswith("-")
