@@ -94,3 +94,13 @@ def capturing(medusa: MedusaServer, database_url: str, **options: Any) -> Iterat
         capture.close()
         drop_slot(medusa.database_url, slot, publication)
         gw.close()
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def create_group(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
+    body.setdefault("name", f"Group {uuid.uuid4().hex[:8]}")
+    return ok(medusa.client.post("/admin/customer-groups", json=body))["customer_group"]

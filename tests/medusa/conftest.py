@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import PostgresSchemas
+from tests.medusa.capturing import Captured, capturing
 from tests.medusa.harness import MedusaHarnessError, MedusaServer, running_medusa
 
 TIMINGS = pytest.StashKey[dict[str, float]]()
@@ -29,6 +31,21 @@ def medusa(
             yield server
     except MedusaHarnessError as error:
         pytest.fail(f"the Medusa harness could not start: {error}", pytrace=False)
+
+
+@pytest.fixture
+def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
+    schema, url = postgres_schemas.create()
+    try:
+        yield url
+    finally:
+        postgres_schemas.drop(schema)
+
+
+@pytest.fixture
+def captured(medusa: MedusaServer, store_url: str) -> Iterator[Captured]:
+    with capturing(medusa, store_url) as value:
+        yield value
 
 
 def pytest_terminal_summary(

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,43 +27,19 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.plugin import CaptureThread
 from groupwire.medusa.stream import ReplicationStream, XLogData
-from tests.conftest import PostgresSchemas
 from tests.medusa.capturing import (
     Captured,
     capturing,
+    create_group,
     drop_slot,
     new_names,
+    ok,
     wait_until_inactive,
     wal_mark,
 )
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
-
-
-@pytest.fixture
-def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
-    schema, url = postgres_schemas.create()
-    try:
-        yield url
-    finally:
-        postgres_schemas.drop(schema)
-
-
-@pytest.fixture
-def captured(medusa: MedusaServer, store_url: str) -> Iterator[Captured]:
-    with capturing(medusa, store_url) as value:
-        yield value
-
-
-def ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def create_group(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
-    body.setdefault("name", f"Group {uuid.uuid4().hex[:8]}")
-    return ok(medusa.client.post("/admin/customer-groups", json=body))["customer_group"]
 
 
 def create_customer(medusa: MedusaServer, **body: Any) -> dict[str, Any]:

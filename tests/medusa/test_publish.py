@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +32,20 @@ from groupwire.domain.models import Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
 from groupwire.medusa.publish import SUBSCRIBER, PublishOptions, publish_to_medusa
-from tests.conftest import PostgresSchemas
-from tests.medusa.capturing import Captured, capturing, drop_slot, new_names, wal_mark
+from tests.medusa.capturing import (
+    Captured,
+    create_group,
+    drop_slot,
+    new_names,
+    ok,
+    wal_mark,
+)
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
 
 GROUPWIRE_REDIS = os.environ.get("GROUPWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 Recorded = dict[str, Any]
-
-
-@pytest.fixture
-def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
-    schema, url = postgres_schemas.create()
-    try:
-        yield url
-    finally:
-        postgres_schemas.drop(schema)
-
-
-@pytest.fixture
-def captured(medusa: MedusaServer, store_url: str) -> Iterator[Captured]:
-    with capturing(medusa, store_url) as value:
-        yield value
-
-
-def ok(response: Any) -> dict[str, Any]:
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def create_group(medusa: MedusaServer, **body: Any) -> dict[str, Any]:
-    body.setdefault("name", f"Group {uuid.uuid4().hex[:8]}")
-    return ok(medusa.client.post("/admin/customer-groups", json=body))["customer_group"]
 
 
 def create_customer(medusa: MedusaServer) -> str:
