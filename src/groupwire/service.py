@@ -727,6 +727,28 @@ class Service:
             self._after(hook.name, **hook.arguments)
         return result
 
+    def begin_external_change(
+        self, *, context: Context | None = None, at: datetime | None = None
+    ) -> ExternalChange:
+        """Open the transaction of an external change that is written in pieces, as it
+        arrives (a large transaction read from another database's replication stream).
+
+        What :meth:`apply_external_change` does in one call, here in three steps: the
+        caller writes through ``.uow`` as often as it needs, then :meth:`ExternalChange.commit`
+        commits, tells the commit listeners and runs the after-hooks, or
+        :meth:`ExternalChange.rollback` leaves nothing written. Unlike
+        :meth:`apply_external_change` nothing is retried: the pieces are gone once written,
+        so after a failure (a deadlock too) the caller rolls back and writes the change again
+        whole, with :meth:`apply_external_change`.
+        """
+        uow = UnitOfWork(
+            self.engine, source=self.source, context=context or Context(), key_ttl=self.key_ttl
+        )
+        uow.__enter__()
+        if at is not None:
+            uow.now = at
+        return ExternalChange(self, uow)
+
     # --- changes about to be made elsewhere ----------------------------------------------
 
     def run_before_hook(self, call: BeforeHook, *, context: Context | None = None) -> BeforeHook:
@@ -801,13 +823,16 @@ class Service:
                 log.info("retrying a transaction after %s (attempt %d)", sqlstate, attempt)
         if context.idempotency_key is not None:
             self._prune_keys()
+        self._tell_listeners(committed)
+        return result
+
+    def _tell_listeners(self, committed: Sequence[Event]) -> None:
         if committed:
             for listener in list(self.commit_listeners):
                 try:
                     listener(committed)
                 except Exception:
                     log.exception("commit listener %r failed", listener)
-        return result
 
     def _keyed(self, context: Context | None, operation: str, **arguments: Any) -> Context:
         """The change's context; with an idempotency key and no fingerprint, one is derived
@@ -1019,6 +1044,34 @@ def _customer_row(customer: Customer) -> dict[str, Any]:
     return asdict(customer)
 
 
+class ExternalChange:
+    """An external change being written piece by piece (:meth:`Service.begin_external_change`):
+    its unit of work, open until :meth:`commit` or :meth:`rollback`."""
+
+    def __init__(self, service: Service, uow: UnitOfWork) -> None:
+        self._service = service
+        self.uow = uow
+
+    def commit(self, hooks: Sequence[AfterHook], context: Context | None = None) -> None:
+        """Commit what was written with the events emitted; ``context`` (when only known at
+        the end, like who made the change) replaces the one the change was opened with, for
+        the events. Then the commit listeners and ``hooks`` run, as after
+        :meth:`Service.apply_external_change`. A failure rolls back (nothing written)."""
+        if context is not None:
+            self.uow.context = context
+        try:
+            committed = self.uow.commit()
+        finally:
+            self.uow.__exit__(None, None, None)
+        self._service._tell_listeners(committed)
+        for hook in hooks:
+            self._service._after(hook.name, **hook.arguments)
+
+    def rollback(self) -> None:
+        """Leave nothing written (a no-op once committed or rolled back)."""
+        self.uow.__exit__(None, None, None)
+
+
 class _unique_violation:
     """Turn a unique-index violation (a race the pre-check lost) into ``Duplicate``."""
 
@@ -1107,6 +1160,7 @@ __all__ = [
     "UNSET",
     "AfterHook",
     "BeforeHook",
+    "ExternalChange",
     "HookFailure",
     "HookRejected",
     "MembershipChange",

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from groupwire import Groupwire
 from groupwire.api.app import create_app
 from groupwire.domain import events as ev
+from groupwire.medusa import capture as capture_module
 from groupwire.medusa import slot as slots
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.plugin import CaptureThread
@@ -166,8 +167,17 @@ def test_given_a_group_with_members_when_medusa_deletes_it_then_each_leaves_then
 # --- memberships -------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["whole", "in pieces"])
+def chunking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each transaction applied whole at its Commit, or (CHUNK_ROWS = 1) while it streams in,
+    a row change at a time: the events must be the same."""
+    if request.param == "in pieces":
+        monkeypatch.setattr(capture_module, "CHUNK_ROWS", 1)
+    return str(request.param)
+
+
 def test_given_capture_when_medusa_batch_adds_and_removes_customers_then_one_event_each(
-    captured: Captured, medusa: MedusaServer
+    captured: Captured, medusa: MedusaServer, chunking: str
 ) -> None:
     group = create_group(medusa)
     customers = [create_customer(medusa)["id"] for _ in range(3)]
@@ -233,7 +243,7 @@ def test_given_capture_when_a_customers_groups_change_through_its_own_route_then
 
 
 def test_given_a_customer_in_groups_when_medusa_deletes_it_then_it_leaves_each_then_deleted(
-    captured: Captured, medusa: MedusaServer
+    captured: Captured, medusa: MedusaServer, chunking: str
 ) -> None:
     group = create_group(medusa)
     customer = create_customer(medusa, first_name="Ada")
@@ -392,6 +402,46 @@ def test_given_transactions_applied_but_not_confirmed_when_capture_restarts_then
     state = captured.capture.status()
     assert state.confirmed_lsn is not None and state.position is not None
     assert state.confirmed_lsn >= state.position
+
+
+def test_given_a_transaction_applied_in_pieces_when_the_stream_breaks_then_nothing_is_committed(
+    captured: Captured, medusa: MedusaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(capture_module, "CHUNK_ROWS", 2)
+    group = create_group(medusa)
+    customers = [create_customer(medusa)["id"] for _ in range(6)]
+    captured.sync()
+    mark = captured.mark()
+    position = captured.capture.position()
+    capture = captured.capture
+
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": customers}
+        )
+    )
+    # One message at a time, until the first pieces of the batch are written, uncommitted.
+    deadline = time.monotonic() + 30
+    while (partial := capture._partial) is None or partial.done < 4:
+        assert time.monotonic() < deadline, "the batch was never applied in pieces"
+        assert capture.pump(1.0, limit=1) == 0
+    assert partial.change is not None and capture.decoder.in_transaction
+    assert not partial.fallback
+    # ... and the stream breaks before its Commit: the run loop closes the capture after
+    # any failure (what libpq had already received of the transaction is gone with it)
+    capture.close()
+
+    assert captured.mark() == mark
+    assert captured.gw.groups.members(group["id"]) == []
+    assert capture.position() == position
+    wait_until_inactive(medusa.database_url, captured.options.slot)
+
+    captured.sync()  # the slot sends the whole transaction again
+
+    assert sorted(without_timestamps(captured.events_since(mark)), key=str) == sorted(
+        [added(group["id"], c) for c in customers], key=str
+    )
+    assert sorted(c.id for c in captured.gw.groups.members(group["id"])) == sorted(customers)
 
 
 def test_given_medusa_busy_with_other_tables_only_when_idle_then_the_slot_still_advances(

@@ -10,21 +10,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from typing import Final
 
 from groupwire.medusa import pgoutput
 from groupwire.medusa.mapping import MedusaTransaction, RowChange
-from groupwire.medusa.rows import typed
+from groupwire.medusa.rows import RowLayout
 from groupwire.medusa.slot import TABLES
 
 log = logging.getLogger("groupwire.medusa")
 
 
 class TransactionDecoder:
-    """Gathers the messages of one session into whole transactions, in commit order."""
+    """Gathers the messages of one session into whole transactions, in commit order.
+
+    The transaction in progress can be read while it comes in (:attr:`begin`,
+    :attr:`changes`): capture applies a large one chunk by chunk as the server sends it.
+    """
 
     def __init__(self, schema: str = "public") -> None:
         self.schema = schema
         self.relations: dict[int, pgoutput.Relation] = {}
+        # per relation: its row layout when it is one of capture's tables, else None
+        self._ours: dict[int, RowLayout | None] = {}
         self._begin: pgoutput.Begin | None = None
         self._begun_at = 0.0
         self._changes: list[RowChange] = []
@@ -34,10 +41,28 @@ class TransactionDecoder:
         """A Begin was read and its Commit not yet."""
         return self._begin is not None
 
+    @property
+    def begin(self) -> pgoutput.Begin | None:
+        """The Begin of the transaction in progress."""
+        return self._begin
+
+    @property
+    def changes(self) -> list[RowChange]:
+        """The row changes of the transaction in progress read so far (the list grows)."""
+        return self._changes
+
     def feed(self, data: bytes) -> MedusaTransaction | None:
         """Take one message; returns the transaction its Commit completes, else None."""
+        if data[:1] == b"I":  # most messages of a large transaction: no message object
+            oid, values = pgoutput.insert_row(data)
+            ours = self._ours.get(oid, _UNKNOWN)
+            if ours is _UNKNOWN:
+                raise pgoutput.DecodeError(f"a row change of unknown relation {oid}")
+            if ours is not None:
+                self._changes.append(RowChange(ours.relation.name, "insert", ours, values))
+            return None
         message = pgoutput.decode(data)
-        if isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
+        if isinstance(message, pgoutput.Update | pgoutput.Delete):
             change = self._row_change(message)
             if change is not None:
                 self._changes.append(change)
@@ -56,6 +81,8 @@ class TransactionDecoder:
             )
         elif isinstance(message, pgoutput.Relation):
             self.relations[message.oid] = message
+            captured = message.namespace == self.schema and message.name in TABLES
+            self._ours[message.oid] = RowLayout(message) if captured else None
         elif isinstance(message, pgoutput.Truncate):
             log.warning("TRUNCATE of Medusa tables is not captured (%s)", message)
         return None
@@ -73,22 +100,23 @@ class TransactionDecoder:
     def reset(self) -> None:
         """Forget a transaction in progress and the relations (a new session starts)."""
         self.relations.clear()
+        self._ours.clear()
         self._begin, self._changes = None, []
 
-    def _row_change(
-        self, message: pgoutput.Insert | pgoutput.Update | pgoutput.Delete
-    ) -> RowChange | None:
-        relation = self.relations.get(message.relation_oid)
-        if relation is None:
+    def _row_change(self, message: pgoutput.Update | pgoutput.Delete) -> RowChange | None:
+        ours = self._ours.get(message.relation_oid, _UNKNOWN)
+        if ours is _UNKNOWN:
             raise pgoutput.DecodeError(f"a row change of unknown relation {message.relation_oid}")
-        if relation.namespace != self.schema or relation.name not in TABLES:
+        if ours is None:
             return None
-        if isinstance(message, pgoutput.Insert):
-            return RowChange(relation.name, "insert", typed(relation, message.new))
+        name = ours.relation.name
         if isinstance(message, pgoutput.Update):
-            return RowChange(relation.name, "update", typed(relation, message.new))
+            return RowChange(name, "update", ours, message.new)
         old = message.old if message.old is not None else message.key
-        return RowChange(relation.name, "delete", typed(relation, old or ()))
+        return RowChange(name, "delete", ours, old or ())
+
+
+_UNKNOWN: Final = RowLayout(pgoutput.Relation(0, "", "", "n", ()))  # a relation not described
 
 
 __all__ = ["TransactionDecoder"]

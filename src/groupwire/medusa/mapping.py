@@ -37,8 +37,8 @@ from groupwire.domain import events as ev
 from groupwire.domain.addresses import ADDRESS_FIELDS, CustomerAddress
 from groupwire.domain.changes import Context
 from groupwire.domain.models import Customer, CustomerGroup
-from groupwire.medusa.pgoutput import UNCHANGED
-from groupwire.medusa.rows import Row
+from groupwire.medusa.pgoutput import UNCHANGED, Value
+from groupwire.medusa.rows import Row, RowLayout
 from groupwire.medusa.tables import medusa_membership
 from groupwire.service import AfterHook
 from groupwire.store import address_repository as addresses
@@ -54,16 +54,38 @@ GROUP_TABLE = "customer_group"
 MEMBERSHIP_TABLE = "customer_group_customer"
 CUSTOMER_TABLE = "customer"
 ADDRESS_TABLE = "customer_address"
+_INSERTED = ("id", "customer_group_id", "customer_id", "created_by", "deleted_at")
 
 
-@dataclass(frozen=True, slots=True)
 class RowChange:
     """One row change of a Medusa transaction: the new row (insert, update) or the old key
-    or row (delete)."""
+    or row (delete).
 
-    table: str
-    operation: Operation
-    row: Row
+    A batch makes 10,000 of them, so each is one small object holding the values as sent;
+    the :class:`Row` mapping is made when first asked for (the membership fast path reads
+    the values without it). Fewer objects per change also means fewer for Python's cyclic
+    garbage collector to walk through while a large transaction is held in memory."""
+
+    __slots__ = ("_row", "layout", "operation", "table", "values")
+
+    def __init__(
+        self, table: str, operation: Operation, layout: RowLayout, values: tuple[Value, ...]
+    ) -> None:
+        self.table = table
+        self.operation = operation
+        self.layout = layout
+        self.values = values
+        self._row: Row | None = None
+
+    @property
+    def row(self) -> Row:
+        row = self._row
+        if row is None:
+            row = self._row = Row(self.layout, self.values)
+        return row
+
+    def __repr__(self) -> str:
+        return f"RowChange({self.table!r}, {self.operation!r}, {self.row!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,48 +116,76 @@ class MedusaTransaction:
 def apply_transaction(uow: UnitOfWork, transaction: MedusaTransaction) -> list[AfterHook]:
     """Write the copy and emit the events of ``transaction`` in ``uow``; returns the
     after-hooks to run once it is committed."""
-    applier = _Applier(uow, transaction)
-    for change in transaction.changes:
-        applier.apply(change)
-    applier.flush()
-    return applier.hooks
+    applier = TransactionApplier(uow)
+    applier.apply(transaction.changes, complete=True)
+    return applier.finish(transaction.context())
 
 
-class _Applier:
-    def __init__(self, uow: UnitOfWork, transaction: MedusaTransaction) -> None:
+class TransactionApplier:
+    """Applies one Medusa transaction to Groupwire's copy in ``uow``, possibly in pieces
+    while the rest of it is still coming (:meth:`apply` with ``complete=False``).
+
+    Applied in pieces or at once, the copy and the events come out the same: membership rows
+    are written a piece at a time, but their events are recorded when their run ends (a
+    change of kind or of table, or the end), as one run per group, as if written at once;
+    the after-hooks are made at :meth:`finish`, when who made the transaction is known.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
         self.conn: Connection = uow.connection
-        self.context = transaction.context()
-        self.hooks: list[AfterHook] = []
-        # membership rows waiting to be recorded: one kind at a time, per group, in order
+        self.hooks: list[tuple[str, dict[str, Any]]] = []
+        # membership rows waiting to be written: one kind at a time, per group, in order
         self.pending_kind: str | None = None
         self.pending: dict[str, list[str]] = {}
         self.pending_by: str | None = None
+        # ... and those of the current run already written: their events wait for its end
+        self.run: dict[str, tuple[CustomerGroup | None, list[str]]] = {}
         self.map_added: dict[str, tuple[str, str]] = {}
         self.map_removed: list[str] = []
         # customers this transaction deletes: their addresses go with them (see module doc)
-        self.customers_deleted = {
-            str(c.row["id"])
-            for c in transaction.changes
-            if c.table == CUSTOMER_TABLE
-            and (c.operation == "delete" or _is_set(c.row.get("deleted_at")))
-        }
+        self.customers_deleted: set[str] = set()
+
+    def apply(self, changes: Sequence[RowChange], *, complete: bool) -> int:
+        """Apply ``changes`` in order, the next ones of the transaction; returns how many
+        were applied. ``complete``: they are all the transaction has left. Otherwise the
+        changes stop before the first address change (whether its customer is deleted later
+        in the transaction decides what it means): give it again, with what follows it."""
+        count = len(changes)
+        for position, change in enumerate(changes):
+            table = change.table
+            if table == CUSTOMER_TABLE:
+                row = change.row
+                if change.operation == "delete" or _is_set(row.raw("deleted_at")):
+                    self.customers_deleted.add(str(row["id"]))
+            elif table == ADDRESS_TABLE and not complete:
+                count = position
+                break
+        membership = self.membership
+        for change in changes[:count] if count < len(changes) else changes:
+            if change.table == MEMBERSHIP_TABLE:
+                membership(change)
+                continue
+            self.end_run()
+            handler = {
+                GROUP_TABLE: self.group,
+                CUSTOMER_TABLE: self.customer,
+                ADDRESS_TABLE: self.address,
+            }.get(change.table)
+            if handler is not None:
+                handler(change)
+        return count
+
+    def finish(self, context: Context) -> list[AfterHook]:
+        """Record what is still pending; returns the after-hooks, each told ``context``
+        (the transaction's, see :meth:`MedusaTransaction.context`)."""
+        self.end_run()
+        return [
+            AfterHook(name, {**arguments, "context": context}) for name, arguments in self.hooks
+        ]
 
     def hook(self, name: str, **arguments: Any) -> None:
-        self.hooks.append(AfterHook(name, {**arguments, "context": self.context}))
-
-    def apply(self, change: RowChange) -> None:
-        if change.table == MEMBERSHIP_TABLE:
-            self.membership(change)
-            return
-        self.flush()
-        handler = {
-            GROUP_TABLE: self.group,
-            CUSTOMER_TABLE: self.customer,
-            ADDRESS_TABLE: self.address,
-        }.get(change.table)
-        if handler is not None:
-            handler(change)
+        self.hooks.append((name, arguments))
 
     # --- customer groups --------------------------------------------------------------------
 
@@ -205,23 +255,32 @@ class _Applier:
     # --- memberships ------------------------------------------------------------------------
 
     def membership(self, change: RowChange) -> None:
+        if change.operation == "insert":  # the common case: pick the raw values at once
+            pick = change.layout.picker(_INSERTED)
+            if pick is not None:
+                row_id, group_id, customer_id, by, deleted_at = pick(change.values)
+                if deleted_at is None:  # the text columns are as sent: nothing to type
+                    self.map_added[row_id] = (group_id, customer_id)
+                    self.queue("add", group_id, customer_id, by)
+                    return
         row = change.row
-        row_id = str(row["id"])
-        if change.operation == "insert" and not _is_set(row.get("deleted_at")):
-            group_id, customer_id = str(row["customer_group_id"]), str(row["customer_id"])
+        raw = row.raw
+        row_id = str(raw("id"))
+        if change.operation == "insert" and not _is_set(raw("deleted_at")):
+            group_id, customer_id = str(raw("customer_group_id")), str(raw("customer_id"))
             self.map_added[row_id] = (group_id, customer_id)
-            self.queue("add", (group_id, customer_id), row.get("created_by"))
+            self.queue("add", group_id, customer_id, raw("created_by"))
             return
         pair = self.resolve(row_id, row)
         if pair is None:
             log.warning("membership row %s: no group and customer known for it", row_id)
             return
-        if change.operation == "delete" or _is_set(row.get("deleted_at")):
+        if change.operation == "delete" or _is_set(raw("deleted_at")):
             self.map_added.pop(row_id, None)
             self.map_removed.append(row_id)
-            self.queue("remove", pair, None)
+            self.queue("remove", *pair, None)
         elif change.operation == "update":  # un-deleted, or metadata: add if not a member
-            self.queue("add", pair, row.get("created_by"))
+            self.queue("add", *pair, row.get("created_by"))
 
     def resolve(self, row_id: str, row: Row) -> tuple[str, str] | None:
         """(group, customer) of a membership row: the row itself when it says (an INSERT, an
@@ -238,59 +297,67 @@ class _Applier:
         ).first()
         return (str(found[0]), str(found[1])) if found else None
 
-    def queue(self, kind: str, pair: tuple[str, str], by: Any) -> None:
+    def queue(self, kind: str, group_id: str, customer_id: str, by: Any) -> None:
         if self.pending_kind != kind:
-            self.flush()
+            self.end_run()
             self.pending_kind = kind
         if self.pending_by is None and isinstance(by, str):
             self.pending_by = by
-        group_id, customer_id = pair
         pending = self.pending.get(group_id)
         if pending is None:
             self.pending[group_id] = [customer_id]
         else:
             pending.append(customer_id)
 
-    def flush(self) -> None:
-        """Record the membership rows gathered so far: one run of events per group."""
+    def write(self) -> None:
+        """Write the membership rows gathered so far (and the map); their events wait for
+        the end of their run."""
         kind, pending = self.pending_kind, self.pending
-        self.pending_kind, self.pending = None, {}
+        self.pending = {}
         for group_id, customer_ids in pending.items():
-            group = repo.get_group(self.conn, group_id)
+            known = self.run.get(group_id)
+            if known is None:
+                known = self.run[group_id] = (repo.get_group(self.conn, group_id), [])
+            group, done = known
             if group is None:
                 continue
             ids = list(dict.fromkeys(customer_ids))
             if kind == "add":
-                self.add_members(group, ids)
+                # One INSERT ... SELECT: live customers only, members already skipped (ids
+                # only: capture is the only writer), in the order Medusa inserted them.
+                written = repo.add_live_memberships(
+                    self.conn, group.id, ids, self.uow.now, self.pending_by
+                )
             else:
-                self.remove_members(group, ids)
-        self.pending_by = None
+                written = repo.delete_memberships(self.conn, group.id, ids)
+            done.extend(cid for cid in ids if cid in written)
         self.save_map()
 
-    def add_members(self, group: CustomerGroup, ids: list[str]) -> None:
-        # One INSERT ... SELECT: live customers only, members already skipped (ids only:
-        # capture is the only writer), in the order Medusa inserted them.
-        added = repo.add_live_memberships(self.conn, group.id, ids, self.uow.now, self.pending_by)
-        joining = [cid for cid in ids if cid in added]
-        if not joining:
-            return
-        self.uow.emit(ev.customers_added(group.id, joining, self.uow.now))
-        self.hook("after_add_customer_to_group", group=group, customer_ids=joining)
-
-    def remove_members(self, group: CustomerGroup, ids: list[str]) -> None:
-        deleted = repo.delete_memberships(self.conn, group.id, ids)
-        removed = [cid for cid in ids if cid in deleted]
-        if not removed:
-            return
-        self.uow.emit(ev.customers_removed(group.id, removed, self.uow.now, ev.REASON_REMOVED))
-        self.hook(
-            "after_remove_customer_from_group",
-            group=group,
-            customer_ids=removed,
-            reason=ev.REASON_REMOVED,
-        )
+    def end_run(self) -> None:
+        """Write what is pending and record the run's events: one run of events per group."""
+        self.write()
+        kind, run = self.pending_kind, self.run
+        self.pending_kind, self.pending_by, self.run = None, None, {}
+        for group, customer_ids in run.values():
+            if group is None or not customer_ids:
+                continue
+            if kind == "add":
+                self.uow.emit(ev.customers_added(group.id, customer_ids, self.uow.now))
+                self.hook("after_add_customer_to_group", group=group, customer_ids=customer_ids)
+                continue
+            self.uow.emit(
+                ev.customers_removed(group.id, customer_ids, self.uow.now, ev.REASON_REMOVED)
+            )
+            self.hook(
+                "after_remove_customer_from_group",
+                group=group,
+                customer_ids=customer_ids,
+                reason=ev.REASON_REMOVED,
+            )
 
     def save_map(self) -> None:
+        if not self.map_added and not self.map_removed:
+            return
         M = medusa_membership
         for part in repo.chunks(self.map_removed):
             self.conn.execute(delete(M).where(M.c.id.in_(list(part))))
@@ -495,4 +562,4 @@ def _changes(current: Any, row: Row, fields: Sequence[str], values: Any) -> dict
     }
 
 
-__all__ = ["MedusaTransaction", "RowChange", "apply_transaction"]
+__all__ = ["MedusaTransaction", "RowChange", "TransactionApplier", "apply_transaction"]

@@ -191,33 +191,56 @@ class _Reader:
         return len(self.data) - self.offset
 
     def tuple_data(self) -> tuple[Value, ...]:
-        # The hot loop of a large transaction (one call per row): locals, no method calls.
-        data, offset = self.data, self.offset
-        values: list[Value] = []
-        append, length_at, size = values.append, _I32.unpack_from, len(data)
-        try:
-            (count,) = _I16.unpack_from(data, offset)
-            offset += 2
-            for _ in range(count):
-                kind = data[offset]
+        values, self.offset = _tuple_at(self.data, self.offset)
+        return values
+
+
+def _tuple_at(data: bytes, offset: int) -> tuple[tuple[Value, ...], int]:
+    """TupleData at ``offset``: its values and the offset after it.
+
+    The hot loop of a large transaction (one call per row): locals, no method calls."""
+    values: list[Value] = []
+    append, length_at, size = values.append, _I32.unpack_from, len(data)
+    try:
+        (count,) = _I16.unpack_from(data, offset)
+        offset += 2
+        for _ in range(count):
+            kind = data[offset]
+            if kind == 116 or kind == 98:  # 't'ext or 'b'inary: Int32 length, bytes
+                (length,) = length_at(data, offset + 1)
+                start = offset + 5
+                offset = start + length
+                if length < 0 or offset > size:
+                    raise DecodeError(f"message cut short at byte {start}")
+                value = data[start:offset]
+                append(value.decode("utf-8") if kind == 116 else value)
+            elif kind == 110:  # 'n'ull
                 offset += 1
-                if kind == 116 or kind == 98:  # 't'ext or 'b'inary: Int32 length, bytes
-                    (length,) = length_at(data, offset)
-                    start, offset = offset + 4, offset + 4 + length
-                    if length < 0 or offset > size:
-                        raise DecodeError(f"message cut short at byte {start}")
-                    value = data[start:offset]
-                    append(value.decode("utf-8") if kind == 116 else value)
-                elif kind == 110:  # 'n'ull
-                    append(None)
-                elif kind == 117:  # 'u'nchanged TOASTed value
-                    append(UNCHANGED)
-                else:
-                    raise DecodeError(f"unknown column kind {chr(kind)!r} in tuple data")
-        except (IndexError, struct.error) as error:
-            raise DecodeError(f"message cut short at byte {offset}") from error
-        self.offset = offset
-        return tuple(values)
+                append(None)
+            elif kind == 117:  # 'u'nchanged TOASTed value
+                offset += 1
+                append(UNCHANGED)
+            else:
+                raise DecodeError(f"unknown column kind {chr(kind)!r} in tuple data")
+    except (IndexError, struct.error) as error:
+        raise DecodeError(f"message cut short at byte {offset}") from error
+    return tuple(values), offset
+
+
+def insert_row(data: bytes) -> tuple[int, tuple[Value, ...]]:
+    """The relation OID and new row of an Insert message (``data`` starts with ``b"I"``),
+    what :func:`decode` would put in an :class:`Insert`, without building the message: a
+    batch of 10,000 rows is 10,000 of these."""
+    try:
+        oid, marker = _INSERT_HEAD.unpack_from(data, 1)
+    except struct.error as error:
+        raise DecodeError("message cut short at byte 1") from error
+    if marker != 78:  # 'N'
+        raise DecodeError("an Insert message without its new tuple")
+    values, end = _tuple_at(data, 1 + _INSERT_HEAD.size)
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} trailing bytes after a 'I' message")
+    return oid, values
 
 
 _U8 = struct.Struct(">B")
@@ -225,6 +248,7 @@ _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
+_INSERT_HEAD = struct.Struct(">IB")  # relation OID, then 'N' (a new tuple follows)
 
 
 def _begin(r: _Reader) -> Begin:
@@ -329,4 +353,5 @@ __all__ = [
     "Update",
     "Value",
     "decode",
+    "insert_row",
 ]

@@ -8,8 +8,9 @@ these loaders expect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -40,6 +41,32 @@ def _columns(relation: Relation) -> tuple[tuple[str, Loader | None], ...]:
     )
 
 
+class RowLayout:
+    """What every row of one relation shares: its column names, each column's position and
+    loader (None for the text types). Made once per Relation message, not once per row."""
+
+    __slots__ = ("_pickers", "columns", "index", "relation")
+
+    def __init__(self, relation: Relation) -> None:
+        self.relation = relation
+        self.columns = _columns(relation)
+        self.index = {name: position for position, (name, _) in enumerate(self.columns)}
+        self._pickers: dict[tuple[str, ...], Callable[[tuple[Value, ...]], Any] | None] = {}
+
+    def picker(self, names: tuple[str, ...]) -> Callable[[tuple[Value, ...]], Any] | None:
+        """A function taking the raw values of ``names`` (two or more) out of a whole row's
+        values in one call, as a tuple; None when the relation lacks one of them."""
+        try:
+            return self._pickers[names]
+        except KeyError:
+            pass
+        found = None
+        if all(name in self.index for name in names):
+            found = itemgetter(*(self.index[name] for name in names))
+        self._pickers[names] = found
+        return found
+
+
 class Row(Mapping[str, Any]):
     """Column name -> value; a TOASTed column an UPDATE left alone holds ``UNCHANGED``.
 
@@ -47,62 +74,70 @@ class Row(Mapping[str, Any]):
     ids and ``created_by`` (text, kept as sent) and never pays for parsing its timestamps.
     """
 
-    __slots__ = ("_columns", "_index", "_raw", "_typed")
+    __slots__ = ("_layout", "_raw", "_typed")
 
-    def __init__(self, relation: Relation, values: tuple[Value, ...]) -> None:
-        self._columns, self._index = _layout(relation)
+    def __init__(self, layout: RowLayout, values: tuple[Value, ...]) -> None:
+        self._layout = layout
         self._raw = values
-        self._typed: dict[str, Any] = {}
+        self._typed: dict[str, Any] | None = None
+
+    @property
+    def layout(self) -> RowLayout:
+        return self._layout
+
+    @property
+    def raw_values(self) -> tuple[Value, ...]:
+        """The values as the server sent them, in the relation's column order (an UPDATE's
+        or DELETE's old key may carry fewer)."""
+        return self._raw
+
+    def raw(self, name: str) -> Value:
+        """The value as the server sent it (text, ``None`` for NULL, ``UNCHANGED``), untyped;
+        ``None`` for a column the row does not carry. For a text column it is the typed
+        value; for any column it tells NULL from set."""
+        position = self._layout.index.get(name)
+        raw = self._raw
+        return raw[position] if position is not None and position < len(raw) else None
 
     def __getitem__(self, name: str) -> Any:
-        try:
-            return self._typed[name]
-        except KeyError:
-            pass
-        position = self._index[name]  # KeyError for a column the row does not have
+        typed = self._typed
+        if typed is not None and name in typed:
+            return typed[name]
+        position = self._layout.index[name]  # KeyError for a column the row does not have
         if position >= len(self._raw):
             raise KeyError(name)
         value = self._raw[position]
-        loader = self._columns[position][1]
-        if loader is not None and isinstance(value, str):
-            value = loader.load(value.encode("utf-8"))
-        # else NULL, UNCHANGED, a text type, or binary (only with the 'binary' option,
-        # which capture never sets)
-        self._typed[name] = value
+        loader = self._layout.columns[position][1]
+        if loader is None or not isinstance(value, str):
+            # NULL, UNCHANGED, a text type, or binary (only with the 'binary' option, which
+            # capture never sets): nothing to type, nothing to remember
+            return value
+        value = loader.load(value.encode("utf-8"))
+        if typed is None:
+            typed = self._typed = {}
+        typed[name] = value
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._columns[: len(self._raw)])
+        return (name for name, _ in self._layout.columns[: len(self._raw)])
 
     def __len__(self) -> int:
-        return min(len(self._columns), len(self._raw))
+        return min(len(self._layout.columns), len(self._raw))
 
     def __repr__(self) -> str:
         return f"Row({dict(self)!r})"
 
 
 @lru_cache(maxsize=64)
-def _index(relation: Relation) -> dict[str, int]:
-    return {c.name: i for i, c in enumerate(relation.columns)}
-
-
-_LAYOUTS: dict[int, tuple[Relation, tuple[tuple[str, Loader | None], ...], dict[str, int]]] = {}
-
-
-def _layout(relation: Relation) -> tuple[tuple[tuple[str, Loader | None], ...], dict[str, int]]:
-    """The relation's columns and index, found by the relation object's identity: a
-    ``Relation`` hashes all its columns, and this is asked once per row."""
-    found = _LAYOUTS.get(id(relation))
-    if found is None or found[0] is not relation:
-        if len(_LAYOUTS) > 256:
-            _LAYOUTS.clear()
-        found = _LAYOUTS[id(relation)] = (relation, _columns(relation), _index(relation))
-    return found[1], found[2]
+def layout(relation: Relation) -> RowLayout:
+    """The relation's :class:`RowLayout` (``Relation`` hashes all its columns: ask once per
+    relation and keep it, as the decoder does, rather than once per row)."""
+    return RowLayout(relation)
 
 
 def typed(relation: Relation, values: tuple[Value, ...]) -> Row:
     """The row as a mapping of Python values (``None`` for NULL, ``UNCHANGED`` kept)."""
-    return Row(relation, values)
+    return Row(layout(relation), values)
 
 
-__all__ = ["Row", "typed"]
+__all__ = ["Row", "RowLayout", "layout", "typed"]
