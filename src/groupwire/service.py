@@ -694,6 +694,7 @@ class Service:
         *,
         context: Context | None = None,
         at: datetime | None = None,
+        durable: bool = False,
     ) -> T:
         """Record a change another system has already committed (for instance a row change
         read from its database's replication stream) as Groupwire's copy and events.
@@ -710,7 +711,9 @@ class Service:
         after-hook is recorded in ``hook_failures`` and stops no other.
 
         ``work`` may run more than once (a deadlock is retried): it must read what it needs
-        inside the transaction it is given.
+        inside the transaction it is given. ``durable``: the commit is on disk when this
+        returns (see :class:`UnitOfWork`), for a caller that then tells the other system it
+        may forget the change.
         """
         context = context or Context()
         hooks: list[AfterHook] = []
@@ -722,13 +725,13 @@ class Service:
             hooks[:] = after
             return result
 
-        result = self._transaction(context, recorded)
+        result = self._transaction(context, recorded, durable=durable)
         for hook in hooks:
             self._after(hook.name, **hook.arguments)
         return result
 
     def begin_external_change(
-        self, *, context: Context | None = None, at: datetime | None = None
+        self, *, context: Context | None = None, at: datetime | None = None, durable: bool = False
     ) -> ExternalChange:
         """Open the transaction of an external change that is written in pieces, as it
         arrives (a large transaction read from another database's replication stream).
@@ -742,7 +745,11 @@ class Service:
         whole, with :meth:`apply_external_change`.
         """
         uow = UnitOfWork(
-            self.engine, source=self.source, context=context or Context(), key_ttl=self.key_ttl
+            self.engine,
+            source=self.source,
+            context=context or Context(),
+            key_ttl=self.key_ttl,
+            durable=durable,
         )
         uow.__enter__()
         if at is not None:
@@ -795,7 +802,9 @@ class Service:
 
     # --- transactions and hooks ----------------------------------------------------------
 
-    def _transaction(self, context: Context, work: Callable[[UnitOfWork], T]) -> T:
+    def _transaction(
+        self, context: Context, work: Callable[[UnitOfWork], T], *, durable: bool = False
+    ) -> T:
         """Run ``work`` in a unit of work and commit; retry when PostgreSQL asks us to.
 
         ``work`` returns the entity the change is about, alone or first in a tuple: that is
@@ -808,7 +817,11 @@ class Service:
         for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
             try:
                 with UnitOfWork(
-                    self.engine, source=self.source, context=context, key_ttl=self.key_ttl
+                    self.engine,
+                    source=self.source,
+                    context=context,
+                    key_ttl=self.key_ttl,
+                    durable=durable,
                 ) as uow:
                     result = work(uow)
                     subject = result[0] if isinstance(result, tuple) else result

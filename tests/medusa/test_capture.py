@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from groupwire import Groupwire
 from groupwire.api.app import create_app
@@ -352,6 +352,34 @@ def test_given_capture_when_a_sql_transaction_is_rolled_back_then_nothing_is_rec
     assert [t for t, _ in captured.events_since(mark)] == [ev.GROUP_CREATED]
     assert captured.events_since(mark)[0][1]["id"] == later["id"]
     assert captured.gw.groups.get(group["id"]).name == group["name"]
+
+
+def test_given_a_store_committing_lazily_when_capture_moves_its_position_then_that_commit_syncs(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    # The slot never sends a confirmed change again: Groupwire's commit of it must be on
+    # disk, even on a store that commits lazily (here a session with synchronous_commit=off).
+    settings: dict[str, list[str]] = {"position moved": [], "group inserted": []}
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        what = None
+        if statement.startswith("UPDATE medusa_stream SET lsn"):
+            what = "position moved"
+        elif statement.startswith("INSERT INTO customer_group "):
+            what = "group inserted"
+        if what is not None:
+            setting = cursor.connection.execute("SHOW synchronous_commit").fetchone()[0]
+            settings[what].append(setting)
+
+    with capturing(medusa, store_url + "%20-csynchronous_commit%3Doff") as captured:
+        event.listen(captured.gw.service.engine, "before_cursor_execute", note)
+        create_group(medusa)
+        captured.sync()
+        captured.gw.groups.create(f"Local {uuid.uuid4().hex[:8]}")
+
+    # the captured group's copy commits synced; a group made through Groupwire's own API
+    # afterwards commits as the store does
+    assert settings == {"position moved": ["on"], "group inserted": ["on", "off"]}
 
 
 # --- restart safety ----------------------------------------------------------------------------

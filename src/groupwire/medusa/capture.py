@@ -214,6 +214,7 @@ class MedusaCapture:
                 self.service.apply_external_change(
                     lambda uow: self._import(uow, state_now, new),
                     context=Context(correlation_id="medusa:snapshot"),
+                    durable=True,
                 )
             except BaseException:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (self.options.slot,))
@@ -375,7 +376,7 @@ class MedusaCapture:
         S = medusa_stream
         try:
             change = self.service.begin_external_change(
-                context=Context(correlation_id=f"medusa:{xid}"), at=committed_at
+                context=Context(correlation_id=f"medusa:{xid}"), at=committed_at, durable=True
             )
         except Exception as error:
             self._refused(partial, error)
@@ -471,7 +472,7 @@ class MedusaCapture:
 
         try:
             return self.service.apply_external_change(
-                work, context=transaction.context(), at=transaction.committed_at
+                work, context=transaction.context(), at=transaction.committed_at, durable=True
             )
         except _AppliedElsewhere:
             return False

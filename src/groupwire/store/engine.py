@@ -34,6 +34,10 @@ T = TypeVar("T")
 
 WRITE = "groupwire_write"
 NOWAIT = "groupwire_nowait"
+# A transaction whose commit must be on disk when it returns, whatever the store's settings:
+# its caller confirms it to another system (capture tells Medusa's slot it may recycle the WAL
+# of what was applied), which will never send it again.
+DURABLE = "groupwire_durable"
 """Execution option for a write transaction that must not queue for SQLite's write lock: its
 ``BEGIN IMMEDIATE`` fails at once (see :func:`is_locked`) when another writer holds the lock.
 PostgreSQL ignores it."""
@@ -147,6 +151,14 @@ def _sqlite_engine(url: str, *, in_memory: bool, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         options = conn.get_execution_options()
+        # WAL mode with synchronous=NORMAL syncs the WAL at checkpoints, not at each commit:
+        # a power loss may take back the last commits (never corrupt the file). FULL syncs
+        # at each commit; it can only be set outside a transaction, so here, when it changes.
+        level = "FULL" if options.get(DURABLE, False) else "NORMAL"
+        info = conn.connection.info
+        if info.get("synchronous", "NORMAL") != level:
+            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+            info["synchronous"] = level
         if not options.get(WRITE, False):
             conn.exec_driver_sql("BEGIN")
         elif not options.get(NOWAIT, False):

@@ -26,7 +26,7 @@ from groupwire.domain.events import PendingEvent, PendingRun
 from groupwire.domain.ids import EVENT, new_ids, shifted_id
 from groupwire.domain.models import Event
 from groupwire.store import bulk, idempotency_keys, tables
-from groupwire.store.engine import NOWAIT, WRITE, connection_lost
+from groupwire.store.engine import DURABLE, NOWAIT, WRITE, connection_lost
 
 EVENT_COLUMNS = (
     "sequence",
@@ -70,8 +70,13 @@ class UnitOfWork:
         context: Context,
         wait: bool = True,
         key_ttl: float = idempotency_keys.DEFAULT_TTL,
+        durable: bool = False,
     ) -> None:
         """``wait=False``: fail at once instead of queueing for SQLite's write lock.
+
+        ``durable``: the commit is on disk when :meth:`commit` returns, whatever the store's
+        own settings (SQLite's ``synchronous=NORMAL``, a PostgreSQL server's
+        ``synchronous_commit=off``), for a caller that then confirms it to another system.
 
         A ``context`` with an ``idempotency_key`` claims the key first thing in the
         transaction (see :mod:`groupwire.store.idempotency_keys`), so it commits with the
@@ -80,6 +85,7 @@ class UnitOfWork:
         self._engine = engine
         self._key_ttl = key_ttl
         self._wait = wait
+        self._durable = durable
         self._source = source
         self.context = context
         self.now = datetime.now(UTC)
@@ -89,9 +95,11 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         self.connection = self._engine.connect().execution_options(
-            **{WRITE: True, NOWAIT: not self._wait}
+            **{WRITE: True, NOWAIT: not self._wait, DURABLE: self._durable}
         )
         self._transaction = self.connection.begin()
+        if self._durable and self.connection.dialect.name == "postgresql":
+            self.connection.exec_driver_sql("SET LOCAL synchronous_commit TO on")
         key = self.context.idempotency_key
         if key is not None:
             try:
