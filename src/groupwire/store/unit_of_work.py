@@ -88,10 +88,7 @@ class UnitOfWork:
         self.connection: Connection
 
     def __enter__(self) -> UnitOfWork:
-        self.connection = self._engine.connect().execution_options(
-            **{WRITE: True, NOWAIT: not self._wait}
-        )
-        self._transaction = self.connection.begin()
+        self._begin()
         key = self.context.idempotency_key
         if key is not None:
             try:
@@ -107,6 +104,22 @@ class UnitOfWork:
                 self.__exit__(None, None, None)
                 raise
         return self
+
+    def _begin(self) -> None:
+        """Open the transaction. A pooled connection found dead by its ``BEGIN`` (the pool
+        pings only idle ones) has sent nothing: the transaction is begun once more, on a
+        fresh connection."""
+        for attempt in (1, 2):
+            self.connection = self._engine.connect().execution_options(
+                **{WRITE: True, NOWAIT: not self._wait}
+            )
+            try:
+                self._transaction = self.connection.begin()
+                return
+            except DBAPIError as error:
+                self.connection.close()
+                if attempt == 2 or not connection_lost(error):
+                    raise
 
     def __exit__(
         self,
