@@ -104,6 +104,7 @@ def to_customer(row: RowMapping) -> Customer:
 class _Statements:
     group: Select[Any]
     group_locked: Select[Any]
+    group_key_shared: Select[Any]
     groups_locked: Select[Any]
     customer: Select[Any]
     customer_locked: Select[Any]
@@ -163,6 +164,7 @@ def _statements(dialect: str) -> _Statements:
     return _Statements(
         group=group,
         group_locked=group.with_for_update(),
+        group_key_shared=group.with_for_update(read=True, key_share=True),
         groups_locked=select(G)
         .where(among(G.c.id), G.c.deleted_at.is_(None))
         .order_by(G.c.id)
@@ -431,8 +433,12 @@ def membership_scope(
     transaction already keeps every other writer out, reads all three in one statement when
     the group and every customer exist (the usual case: a single add is a few statements).
 
-    ``members=False``: the members among them are not read on PostgreSQL (``members`` is
-    None), for a caller that inserts with :func:`insert_new_memberships` instead."""
+    ``members=False``, for a caller that only adds, with :func:`insert_new_memberships`: on
+    PostgreSQL the members among them are not read (``members`` is None) and the group is
+    key-share-locked only. That keeps it from being deleted (or its members changed by a
+    removal, which locks it for update) until the commit, while other adds to the same group
+    run at the same time: the primary key settles two adds of one customer (the second
+    inserts nothing), and sequences still follow the commit order (the outbox counter)."""
     sql = _sql(conn)
     if sql.group_scope is not None and len(customer_ids) <= sql.chunk:
         params = next(_id_chunks(conn, customer_ids), {"ids": "[]"})
@@ -443,9 +449,10 @@ def membership_scope(
     missing = [cid for cid in customer_ids if cid not in found]
     if missing:
         return MembershipScope(get_group(conn, group_id), missing, set())
-    group = get_group(conn, group_id, lock=True)
     if not members:
-        return MembershipScope(group, [], None)
+        row = conn.execute(sql.group_key_shared, {"id": group_id}).mappings().first()
+        return MembershipScope(to_group(row) if row else None, [], None)
+    group = get_group(conn, group_id, lock=True)
     present = members_among(conn, group_id, customer_ids) if group is not None else set()
     return MembershipScope(group, [], present)
 
