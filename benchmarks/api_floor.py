@@ -150,6 +150,11 @@ class Floor:
             f" updated_at = {mark}, version = version + 1 WHERE id = {mark}",
             "take_sequences": "UPDATE outbox_counter SET last_sequence = last_sequence"
             f" + {mark} WHERE id = 1 RETURNING last_sequence",
+            # Groupwire on PostgreSQL: the sequences taken and the event row in one statement
+            "take_and_record": "WITH taken AS (UPDATE outbox_counter SET last_sequence ="
+            " last_sequence + %s WHERE id = 1 RETURNING last_sequence)"
+            f" INSERT INTO event ({', '.join(EVENT_COLUMNS)}) SELECT last_sequence, %s, %s, %s,"
+            " %s, %s, %s, CAST(%s AS JSONB), %s, %s, %s, %s FROM taken RETURNING sequence",
             "insert_event": f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES"
             f" ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {jsonb},"
             f" {mark}, {mark}, {mark}, {mark})",
@@ -258,9 +263,16 @@ class Floor:
         self, cursor: Any, kind: str, subject: str, data: dict[str, Any], at: datetime, **run: Any
     ) -> None:
         span = run.get("span", 1)
+        spread = run.get("spread")
+        if self.postgres:
+            values = (f"evt_{uuid.uuid4().hex}", kind, "groupwire", subject, subject, at)
+            data_text = orjson.dumps(data).decode()
+            params = (span, *values, data_text, "floor", None, span, spread)
+            cursor.execute(self.sql["take_and_record"], params)
+            cursor.fetchone()
+            return
         cursor.execute(self.sql["take_sequences"], (span,))
         last = cursor.fetchone()[0]
-        spread = run.get("spread")
         cursor.execute(
             self.sql["insert_event"],
             (
