@@ -121,6 +121,14 @@ class Floor:
             "group": f"SELECT {g} FROM customer_group WHERE id = {mark} AND deleted_at IS NULL",
             "group_locked": f"SELECT {g} FROM customer_group WHERE id = {mark}"
             f" AND deleted_at IS NULL{lock}",
+            # Groupwire's add of a few members on PostgreSQL: the group key-share-locked,
+            # the insert skipping present members
+            "group_key_shared": f"SELECT {g} FROM customer_group WHERE id = {mark}"
+            " AND deleted_at IS NULL FOR KEY SHARE",
+            "insert_new_members": "INSERT INTO customer_group_customer (customer_group_id,"
+            " customer_id, created_at, created_by) SELECT %s, value, %s, %s"
+            " FROM unnest(CAST(%s AS VARCHAR[])) AS given(value)"
+            " ON CONFLICT (customer_group_id, customer_id) DO NOTHING RETURNING customer_id",
             "customer": f"SELECT {c} FROM customer WHERE id = {mark} AND deleted_at IS NULL",
             "count_groups": "SELECT count(*) FROM customer_group WHERE deleted_at IS NULL",
             "list_groups": f"SELECT {g} FROM customer_group WHERE deleted_at IS NULL"
@@ -142,6 +150,11 @@ class Floor:
             f" updated_at = {mark}, version = version + 1 WHERE id = {mark}",
             "take_sequences": "UPDATE outbox_counter SET last_sequence = last_sequence"
             f" + {mark} WHERE id = 1 RETURNING last_sequence",
+            # Groupwire on PostgreSQL: the sequences taken and the event row in one statement
+            "take_and_record": "WITH taken AS (UPDATE outbox_counter SET last_sequence ="
+            " last_sequence + %s WHERE id = 1 RETURNING last_sequence)"
+            f" INSERT INTO event ({', '.join(EVENT_COLUMNS)}) SELECT last_sequence, %s, %s, %s,"
+            " %s, %s, %s, CAST(%s AS JSONB), %s, %s, %s, %s FROM taken RETURNING sequence",
             "insert_event": f"INSERT INTO event ({', '.join(EVENT_COLUMNS)}) VALUES"
             f" ({mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {mark}, {jsonb},"
             f" {mark}, {mark}, {mark}, {mark})",
@@ -250,9 +263,16 @@ class Floor:
         self, cursor: Any, kind: str, subject: str, data: dict[str, Any], at: datetime, **run: Any
     ) -> None:
         span = run.get("span", 1)
+        spread = run.get("spread")
+        if self.postgres:
+            values = (f"evt_{uuid.uuid4().hex}", kind, "groupwire", subject, subject, at)
+            data_text = orjson.dumps(data).decode()
+            params = (span, *values, data_text, "floor", None, span, spread)
+            cursor.execute(self.sql["take_and_record"], params)
+            cursor.fetchone()
+            return
         cursor.execute(self.sql["take_sequences"], (span,))
         last = cursor.fetchone()[0]
-        spread = run.get("spread")
         cursor.execute(
             self.sql["insert_event"],
             (
@@ -271,7 +291,16 @@ class Floor:
             ),
         )
 
+    def few(self, ids: list[str]) -> bool:
+        """Whether Groupwire adds ``ids`` with one INSERT ... ON CONFLICT (PostgreSQL, fewer
+        than its COPY threshold) under a key-share lock of the group."""
+        return self.postgres and len(ids) < 200
+
     def insert_members(self, cursor: Any, group_id: str, ids: list[str], at: Any) -> None:
+        if self.few(ids):
+            cursor.execute(self.sql["insert_new_members"], (group_id, at, "floor", ids))
+            cursor.fetchall()
+            return
         if self.postgres and len(ids) >= 200:
             copy_sql = (
                 "COPY customer_group_customer (customer_group_id, customer_id,"
@@ -324,7 +353,9 @@ def floor_app() -> FastAPI:
         def work() -> tuple[dict[str, Any], int]:
             now = datetime.now(UTC)
             with db.write() as cursor:
-                cursor.execute(sql["group_locked"], (group_id,))
+                cursor.execute(
+                    sql["group_key_shared" if db.few(ids) else "group_locked"], (group_id,)
+                )
                 row = cursor.fetchone()
                 db.insert_members(cursor, group_id, ids, db.stamp(now))
                 data = {"group_id": group_id, "customer_id": None, "timestamp": db.moment(now)}

@@ -281,7 +281,15 @@ class Service:
 
         def work(uow: UnitOfWork) -> tuple[CustomerGroup, MembershipChange]:
             conn = uow.connection
-            scope = repo.membership_scope(conn, group_id, add_ids + remove_ids)
+            # Only adding, few ids, no hook to show them to: the insert skips the members.
+            inserting = (
+                not remove_ids
+                and repo.inserts_new_memberships(conn, len(add_ids))
+                and not has_impls(self.plugins.hook.before_add_customer_to_group)
+            )
+            scope = repo.membership_scope(
+                conn, group_id, add_ids + remove_ids, members=not inserting
+            )
             group = scope.group
             if group is None:  # named first, even when customers are missing too
                 raise NotFound("customer_group", group_id, field="customer_group_id")
@@ -556,10 +564,16 @@ class Service:
         if not customer_ids:
             return []
         conn = uow.connection
+        hooked = has_impls(self.plugins.hook.before_add_customer_to_group)
+        if present is None and not hooked and repo.inserts_new_memberships(conn, len(customer_ids)):
+            new = repo.insert_new_memberships(conn, group.id, customer_ids, uow.now, context.actor)
+            joining = [cid for cid in customer_ids if cid in new]
+            uow.emit(ev.customers_added(group.id, joining, uow.now))
+            return joining
         if present is None:
             present = repo.members_among(conn, group.id, customer_ids)
         joining = [cid for cid in customer_ids if cid not in present]
-        if joining and has_impls(self.plugins.hook.before_add_customer_to_group):
+        if joining and hooked:
             loaded = repo.get_customers(conn, joining)
             customers = [loaded[cid] for cid in joining]
             self.plugins.hook.before_add_customer_to_group(

@@ -156,8 +156,11 @@ def _upsert_hours(conn: Connection, group_id: str, counts: Counts) -> None:
 def _lock_state(conn: Connection, group_id: str) -> tuple[int, int]:
     """The group's (member_count, last_sequence), row-locked for this transaction."""
     sql = _sql(conn)
-    conn.execute(sql.create_state, {"gid": group_id, "now": datetime.now(UTC)})
-    members, last = conn.execute(sql.lock_state, {"group_id": group_id}).one()
+    row = conn.execute(sql.lock_state, {"group_id": group_id}).first()
+    if row is None:  # the group's first membership events: its state is created first
+        conn.execute(sql.create_state, {"gid": group_id, "now": datetime.now(UTC)})
+        row = conn.execute(sql.lock_state, {"group_id": group_id}).one()
+    members, last = row
     return int(members), int(last)
 
 

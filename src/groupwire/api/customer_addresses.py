@@ -240,7 +240,7 @@ def get_address(
 ) -> JSONResponse:
     selection = select_fields(query.fields, ADDRESS_SHAPE)
     address = gw.customers.addresses.get(id, address_id)
-    return JSONResponse({"address": addresses_json([address], selection)[0]})
+    return JSONBody({"address": addresses_json([address], selection)[0]})
 
 
 @router.post(

@@ -1,8 +1,9 @@
 """Entities to Medusa-shaped JSON, honouring a ``fields`` selection (relations loaded in bulk).
 
-Relations (a group's thousand members) are built straight from their rows by the store, with
-their timestamps left as ``datetime``: the answer's encoder (:mod:`groupwire.api.json_body`)
-writes them exactly as :func:`iso` would, so such JSON must leave through ``JSONBody``.
+Relations (a group's thousand members) are built straight from their rows by the store.
+Entities and relations leave their timestamps as ``datetime``: the answer's encoder
+(:mod:`groupwire.api.json_body`) writes them exactly as :func:`iso` would, so such JSON must
+leave through ``JSONBody``.
 """
 
 from __future__ import annotations
@@ -99,11 +100,9 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def _plain(entity: Any, fields: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(entity, name)
-        out[name] = iso(value) if isinstance(value, datetime) else value
-    return out
+    """The entity's ``fields``; timestamps stay ``datetime``: the answer's encoder
+    (:class:`~groupwire.api.json_body.JSONBody`) writes them as :func:`iso` would, in C."""
+    return {name: getattr(entity, name) for name in fields}
 
 
 def _read(gw: Groupwire, conn: Connection | None, read: Callable[[Connection], T]) -> T:

@@ -36,6 +36,7 @@ from groupwire.events.delivery import (
 from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.store import event_log
 from groupwire.store import repository as repo
+from groupwire.store.engine import reading
 
 log = logging.getLogger("groupwire.relay")
 
@@ -127,7 +128,7 @@ class SubscriptionCursor:
             batch = self._take_handed()
             self.caught_up = batch is not None  # handed events end at the last commit seen
             if batch is None:
-                with self.engine.connect() as conn:
+                with reading(self.engine) as conn:
                     batch = event_log.events_between(conn, self.position, self.batch_size)
             if not batch:
                 return 0

@@ -42,6 +42,7 @@ from groupwire.mail.templates import (
     group_variables,
 )
 from groupwire.store import repository as repo
+from groupwire.store.engine import reading
 from groupwire.webhooks.store import lock_event_log_position, writing
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class WelcomeEmails:
         if not added:
             return
         groups = sorted({event.data["group_id"] for event in added})
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(W.c.group_id, W.c.start_sequence).where(
                     W.c.group_id.in_(groups), W.c.enabled.is_(True)

@@ -44,6 +44,7 @@ from groupwire.mail.templates import group_variables as group_vars
 from groupwire.notify.tables import notification_rule as R
 from groupwire.store import repository as repo
 from groupwire.store import tables as core
+from groupwire.store.engine import reading
 from groupwire.webhooks.store import lock_event_log_position, writing
 
 SUBSCRIBER = "groupwire.notify"
@@ -307,7 +308,7 @@ class NotificationRules:
         if not wanted:
             return
         groups = sorted({event.data["group_id"] for event in wanted})
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(R.c.group_id, R.c.event_type, R.c.start_sequence).where(
                     R.c.group_id.in_(groups), R.c.enabled.is_(True)

@@ -4,10 +4,22 @@ SQLite write transactions start with ``BEGIN IMMEDIATE`` so that two writers que
 database lock instead of failing half-way with "database is locked"; reads use a plain
 deferred ``BEGIN`` and, thanks to WAL, never wait for a writer.
 
-Lost PostgreSQL connections: the pool pings a connection before lending it (``pool_pre_ping``)
-and replaces a dead one; a connection that dies while in use is recognised by
-:func:`connection_lost`. A read then runs once more on a fresh connection
-(:func:`read_retrying`); a write is never repeated here, the service layer reports it as
+PostgreSQL connections run in the driver's autocommit mode between the ``BEGIN`` this module
+issues itself, as on SQLite: a transaction (every ``conn.begin()``, and the implicit one of a
+plain ``engine.connect()``) starts with an explicit ``BEGIN``, while a connection opened by
+:func:`reading` (option :data:`READ`) sends its statements alone, with no ``BEGIN`` and no
+``ROLLBACK`` around them: two round trips less per read. Under PostgreSQL's default READ
+COMMITTED every statement takes its own snapshot anyway, so a read sees the same rows either
+way.
+
+Lost PostgreSQL connections: the pool pings a connection before lending it only when it sat
+unused for :data:`PING_AFTER_IDLE` seconds or more, and replaces a dead one; a connection in
+constant use is not pinged before every request (a round trip each). One that died anyway
+is found by its first statement and recognised by :func:`connection_lost`, and the pool then
+replaces every connection older than the failure. A read then runs once more on a fresh
+connection (:func:`read_retrying`); a write whose ``BEGIN`` fails that way has sent nothing
+yet and is begun once more on a fresh connection (the unit of work does); a write that dies
+later is never repeated here, the service layer reports it as
 :class:`~groupwire.domain.errors.Unavailable` or
 :class:`~groupwire.domain.errors.OutcomeUnknown`.
 """
@@ -16,13 +28,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
@@ -41,7 +54,13 @@ DURABLE = "groupwire_durable"
 """Execution option for a write transaction that must not queue for SQLite's write lock: its
 ``BEGIN IMMEDIATE`` fails at once (see :func:`is_locked`) when another writer holds the lock.
 PostgreSQL ignores it."""
+READ = "groupwire_read"
+"""Execution option for a connection that only reads (see :func:`reading`): on PostgreSQL its
+statements run without a transaction around them. SQLite ignores it."""
 BUSY_TIMEOUT_MS = 30000
+PING_AFTER_IDLE = 2.0
+"""Seconds a pooled PostgreSQL connection may sit unused and still be lent without a ping."""
+_RETURNED_AT = "groupwire_returned_at"
 
 
 def is_locked(error: BaseException) -> bool:
@@ -86,19 +105,25 @@ def read_retrying(engine: Engine, read: Callable[[Connection], T]) -> T:
     database is unavailable: :class:`Unavailable` (the API answers 503).
     """
     try:
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             return read(conn)
     except (DBAPIError, PoolTimeout) as error:
         if not connection_lost(error):
             raise
         log.info("database connection lost during a read, retrying once: %s", describe(error))
     try:
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             return read(conn)
     except (DBAPIError, PoolTimeout) as error:
         if not connection_lost(error):
             raise
         raise Unavailable(UNAVAILABLE_MESSAGE) from error
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reads only (``with reading(engine) as conn: ...``): on PostgreSQL
+    its statements run in autocommit, without ``BEGIN``/``ROLLBACK`` round trips."""
+    return engine.connect().execution_options(**{READ: True})
 
 
 def describe(error: BaseException) -> str:
@@ -126,8 +151,45 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
     # reopened on the next burst (a new server process each time, slower than the request).
     kwargs.setdefault("pool_size", 16)
     kwargs.setdefault("max_overflow", 4)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        _explicit_transactions(engine)
+    return engine
+
+
+def _explicit_transactions(engine: Engine) -> None:
+    """PostgreSQL: autocommit between explicit ``BEGIN``s, reads without a transaction, and a
+    ping only for a connection that sat idle (see the module docstring)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.autocommit = True
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # Back to autocommit after a connection that chose an isolation level of its own
+        # (SQLAlchemy resets it to the dialect's default, which turns autocommit off).
+        if not dbapi_connection.autocommit:
+            dbapi_connection.autocommit = True
+        returned = record.info.get(_RETURNED_AT)
+        if returned is not None and time.monotonic() - returned >= PING_AFTER_IDLE:
+            try:
+                dbapi_connection.execute("SELECT 1")
+            except psycopg.Error as error:  # the pool replaces it and tries another
+                raise DisconnectionError(str(error)) from error
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        options = conn.get_execution_options()
+        if options.get(READ) or options.get("isolation_level") == "AUTOCOMMIT":
+            return
+        # An isolation level of its own turned autocommit off: the driver begins then.
+        if getattr(conn.connection.driver_connection, "autocommit", False):
+            conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_engine(url: str, *, in_memory: bool, **kwargs: Any) -> Engine:

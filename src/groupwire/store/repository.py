@@ -77,6 +77,8 @@ def _build_all(entity: Callable[..., T], result: Any) -> list[T]:
     names = [name for name in _field_names(entity) if name in keys]
     if not names:
         return [entity() for _ in result]
+    if names == keys:  # the columns are the fields, in order (``select(table)``)
+        return [entity(*row) for row in result]
     positions = [keys.index(name) for name in names]
     return [entity(**dict(zip(names, [row[i] for i in positions], strict=True))) for row in result]
 
@@ -101,6 +103,7 @@ def to_customer(row: RowMapping) -> Customer:
 class _Statements:
     group: Select[Any]
     group_locked: Select[Any]
+    group_key_shared: Select[Any]
     groups_locked: Select[Any]
     customer: Select[Any]
     customer_locked: Select[Any]
@@ -109,6 +112,7 @@ class _Statements:
     members_among: Select[Any]
     live_customer_ids: Select[Any]
     add_live_members: Any
+    insert_new_members: Any
     group_scope: Select[Any] | None
     delete_members: Any
     chunk: int
@@ -137,9 +141,29 @@ def _statements(dialect: str) -> _Statements:
             customers_counted.scalar_subquery().label("scope_customers"),
             member_ids.scalar_subquery().label("scope_members"),
         )
+    # PostgreSQL: a few ids added at once, the members among them skipped by the insert
+    insert_new_members = None
+    if dialect == "postgresql":
+        ids = bindparam("ids", type_=ARRAY(String))
+        given = func.unnest(ids).table_valued("value").render_derived()
+        insert_new_members = (
+            postgresql.insert(M)
+            .from_select(
+                ["customer_group_id", "customer_id", "created_at", "created_by"],
+                select(
+                    bindparam("group_id", type_=String),
+                    given.c.value,
+                    bindparam("at", type_=tables.UTCDateTime),
+                    bindparam("by", type_=String),
+                ),
+            )
+            .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
+            .returning(M.c.customer_id)
+        )
     return _Statements(
         group=group,
         group_locked=group.with_for_update(),
+        group_key_shared=group.with_for_update(read=True, key_share=True),
         groups_locked=select(G)
         .where(among(G.c.id), G.c.deleted_at.is_(None))
         .order_by(G.c.id)
@@ -167,6 +191,7 @@ def _statements(dialect: str) -> _Statements:
         )
         .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
         .returning(M.c.customer_id),
+        insert_new_members=insert_new_members,
         group_scope=group_scope,
         delete_members=delete(M)
         .where(M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id))
@@ -401,16 +426,23 @@ class MembershipScope:
 
     group: CustomerGroup | None  # the live group (locked), or None
     missing: list[str]  # ids naming no live customer, in the given order
-    members: set[str]  # ids already members of the group
+    members: set[str] | None  # ids already members of the group (None: not read)
 
 
 def membership_scope(
-    conn: Connection, group_id: str, customer_ids: Sequence[str]
+    conn: Connection, group_id: str, customer_ids: Sequence[str], *, members: bool = True
 ) -> MembershipScope:
     """The group and the given customers, read in lock order: customers key-share-locked
     first, then the group locked, then its members among them. SQLite, whose write
     transaction already keeps every other writer out, reads all three in one statement when
-    the group and every customer exist (the usual case: a single add is a few statements)."""
+    the group and every customer exist (the usual case: a single add is a few statements).
+
+    ``members=False``, for a caller that only adds, with :func:`insert_new_memberships`: on
+    PostgreSQL the members among them are not read (``members`` is None) and the group is
+    key-share-locked only. That keeps it from being deleted (or its members changed by a
+    removal, which locks it for update) until the commit, while other adds to the same group
+    run at the same time: the primary key settles two adds of one customer (the second
+    inserts nothing), and sequences still follow the commit order (the outbox counter)."""
     sql = _sql(conn)
     if sql.group_scope is not None and len(customer_ids) <= sql.chunk:
         params = next(_id_chunks(conn, customer_ids), {"ids": "[]"})
@@ -421,9 +453,12 @@ def membership_scope(
     missing = [cid for cid in customer_ids if cid not in found]
     if missing:
         return MembershipScope(get_group(conn, group_id), missing, set())
+    if not members:
+        row = conn.execute(sql.group_key_shared, {"id": group_id}).mappings().first()
+        return MembershipScope(to_group(row) if row else None, [], None)
     group = get_group(conn, group_id, lock=True)
-    members = members_among(conn, group_id, customer_ids) if group is not None else set()
-    return MembershipScope(group, [], members)
+    present = members_among(conn, group_id, customer_ids) if group is not None else set()
+    return MembershipScope(group, [], present)
 
 
 def members_among(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
@@ -461,6 +496,25 @@ def insert_memberships(
     bulk.insert_rows(
         conn, M, ("customer_group_id", "customer_id", "created_at", "created_by"), rows
     )
+
+
+def inserts_new_memberships(conn: Connection, count: int) -> bool:
+    """Whether :func:`insert_new_memberships` serves ``count`` ids on ``conn``: on PostgreSQL,
+    fewer than COPY takes (a bulk change's rows go through COPY, which skips nothing)."""
+    return conn.dialect.name == "postgresql" and 0 < count < bulk.COPY_THRESHOLD
+
+
+def insert_new_memberships(
+    conn: Connection, group_id: str, customer_ids: Sequence[str], at: datetime, by: str | None
+) -> set[str]:
+    """Insert the memberships of the ids that are not members yet, in one statement (the
+    check and the insert together, as ``INSERT ... ON CONFLICT DO NOTHING``); returns the
+    ids inserted. PostgreSQL only (see :func:`inserts_new_memberships`)."""
+    rows = conn.execute(
+        _sql(conn).insert_new_members,
+        {"group_id": group_id, "ids": list(customer_ids), "at": at, "by": by},
+    )
+    return set(rows.scalars().all())
 
 
 def add_live_memberships(

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
 from groupwire.store import event_log
+from groupwire.store.engine import reading
 from groupwire.webhooks.models import LIVE, PENDING
 from groupwire.webhooks.store import (
     M,
@@ -143,7 +144,7 @@ def fan_out_many(
     if known is None and not any(_targets(cache.last(), event) for event in events):
         # Out of date and matching nothing before: most likely still nothing, so read
         # before opening a write transaction (on SQLite that would keep other writers out).
-        with engine.connect() as conn:
+        with reading(engine) as conn:
             known = cache.read(conn)
     if known is not None and not any(_targets(known, event) for event in events):
         return set()

@@ -26,6 +26,7 @@ from groupwire.domain.events import PendingEvent
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
 from groupwire.store import event_log
+from groupwire.store.engine import reading
 from groupwire.store.unit_of_work import UnitOfWork
 from groupwire.webhooks.models import FAILED, PENDING, SUCCEEDED
 from groupwire.webhooks.schedule import RetrySchedule
@@ -132,7 +133,7 @@ def claim_due(
         candidates = candidates.where(M.c.endpoint_id.not_in(full))
     taken: dict[str, int] = {}
     chosen: list[str] = []
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         for message_id, endpoint_id in conn.execute(candidates):
             if message_id in skip or taken.get(endpoint_id, 0) >= room.get(
                 endpoint_id, default_room
