@@ -146,20 +146,7 @@ def _statements(dialect: str) -> _Statements:
     if dialect == "postgresql":
         ids = bindparam("ids", type_=ARRAY(String))
         given = func.unnest(ids).table_valued("value").render_derived()
-        insert_new_members = (
-            postgresql.insert(M)
-            .from_select(
-                ["customer_group_id", "customer_id", "created_at", "created_by"],
-                select(
-                    bindparam("group_id", type_=String),
-                    given.c.value,
-                    bindparam("at", type_=tables.UTCDateTime),
-                    bindparam("by", type_=String),
-                ),
-            )
-            .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
-            .returning(M.c.customer_id)
-        )
+        insert_new_members = _insert_members(dialect, given.c.value)
     return _Statements(
         group=group,
         group_locked=group.with_for_update(),
@@ -179,18 +166,7 @@ def _statements(dialect: str) -> _Statements:
             M.c.customer_group_id == bindparam("group_id"), among(M.c.customer_id)
         ),
         live_customer_ids=select(C.c.id).where(among(C.c.id), C.c.deleted_at.is_(None)),
-        add_live_members=_insert_ignoring_members(dialect)
-        .from_select(
-            ["customer_group_id", "customer_id", "created_at", "created_by"],
-            select(
-                bindparam("group_id", type_=String),
-                C.c.id,
-                bindparam("at", type_=tables.UTCDateTime),
-                bindparam("by", type_=String),
-            ).where(among(C.c.id), C.c.deleted_at.is_(None)),
-        )
-        .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
-        .returning(M.c.customer_id),
+        add_live_members=_insert_members(dialect, C.c.id, among(C.c.id), C.c.deleted_at.is_(None)),
         insert_new_members=insert_new_members,
         group_scope=group_scope,
         delete_members=delete(M)
@@ -200,14 +176,27 @@ def _statements(dialect: str) -> _Statements:
     )
 
 
-def _insert_ignoring_members(dialect: str) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` into the membership table: the primary key skips
-    the members already there, and RETURNING names only the rows inserted. (A ``NOT EXISTS``
+def _insert_members(dialect: str, customer_id: Any, *where: ColumnElement[bool]) -> Any:
+    """``INSERT ... SELECT :group_id, customer_id, :at, :by [WHERE ...] ON CONFLICT DO
+    NOTHING RETURNING customer_id`` into the membership table: the primary key skips the
+    members already there, and RETURNING names only the rows inserted. (A ``NOT EXISTS``
     anti-join did the same, but PostgreSQL planned it against a young, small membership
     table as a nested loop over a sequential scan of the rows being inserted: quadratic.)"""
-    if dialect == "postgresql":
-        return postgresql.insert(M)
-    return sqlite.insert(M)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    chosen = select(
+        bindparam("group_id", type_=String),
+        customer_id,
+        bindparam("at", type_=tables.UTCDateTime),
+        bindparam("by", type_=String),
+    )
+    if where:
+        chosen = chosen.where(*where)
+    return (
+        insert(M)
+        .from_select(["customer_group_id", "customer_id", "created_at", "created_by"], chosen)
+        .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
+        .returning(M.c.customer_id)
+    )
 
 
 def _sql(conn: Connection) -> _Statements:
