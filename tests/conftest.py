@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -55,6 +56,15 @@ class PostgresSchemas:
         with self.engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
+    @contextmanager
+    def fresh(self) -> Iterator[str]:
+        """A URL of a schema created for the block and dropped after it."""
+        schema, url = self.create()
+        try:
+            yield url
+        finally:
+            self.drop(schema)
+
 
 @pytest.fixture(scope="session")
 def postgres_schemas() -> Iterator[PostgresSchemas]:
@@ -70,11 +80,8 @@ def database_url(backend: str, tmp_path, request: pytest.FixtureRequest) -> Iter
         yield f"sqlite:///{tmp_path / 'groupwire.db'}"
         return
     schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-    schema, url = schemas.create()
-    try:
+    with schemas.fresh() as url:
         yield url
-    finally:
-        schemas.drop(schema)
 
 
 @pytest.fixture

@@ -35,11 +35,8 @@ def medusa(
 
 @pytest.fixture
 def store_url(postgres_schemas: PostgresSchemas) -> Iterator[str]:
-    schema, url = postgres_schemas.create()
-    try:
+    with postgres_schemas.fresh() as url:
         yield url
-    finally:
-        postgres_schemas.drop(schema)
 
 
 @pytest.fixture

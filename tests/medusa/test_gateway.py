@@ -77,13 +77,9 @@ class StorePolicy:
 
 @pytest.fixture(scope="module")
 def captured(medusa: MedusaServer, postgres_schemas: PostgresSchemas) -> Iterator[Captured]:
-    schema, url = postgres_schemas.create()
-    try:
-        with capturing(medusa, url) as value:
-            value.gw.register(StorePolicy())
-            yield value
-    finally:
-        postgres_schemas.drop(schema)
+    with postgres_schemas.fresh() as url, capturing(medusa, url) as value:
+        value.gw.register(StorePolicy())
+        yield value
 
 
 @pytest.fixture(scope="module")

@@ -64,12 +64,8 @@ def test_given_the_same_sdk_scenario_when_run_on_medusa_and_groupwire_then_repor
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     theirs = run_sdk(tmp_path / "medusa", medusa.base_url, medusa.api_key, tag)
-    schema, url = postgres_schemas.create()
-    try:
-        with served_groupwire(url, tmp_path / "groupwire") as server:
-            ours = run_sdk(tmp_path / "groupwire", server.base_url, server.api_key, tag)
-    finally:
-        postgres_schemas.drop(schema)
+    with postgres_schemas.fresh() as url, served_groupwire(url, tmp_path / "groupwire") as server:
+        ours = run_sdk(tmp_path / "groupwire", server.base_url, server.api_key, tag)
 
     assert ours["methods"] == theirs["methods"] and ours["called"] == theirs["called"]
     medusa_failed = [s["name"] for s in theirs["steps"] if not s["ok"]]

@@ -31,11 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL schema (the bus is a multi-process setup: PostgreSQL only)."""
     schemas = request.getfixturevalue("postgres_schemas")
-    schema, url = schemas.create()
-    try:
+    with schemas.fresh() as url:
         yield url
-    finally:
-        schemas.drop(schema)
 
 
 @pytest.fixture

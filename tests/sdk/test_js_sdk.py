@@ -52,12 +52,8 @@ def report(
             yield run_sdk(workdir, server.base_url, server.api_key, uuid.uuid4().hex[:8])
         return
     schemas: PostgresSchemas = request.getfixturevalue("postgres_schemas")
-    schema, url = schemas.create()
-    try:
-        with served_groupwire(url, workdir) as server:
-            yield run_sdk(workdir, server.base_url, server.api_key, uuid.uuid4().hex[:8])
-    finally:
-        schemas.drop(schema)
+    with schemas.fresh() as url, served_groupwire(url, workdir) as server:
+        yield run_sdk(workdir, server.base_url, server.api_key, uuid.uuid4().hex[:8])
 
 
 def ids_of(items: list[dict[str, Any]]) -> list[str]:
