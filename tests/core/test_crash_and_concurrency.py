@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from groupwire import Groupwire
 from groupwire.store import repository as repo
+from groupwire.store import tables
 from tests.core.test_invariants import fold_memberships
 
 CRASH_SUBSCRIBER = Path(__file__).with_name("crash_subscriber.py")
@@ -145,3 +148,44 @@ def test_concurrent_deletes_and_adds_never_leave_a_deleted_customer_in_a_group(g
     deleted = set(ids[::2])
     assert not [pair for pair in table if pair[1] in deleted]
     assert fold_memberships(gw) == table
+
+
+def test_processes_subscribing_one_subscriber_at_the_same_moment_all_start(gw, database_url):
+    """Worker processes scaled out start together and each subscribes the same names: the
+    first to record a subscriber's start wins, the others find it; none fails."""
+    gw.groups.create(name="Before the workers")  # a log that does not start at zero
+    others = [Groupwire.open(database_url, load_entry_points=False, plugins=[]) for _ in range(3)]
+    instances = [gw, *others]
+    names = [f"worker-subscriber-{n}" for n in range(25)]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(instances))
+
+    def start(instance: Groupwire) -> None:
+        for name in names:
+            barrier.wait(10)
+            try:
+                instance.subscribe("*", lambda event: None, name=name, from_now=True)
+            except BaseException as error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=start, args=(instance,)) for instance in instances]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for other in others:
+            other.close()
+    assert errors == []
+    last = gw.events.list(limit=None)[-1].sequence
+    with gw.engine.connect() as conn:
+        starts = dict(
+            conn.execute(
+                select(
+                    tables.subscriber_checkpoint.c.subscriber,
+                    tables.subscriber_checkpoint.c.last_sequence,
+                ).where(tables.subscriber_checkpoint.c.subscriber.in_(names))
+            ).all()
+        )
+    assert starts == {name: last for name in names}

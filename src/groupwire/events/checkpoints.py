@@ -8,8 +8,10 @@ restart then redelivers at most that many events, which idempotent handlers abso
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from groupwire.store import repository as repo
 from groupwire.store import tables
@@ -18,16 +20,23 @@ T = tables.subscriber_checkpoint
 
 
 def load(engine: Engine, subscriber: str, *, from_now: bool = False) -> int:
-    """The subscriber's checkpoint; a new one starts at the beginning, or at the current end."""
+    """The subscriber's checkpoint; a new one starts at the beginning, or at the current end.
+
+    Processes that start together (workers scaled out) may all find none and record a
+    start at once: the first to commit wins, the others keep it, and all return it.
+    """
     with engine.connect() as conn:
-        value = conn.execute(
-            select(T.c.last_sequence).where(T.c.subscriber == subscriber)
-        ).scalar_one_or_none()
+        value = _stored(conn, subscriber)
         if value is not None:
-            return int(value)
+            return value
         start = repo.last_sequence(conn) if from_now else 0
-    save(engine, subscriber, start)
-    return start
+    with engine.begin() as conn:
+        row = {"subscriber": subscriber, "last_sequence": start, "updated_at": datetime.now(UTC)}
+        conn.execute(
+            _insert(conn).values(row).on_conflict_do_nothing(index_elements=["subscriber"])
+        )
+        value = _stored(conn, subscriber)
+    return start if value is None else value
 
 
 def save(engine: Engine, subscriber: str, sequence: int) -> None:
@@ -39,6 +48,24 @@ def save(engine: Engine, subscriber: str, sequence: int) -> None:
             .values(last_sequence=sequence, updated_at=now)
         ).rowcount
         if not updated:
-            conn.execute(
-                insert(T).values(subscriber=subscriber, last_sequence=sequence, updated_at=now)
+            statement = _insert(conn).values(
+                subscriber=subscriber, last_sequence=sequence, updated_at=now
             )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["subscriber"],
+                    set_={"last_sequence": sequence, "updated_at": now},
+                )
+            )
+
+
+def _stored(conn: Connection, subscriber: str) -> int | None:
+    value = conn.execute(
+        select(T.c.last_sequence).where(T.c.subscriber == subscriber)
+    ).scalar_one_or_none()
+    return None if value is None else int(value)
+
+
+def _insert(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(T)
