@@ -20,7 +20,12 @@ Measures, against a real Medusa 2.21.2 (the test harness starts one unless ``--b
    applied), timed the same way, from the first byte of the transaction to its Commit
    message: changes/s, and the ratio capture/raw of the changes per second (the issue's
    target: >= 0.5). It is read after capture has finished, so that neither slows the other
-   (a reader in this process would compete with capture for the GIL).
+   (a reader in this process would compete with capture for the GIL);
+4. the store's floor: the batch's rows written into the same Groupwire store with the same
+   statements capture uses (the membership INSERT per 2,000 ids, the membership map, one run
+   of events, the position), in one durable transaction, with nothing read or decoded: how
+   long the store alone needs to take that change. Capture cannot be faster than this, nor
+   than the raw read; printed as ratios to both.
 
     uv run python benchmarks/medusa_capture.py --customers 10000 --singles 100
     uv run python benchmarks/medusa_capture.py --store postgresql+psycopg://127.0.0.1/test
@@ -47,11 +52,18 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from groupwire import Groupwire
+from groupwire.domain import events as ev
+from groupwire.domain.changes import Context
 from groupwire.domain.models import Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
+from groupwire.medusa.capture import CHUNK_ROWS
 from groupwire.medusa.mapping import MedusaTransaction
 from groupwire.medusa.stream import ReplicationStream, XLogData
+from groupwire.medusa.tables import medusa_membership, medusa_stream
+from groupwire.store import bulk
+from groupwire.store import repository as repo
+from groupwire.store.unit_of_work import UnitOfWork
 
 
 def main() -> None:
@@ -209,6 +221,9 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         replay_seconds = replay.commit_at - replay.first_at
         replay_messages = replay.messages
         replay.stream.close()
+        stop.set()
+        loop.join(timeout=30)
+        floor_seconds = store_floor(gw, batch, slot)
     finally:
         stop.set()
         if loop is not None:
@@ -249,8 +264,36 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         f"  capture / raw replay (changes/s): {replay_seconds / capture_seconds:.2f}x"
         "  (target >= 0.5x)"
     )
+    print(
+        f"  the store's floor (the same rows, statements and durable commit, nothing read):"
+        f" {ms(floor_seconds)} = {floor_seconds / replay_seconds:.1f}x the raw read;"
+        f" capture takes {capture_seconds / floor_seconds:.2f}x the store's floor"
+    )
     print(f"  Medusa commit -> Groupwire commit {ms(gw_committed_wall - committed)}")
     print(f"  Medusa commit -> last event at the Groupwire subscriber {ms(last - committed)}")
+
+
+def store_floor(gw: Groupwire, customer_ids: list[str], slot: str) -> float:
+    """Seconds the store takes to write what capture writes for a batch add of
+    ``customer_ids`` (already members of the captured group: here they join a new group),
+    with the same statements: the membership INSERT per CHUNK_ROWS ids, the membership map,
+    one run of events and the position update, in one durable transaction."""
+    group = gw.groups.create(name=f"Floor {uuid.uuid4().hex[:8]}")
+    uow = UnitOfWork(gw.service.engine, source="floor", context=Context(), durable=True)
+    with uow:
+        started = time.perf_counter()
+        conn = uow.connection
+        for start in range(0, len(customer_ids), CHUNK_ROWS):
+            piece = customer_ids[start : start + CHUNK_ROWS]
+            repo.add_live_memberships(conn, group.id, piece, uow.now, None)
+            rows = [(f"floor_{uuid.uuid4().hex}", group.id, cid) for cid in piece]
+            bulk.insert_rows(
+                conn, medusa_membership, ("id", "customer_group_id", "customer_id"), rows
+            )
+        uow.emit(ev.customers_added(group.id, customer_ids, uow.now))
+        conn.execute(medusa_stream.update().where(medusa_stream.c.slot == slot).values(xid=0))
+        uow.commit()
+        return time.perf_counter() - started
 
 
 def wait(condition: object, timeout: float) -> None:
