@@ -15,11 +15,11 @@ nothing. A change that fails at any step writes nothing and emits nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection
 
 from groupwire import address_cascade
 from groupwire.domain import events as ev
@@ -31,8 +31,8 @@ from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.hooks.plugins import has_impls
 from groupwire.service.core import HookFailure, _unique_violation
 from groupwire.service.memberships import MembershipChange, MembershipOperations
+from groupwire.service.updates import UNSET, EntityUpdates, _Kind, _replace, merge_metadata
 from groupwire.service.validation import (
-    _check_metadata_size,
     _check_version,
     _kept_ids,
     _validate_customer_draft,
@@ -45,9 +45,6 @@ from groupwire.store import tables
 from groupwire.store.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-
-UNSET: Any = object()
-"""Marks an update argument that was not given (``None`` means "set to null")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,7 @@ class BeforeHook:
     arguments: dict[str, Any]
 
 
-class Service(MembershipOperations):
+class Service(MembershipOperations, EntityUpdates):
     """Customer groups, customers and memberships, with hooks and events on every change."""
 
     # --- customer groups -----------------------------------------------------------------
@@ -315,73 +312,6 @@ class Service(MembershipOperations):
         )
         return customer
 
-    # --- the update shared by groups and customers ---------------------------------------
-
-    def _update(
-        self,
-        kind: _Kind,
-        entity_id: str,
-        given: dict[str, Any],
-        expected_version: int | None,
-        context: Context | None,
-    ) -> Any:
-        """Update some fields of a group or customer: metadata is merged, equal values are
-        dropped, and a change that changes nothing writes and emits nothing."""
-        context = self._keyed(
-            context,
-            f"update_{kind.name}",
-            id=entity_id,
-            values=given,
-            expected_version=expected_version,
-        )
-        kind.validate(given)
-        before_hook = getattr(self.plugins.hook, f"before_update_{kind.name}")
-
-        def work(uow: UnitOfWork) -> tuple[Any, dict[str, dict[str, Any]]]:
-            conn = uow.connection
-            current = kind.get(conn, entity_id, lock=True)
-            if current is None:
-                raise NotFound(kind.name, entity_id)
-            _check_version(kind.name, current.id, current.version, expected_version)
-            values: dict[str, Any] = dict(given)
-            if "metadata" in values:
-                values["metadata"] = merge_metadata(current.metadata, values["metadata"])
-                _check_metadata_size(values["metadata"])
-            update = ProposedUpdate(values=kind.normalise(values))
-            if has_impls(before_hook):
-                before_hook(**{kind.hook_arg: current, "update": update, "context": context})
-                kind.validate(update.values)
-                update.values = kind.normalise(update.values)
-            changes = _changes(current, update.values, kind.fields)
-            if not changes:
-                return current, {}
-            unique = changes.get(kind.unique, {}).get("new")
-            duplicate = kind.duplicate(current, unique)
-            if unique is not None and kind.taken(conn, current, unique):
-                raise duplicate
-            row = {
-                **{name: change["new"] for name, change in changes.items()},
-                "updated_at": uow.now,
-                "version": current.version + 1,
-            }
-            with _unique_violation(duplicate):
-                repo.update_row(conn, kind.table, current.id, row)
-            updated = _replace(current, row)
-            uow.emit(kind.updated_event(current.id, changes))
-            if kind.metadata_event is not None and "metadata" in changes:
-                diff = ev.metadata_diff(current.metadata, updated.metadata)
-                if diff:
-                    uow.emit(kind.metadata_event(current.id, diff))
-            return updated, changes
-
-        entity, changes = self._transaction(context, work)
-        if changes:
-            self._after(
-                f"after_update_{kind.name}",
-                **{kind.hook_arg: entity, "changes": changes, "context": context},
-            )
-        return entity
-
     # --- changes already committed elsewhere ---------------------------------------------
 
     def apply_external_change(
@@ -500,38 +430,6 @@ class Service(MembershipOperations):
 # --- validation and small pure helpers -------------------------------------------------------
 
 
-def merge_metadata(
-    current: dict[str, Any] | None, patch: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """Medusa's metadata update: keys in ``patch`` are set, a key set to "" is removed;
-    ``None`` clears the metadata."""
-    if patch is None:
-        return None
-    merged = dict(current or {})
-    for key, value in patch.items():
-        if value == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    if not merged and current is None:
-        return None
-    return merged
-
-
-def _changes(
-    current: Any, values: dict[str, Any], fields: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    return {
-        name: {"old": getattr(current, name), "new": values[name]}
-        for name in fields
-        if name in values and values[name] != getattr(current, name)
-    }
-
-
-def _replace(entity: T, values: dict[str, Any]) -> T:
-    return replace(entity, **values)  # type: ignore[type-var]
-
-
 def _group_row(group: CustomerGroup) -> dict[str, Any]:
     return asdict(group)
 
@@ -584,24 +482,6 @@ def _lower_email(values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(values.get("email"), str):
         values["email"] = values["email"].strip().lower()
     return values
-
-
-@dataclass(frozen=True)
-class _Kind:
-    """What differs between updating a group and updating a customer."""
-
-    name: str  # also names the hooks: before_update_<name>, after_update_<name>
-    hook_arg: str
-    table: Table
-    fields: tuple[str, ...]
-    unique: str  # the field whose new value must not be taken (None is never taken)
-    get: Callable[..., Any]
-    taken: Callable[[Connection, Any, Any], bool]  # (conn, current entity, new value)
-    duplicate: Callable[[Any, Any], Duplicate]  # the error naming the taken key
-    validate: Callable[[dict[str, Any]], None]
-    normalise: Callable[[dict[str, Any]], dict[str, Any]]
-    updated_event: Callable[[str, dict[str, dict[str, Any]]], ev.PendingEvent]
-    metadata_event: Callable[[str, dict[str, Any]], ev.PendingEvent] | None
 
 
 GROUP_KIND = _Kind(
