@@ -31,14 +31,9 @@ from groupwire.domain.errors import InvalidData, NotFound
 from groupwire.domain.ids import CUSTOMER_ADDRESS, new_id
 from groupwire.domain.models import Customer
 from groupwire.hooks.plugins import has_impls
-from groupwire.service import (
-    Service,
-    _changes,
-    _check_text,
-    _replace,
-    _validate_metadata,
-    merge_metadata,
-)
+from groupwire.service import Service, merge_metadata
+from groupwire.service.updates import _changes, _replace
+from groupwire.service.validation import _check_text, _validate_metadata
 from groupwire.store import address_repository as addresses
 from groupwire.store import repository as repo
 from groupwire.store.address_tables import customer_address
