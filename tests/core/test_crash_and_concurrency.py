@@ -189,3 +189,34 @@ def test_processes_subscribing_one_subscriber_at_the_same_moment_all_start(gw, d
             ).all()
         )
     assert starts == {name: last for name in names}
+
+
+FIRST_START = """
+import sys, time
+from groupwire import Groupwire
+url, start_at = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))  # all open the database at the same moment
+Groupwire.open(url, load_entry_points=False, plugins=[]).close()
+"""
+
+
+def test_processes_starting_together_on_a_new_database_all_start(database_url):
+    """An API server and its workers started at once on an empty database: one of them
+    creates the schema, the others wait for it and find it done."""
+    start_at = time.time() + 4
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_START, database_url, str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outcomes = [(process.wait(120), process.stderr.read().decode()) for process in processes]
+    assert [code for code, _ in outcomes] == [0, 0, 0, 0], [err[-800:] for _, err in outcomes]
+    gw = Groupwire.open(database_url, load_entry_points=False, plugins=[])
+    try:
+        customer = gw.customers.create(email="first@shop.test")
+        assert [e.subject for e in gw.events.list()] == [customer.id]
+    finally:
+        gw.close()

@@ -5,6 +5,12 @@ schema changes asks: a column SQLite cannot alter in place is changed by rebuild
 (Alembic's batch mode), and dropping the old table with foreign keys on would cascade to every
 row that references it (a customer's memberships). The references are checked before commit
 (``PRAGMA foreign_key_check``), so a migration cannot leave one dangling.
+
+Processes that start together on the same database (an API server and its workers) would
+otherwise all find the schema missing and all create it: each migration first takes a lock
+that lasts until it commits (PostgreSQL: a transaction-level advisory lock for the schema;
+SQLite: ``BEGIN IMMEDIATE``, the database's write lock), so the others wait, then find the
+schema at the head revision and do nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine
+
+from groupwire.store.engine import WRITE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,7 +51,13 @@ def _run(engine: Engine, step: Callable[[Config], None]) -> None:
         if sqlite:
             _sqlite_foreign_keys(conn, on=False)
         try:
+            conn = conn.execution_options(**{WRITE: True})  # SQLite: BEGIN IMMEDIATE
             with conn.begin():
+                if not sqlite:
+                    conn.exec_driver_sql(
+                        "SELECT pg_advisory_xact_lock(hashtext('groupwire.migrate'),"
+                        " hashtext(current_schema()))"
+                    )
                 config = alembic_config()
                 config.attributes["connection"] = conn
                 step(config)
