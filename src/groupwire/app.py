@@ -125,15 +125,23 @@ class Groupwire:
         max_attempts: int | None = None,
         from_now: bool = False,
         batch: bool = False,
+        linger: float = 0.0,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering an event handler for types or patterns (``customer_group.*``).
 
         The name (default: the handler's qualified name) keys the subscriber's progress, so a
         restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history;
-        ``batch`` hands the handler a list of events (one transaction for many).
+        ``batch`` hands the handler a list of events (one transaction for many); ``linger``
+        (seconds) makes the in-process relay wait that long once a commit wakes the subscriber,
+        so that the commits of that time come in one batch.
         """
         return self.subscribers.subscriber(
-            *patterns, name=name, max_attempts=max_attempts, from_now=from_now, batch=batch
+            *patterns,
+            name=name,
+            max_attempts=max_attempts,
+            from_now=from_now,
+            batch=batch,
+            linger=linger,
         )
 
     def subscribe(
@@ -145,7 +153,11 @@ class Groupwire:
         max_attempts: int | None = None,
         from_now: bool = False,
         batch: bool = False,
+        linger: float = 0.0,
     ) -> Subscription:
+        """Register ``handler`` for types or patterns; see :meth:`subscriber`. ``linger``
+        (seconds): the in-process relay waits that long once a commit wakes the subscriber,
+        so that the commits of that time come to a batch handler in one call."""
         return self.subscribers.add(
             patterns,
             handler,
@@ -153,6 +165,7 @@ class Groupwire:
             max_attempts=max_attempts,
             from_now=from_now,
             batch=batch,
+            linger=linger,
         )
 
     @property

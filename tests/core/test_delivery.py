@@ -157,6 +157,47 @@ def test_a_batch_subscriber_gets_many_events_in_one_call_in_order(gw):
     assert [e.data["customer_id"] for e in calls[0]] == ids
 
 
+def test_a_lingering_subscriber_gets_the_commits_of_its_linger_in_one_batch(database_url):
+    # (no polling in the way: only this process's commits wake the relay)
+    gw = Groupwire.open(database_url, load_entry_points=False, plugins=[], relay_poll_interval=60)
+    calls: list[list[str]] = []
+    gw.subscribe(
+        "customer_group.customer_added",
+        lambda events: calls.append([e.data["customer_id"] for e in events]),
+        name="lingering",
+        batch=True,
+        linger=2.0,
+    )
+    try:
+        vip = gw.groups.create(name="VIP")
+        ids = make_customers(gw, 5)
+        gw.start()
+
+        for customer_id in ids:  # five commits, each waking the relay at once
+            gw.groups.add_customers(vip.id, [customer_id])
+
+        assert gw.drain(10)
+    finally:
+        gw.close()
+    assert calls == [ids]
+
+
+def test_the_built_in_subscribers_linger_as_configured(database_url):
+    gw = Groupwire.open(
+        database_url, load_entry_points=False, plugins=[], builtin_linger_seconds=0.25
+    )
+    try:
+        lingers = {s.name: s.linger for s in gw.subscribers}
+    finally:
+        gw.close()
+    assert lingers == {
+        "groupwire.analytics": 0.25,
+        "groupwire.mail.welcome": 0.25,
+        "groupwire.notify": 0.25,
+        "groupwire.webhooks": 0.0,  # webhooks never wait
+    }
+
+
 def test_a_failing_batch_is_split_so_only_the_bad_event_is_dead_lettered(gw):
     handled = []
 

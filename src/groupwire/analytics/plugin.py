@@ -14,4 +14,10 @@ from groupwire.hooks.specs import hookimpl
 def register_subscribers(gw: Any) -> None:
     gw.analytics = Analytics(gw.engine)
     # From the start of the log: the first event of a group folds that group's whole history.
-    gw.subscribe(MEMBERSHIP_TYPES, gw.analytics.rollup.handle_events, name=SUBSCRIBER, batch=True)
+    gw.subscribe(
+        MEMBERSHIP_TYPES,
+        gw.analytics.rollup.handle_events,
+        name=SUBSCRIBER,
+        batch=True,
+        linger=gw.settings.builtin_linger_seconds,
+    )

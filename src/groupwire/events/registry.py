@@ -38,6 +38,10 @@ class Subscription:
     batch: bool = False
     """The handler takes a list of events (in sequence order) instead of one, so it can do
     one transaction for many: the relay hands it every matching event of a fetched batch."""
+    linger: float = 0.0
+    """Seconds the in-process relay waits once a commit wakes this subscriber before taking
+    its batch, so that the commits of that time reach a batch handler in one call: fewer,
+    larger batches for a handler that does not need each event at once."""
 
     def wants(self, event_type: str) -> bool:
         return _matches(self.patterns, event_type)
@@ -80,6 +84,7 @@ class SubscriberRegistry:
         max_attempts: int | None = None,
         from_now: bool = False,
         batch: bool = False,
+        linger: float = 0.0,
     ) -> Subscription:
         patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
         if not patterns:
@@ -87,7 +92,9 @@ class SubscriberRegistry:
         name = name or f"{handler.__module__}.{handler.__qualname__}"
         if name in self._subscriptions:
             raise ValueError(f"a subscriber named {name!r} is already registered")
-        subscription = Subscription(name, patterns, handler, max_attempts, from_now, batch)
+        if linger < 0:
+            raise ValueError("linger must be 0 or more seconds")
+        subscription = Subscription(name, patterns, handler, max_attempts, from_now, batch, linger)
         self._subscriptions[name] = subscription
         for listener in list(self.listeners):
             listener(subscription)
@@ -100,6 +107,7 @@ class SubscriberRegistry:
         max_attempts: int | None = None,
         from_now: bool = False,
         batch: bool = False,
+        linger: float = 0.0,
     ) -> Callable[[Handler], Handler]:
         """Decorator: ``@registry.subscriber("customer_group.customer_added")``."""
 
@@ -111,6 +119,7 @@ class SubscriberRegistry:
                 max_attempts=max_attempts,
                 from_now=from_now,
                 batch=batch,
+                linger=linger,
             )
             return handler
 

@@ -228,7 +228,9 @@ class SubscriptionCursor:
                         self._flush_logged()
                     else:
                         timeout = min(timeout, due)
-                self.wake.wait(timeout)
+                if self.wake.wait(timeout) and self.subscription.linger:
+                    # let the commits of the next moment join this batch
+                    self.stop.wait(self.subscription.linger)
         self._flush_logged()
 
     def _flush_logged(self) -> None:

@@ -21,5 +21,10 @@ def register_subscribers(gw: Any) -> None:
     gw.mail = WelcomeEmails(gw.engine, gw.idempotency, smtp, default_sender=gw.settings.mail_sender)
     # Starts at the end of the log: adding the feature to a live shop mails no past joiner.
     gw.subscribe(
-        ev.CUSTOMER_ADDED, gw.mail.handle_events, name=SUBSCRIBER, from_now=True, batch=True
+        ev.CUSTOMER_ADDED,
+        gw.mail.handle_events,
+        name=SUBSCRIBER,
+        from_now=True,
+        batch=True,
+        linger=gw.settings.builtin_linger_seconds,
     )

@@ -20,4 +20,5 @@ def register_subscribers(gw: Any) -> None:
         name=SUBSCRIBER,
         from_now=True,
         batch=True,
+        linger=gw.settings.builtin_linger_seconds,
     )
