@@ -34,6 +34,7 @@ import asyncio
 import json
 import os
 import queue
+import re
 import socket
 import sqlite3
 import subprocess
@@ -873,7 +874,8 @@ def run_backend(backend: str, args: argparse.Namespace, sizes: dict[str, Any]) -
         ):
             plan = scenarios(seed, sizes)
             if args.only:
-                wanted = {name.strip() for name in args.only.split(",")}
+                # (a comma before a digit belongs to a name: "bulk add 10,000")
+                wanted = {name.strip() for name in re.split(r",(?!\d)", args.only)}
                 plan = [scenario for scenario in plan if scenario.name in wanted]
             client_counts = sorted({1, clients})
             urls = {"groupwire": gw_url, "floor": floor_url}
