@@ -24,15 +24,6 @@ transaction is rolled back: nothing of it is committed, and it is applied whole 
 sends it again (or, after a refused piece, at its Commit through the usual path, which
 retries deadlocks).
 
-The pieces are written by a thread of their own (:class:`_PieceWriter`) while the capture
-thread reads and decodes what follows: a piece spends most of its time in SQLite's C code or
-waiting for PostgreSQL, without the GIL. One piece at a time: the capture thread takes a
-piece's row changes when it hands it over, and waits for it before the next piece, before the
-Commit (the rest, the events and the position are written by the capture thread) and before
-any rollback, so the open Groupwire transaction is in one thread's hands at a time. A piece
-that fails in the writer thread is refused as above once it has been waited for (a lost
-connection fails the pump, which starts the stream again).
-
 The position is written last in each Groupwire transaction, by a conditional update
 (``lsn < end``): when two processes apply the same Medusa transaction (the slot lets only one
 read at a time, but an old connection may linger), the second finds the position moved and
@@ -52,7 +43,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -69,12 +59,7 @@ from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.decoding import TransactionDecoder
-from groupwire.medusa.mapping import (
-    MedusaTransaction,
-    RowChange,
-    TransactionApplier,
-    apply_transaction,
-)
+from groupwire.medusa.mapping import MedusaTransaction, TransactionApplier, apply_transaction
 from groupwire.medusa.stream import Keepalive, ReplicationStream
 from groupwire.medusa.tables import medusa_membership, medusa_stream
 from groupwire.service import AfterHook, ExternalChange, Service
@@ -151,14 +136,13 @@ class _Partial:
     at or before the stored position) or when applying it in pieces failed (``fallback``:
     it is applied whole at its Commit)."""
 
-    __slots__ = ("applier", "change", "done", "fallback", "final_lsn", "submitted", "waiting")
+    __slots__ = ("applier", "change", "done", "fallback", "final_lsn", "waiting")
 
     def __init__(self, final_lsn: int) -> None:
         self.final_lsn = final_lsn
         self.change: ExternalChange | None = None
         self.applier: TransactionApplier | None = None
-        self.submitted = 0  # the transaction's row changes handed to the writer so far
-        self.done = 0  # ... and applied: known once their piece is written (done <= submitted)
+        self.done = 0  # the transaction's row changes applied so far
         self.fallback = False
         self.waiting = False  # the rest waits for the Commit (an address change came)
 
@@ -171,64 +155,10 @@ class _Partial:
                 log.debug("rolling back a partly applied transaction failed", exc_info=True)
 
 
-class _PieceWriter:
-    """The thread that writes the pieces of a large transaction while capture reads on.
-
-    One piece at a time: :meth:`submit` hands the applier (and with it the open unit of work
-    and its connection) to the writer thread with the row changes to apply, and the capture
-    thread touches none of them again until :meth:`wait` has returned (the future's result
-    is the hand-back). The thread is started at the first piece and stopped by
-    :meth:`close`."""
-
-    def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
-        self._piece: Future[int] | None = None
-
-    @property
-    def in_flight(self) -> bool:
-        """A piece was handed over and not waited for yet."""
-        return self._piece is not None
-
-    def submit(self, applier: TransactionApplier, changes: list[RowChange]) -> None:
-        assert self._piece is None, "a piece is in flight already"
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="groupwire-capture-writer")
-        self._piece = self._executor.submit(self._write, applier, changes)
-
-    @staticmethod
-    def _write(applier: TransactionApplier, changes: list[RowChange]) -> int:
-        applied = applier.apply(changes, complete=False)
-        applier.write()
-        return applied
-
-    def wait(self) -> int:
-        """Wait for the piece in flight: how many of its changes were applied (fewer than
-        given when an address change came). Raises what writing it raised."""
-        piece, self._piece = self._piece, None
-        assert piece is not None, "no piece in flight"
-        return piece.result()
-
-    def settle(self) -> None:
-        """Wait for the piece in flight, if any, whatever its outcome (it is rolled back)."""
-        if self._piece is not None:
-            try:
-                self.wait()
-            except Exception:
-                log.debug("a piece being rolled back had failed", exc_info=True)
-
-    def close(self) -> None:
-        self.settle()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
-
-
 class MedusaCapture:
     """Capture from one Medusa database into one Groupwire store (``service``'s engine).
 
     Not thread-safe: one thread pumps (:meth:`run`, or :meth:`pump` / :meth:`catch_up`).
-    It hands the pieces of a large transaction to a writer thread of its own
-    (:class:`_PieceWriter`), stopped by :meth:`close`.
     """
 
     def __init__(self, service: Service, options: CaptureOptions) -> None:
@@ -244,7 +174,6 @@ class MedusaCapture:
         self._status_sent = 0.0
         self.applied = 0  # transactions applied by this process
         self._partial: _Partial | None = None  # a large transaction being applied in pieces
-        self._writer = _PieceWriter()  # ... by this thread, a piece at a time
         self._read_at = 0.0  # time.monotonic() when a pump last read a message
         self.on_applied: list[Callable[[MedusaTransaction], None]] = []
 
@@ -389,8 +318,6 @@ class MedusaCapture:
 
     def _transaction(self, stream: ReplicationStream, transaction: MedusaTransaction) -> int:
         partial, self._partial = self._partial, None
-        if partial is not None:
-            self._piece_written(partial)  # the last piece, before the rest and the commit
         if partial is not None and partial.change is not None:
             applied = self._finish_partial(partial, transaction)
         elif partial is not None and not partial.fallback:
@@ -419,9 +346,8 @@ class MedusaCapture:
         self._status_sent = time.monotonic()
 
     def _apply_some(self) -> None:
-        """Hand the row changes of the transaction in progress read since the last piece
-        (when there are at least CHUNK_ROWS) to the writer thread as the next piece, once
-        the piece before is written; opens its Groupwire transaction at the first."""
+        """Apply the row changes of the transaction in progress read since the last call
+        (there are at least CHUNK_ROWS), opening its Groupwire transaction at the first."""
         decoder = self.decoder
         begin = decoder.begin
         if begin is None:
@@ -435,27 +361,16 @@ class MedusaCapture:
         if partial.applier is None or partial.waiting:
             return
         changes = decoder.changes
-        if len(changes) - partial.submitted < CHUNK_ROWS:
-            return
-        self._piece_written(partial)
-        if partial.applier is None or partial.waiting:
-            return  # the piece before was refused, or the rest waits for the Commit
-        given = changes[partial.submitted :]  # (the decoder appends to ``changes`` meanwhile)
-        partial.submitted += len(given)
-        self._writer.submit(partial.applier, given)
-
-    def _piece_written(self, partial: _Partial) -> None:
-        """Wait for the piece in flight, if any, and count what it applied; a piece that
-        failed is refused like any other failure (:meth:`_refused`)."""
-        if not self._writer.in_flight:
+        if len(changes) - partial.done < CHUNK_ROWS:
             return
         try:
-            applied = self._writer.wait()
+            given = changes[partial.done :]
+            applied = partial.applier.apply(given, complete=False)
+            partial.done += applied
+            partial.waiting = applied < len(given)
+            partial.applier.write()
         except Exception as error:
             self._refused(partial, error)
-            return
-        partial.done += applied
-        partial.waiting = partial.done < partial.submitted
 
     def _open_partial(self, partial: _Partial, xid: int, committed_at: datetime) -> None:
         S = medusa_stream
@@ -495,7 +410,6 @@ class MedusaCapture:
         partial = self._partial
         if partial is None:
             return
-        self._writer.settle()  # (before the rollback: the connection is the writer's till then)
         if partial.change is not None:
             log.info("rolling back a partly applied transaction: %s", why)
         partial.rollback()
@@ -607,7 +521,6 @@ class MedusaCapture:
 
     def close(self) -> None:
         self._abandon_partial("the stream is closed", fallback=False)
-        self._writer.close()
         for closing in (self._stream, self._conn):
             if closing is not None:
                 try:

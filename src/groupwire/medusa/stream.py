@@ -25,17 +25,6 @@ Protocol":
 - to the server, ``Standby status update``: ``'r'``, Int64 written, Int64 flushed, Int64
   applied, Int64 clock, Byte1 "reply requested". For a logical slot the *flushed* position
   becomes ``confirmed_flush_lsn``: the server will not send again what committed before it.
-
-Reading keeps the GIL while messages keep coming: when libpq's buffer holds no whole message,
-what the socket has received already is taken in first (``consume_input``, which never
-blocks: libpq's socket is non-blocking), and only then does it wait in ``select()``. A
-``select()`` at each refill of the buffer (every few hundred messages) gives the GIL up and
-takes it back at once; a thread that does so more often than the interpreter's switch
-interval (5 ms) keeps another thread waiting for the GIL from ever getting it until it
-really blocks, since CPython asks the holder to let go only after a whole interval in which
-the GIL did not change hands. Capture's piece writer (``groupwire.medusa.capture``) is such
-a thread: with the ``select()`` first, it started its piece only once the capture thread
-waited for it, and nothing overlapped.
 """
 
 from __future__ import annotations
@@ -112,21 +101,19 @@ class ReplicationStream:
         deadline = time.monotonic() + timeout
         while True:
             size, data = self._pg.get_copy_data(1)
-            if size == 0:  # what the socket holds already, before waiting (see the module doc)
-                self._pg.consume_input()
-                size, data = self._pg.get_copy_data(1)
             if size > 0:
                 return _parse(bytes(data))
-            if size < 0:
-                error = self._pg.error_message.decode(errors="replace").strip()
-                raise StreamError(f"the replication stream of slot {self.slot!r} ended: {error}")
-            left = deadline - time.monotonic()
-            if left < 0:
-                return None
-            readable, _, _ = select.select([self._pg.socket], [], [], left)
-            if not readable:
-                return None
-            self._pg.consume_input()
+            if size == 0:
+                left = deadline - time.monotonic()
+                if left < 0:
+                    return None
+                readable, _, _ = select.select([self._pg.socket], [], [], left)
+                if not readable:
+                    return None
+                self._pg.consume_input()
+                continue
+            error = self._pg.error_message.decode(errors="replace").strip()
+            raise StreamError(f"the replication stream of slot {self.slot!r} ended: {error}")
 
     def send_status(self, *, written: int, flushed: int, reply: bool = False) -> None:
         """Tell the server what was received (``written``) and what Groupwire has committed
