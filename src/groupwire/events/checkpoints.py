@@ -8,13 +8,12 @@ restart then redelivers at most that many events, which idempotent handlers abso
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from groupwire.store import repository as repo
 from groupwire.store import tables
+from groupwire.store.engine import dialect_insert
 
 T = tables.subscriber_checkpoint
 
@@ -33,7 +32,9 @@ def load(engine: Engine, subscriber: str, *, from_now: bool = False) -> int:
     with engine.begin() as conn:
         row = {"subscriber": subscriber, "last_sequence": start, "updated_at": datetime.now(UTC)}
         conn.execute(
-            _insert(conn).values(row).on_conflict_do_nothing(index_elements=["subscriber"])
+            dialect_insert(conn, T)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=["subscriber"])
         )
         value = _stored(conn, subscriber)
     return start if value is None else value
@@ -48,7 +49,7 @@ def save(engine: Engine, subscriber: str, sequence: int) -> None:
             .values(last_sequence=sequence, updated_at=now)
         ).rowcount
         if not updated:
-            statement = _insert(conn).values(
+            statement = dialect_insert(conn, T).values(
                 subscriber=subscriber, last_sequence=sequence, updated_at=now
             )
             conn.execute(
@@ -64,8 +65,3 @@ def _stored(conn: Connection, subscriber: str) -> int | None:
         select(T.c.last_sequence).where(T.c.subscriber == subscriber)
     ).scalar_one_or_none()
     return None if value is None else int(value)
-
-
-def _insert(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(T)

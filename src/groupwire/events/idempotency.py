@@ -26,12 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from groupwire.domain.models import Event
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import WRITE, dialect_insert
 from groupwire.store.tables import processed_event
 
 T = processed_event
@@ -47,11 +45,12 @@ def first_time(conn: Connection, consumer: str, event_id: str) -> bool:
     for the first to commit (then gets False) or roll back (then gets True).
     """
     values = {"consumer": consumer, "event_id": event_id, "processed_at": datetime.now(UTC)}
-    name = conn.dialect.name
-    if name in ("postgresql", "sqlite"):
-        dialect_insert = pg_insert if name == "postgresql" else sqlite_insert
+    if conn.dialect.name in ("postgresql", "sqlite"):
         statement = (
-            dialect_insert(T).values(**values).on_conflict_do_nothing().returning(T.c.event_id)
+            dialect_insert(conn, T)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(T.c.event_id)
         )
         return conn.execute(statement).first() is not None
     # other databases: ask first (fine under the consumer's own serialisation)

@@ -53,8 +53,6 @@ from typing import Any
 
 import redis
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from groupwire.domain.models import Event
 from groupwire.events import metrics
@@ -63,7 +61,7 @@ from groupwire.events.delivery import Outcome, RetryPolicy, record_dead_letter, 
 from groupwire.events.redis_bus import RedisBus, decode
 from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.settings import Settings
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import WRITE, dialect_insert
 
 log = logging.getLogger("groupwire.worker")
 
@@ -278,7 +276,7 @@ class RedisWorker:
             for n in range(self.bus.partitions)
         ]
         with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(_insert(conn.dialect.name).values(rows).on_conflict_do_nothing())
+            conn.execute(dialect_insert(conn, bus_progress).values(rows).on_conflict_do_nothing())
         with self.engine.connect() as conn:
             saved = {
                 (str(name), int(stream)): int(last)
@@ -591,7 +589,7 @@ class RedisWorker:
         now = datetime.now(UTC)
         with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             for slot in changed:
-                statement = _insert(conn.dialect.name).values(
+                statement = dialect_insert(conn, bus_progress).values(
                     bus=self.bus.name,
                     subscriber=slot.group,
                     stream=slot.stream,
@@ -650,10 +648,6 @@ class RedisWorker:
             self.dead_lettered,
             self.acquired,
         )
-
-
-def _insert(dialect: str) -> Any:
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(bus_progress)
 
 
 def _sequence(entry_id: bytes | str) -> int:

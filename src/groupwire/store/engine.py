@@ -233,3 +233,11 @@ def _sqlite_engine(url: str, *, in_memory: bool, **kwargs: Any) -> Engine:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     return engine
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """``INSERT`` into ``table`` in the dialect of ``conn`` (PostgreSQL's or SQLite's), for
+    the ``ON CONFLICT`` clauses the generic ``insert`` lacks."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
