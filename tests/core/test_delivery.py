@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from groupwire import Groupwire
 
@@ -172,6 +173,8 @@ def test_a_lingering_subscriber_gets_the_commits_of_its_linger_in_one_batch(data
         vip = gw.groups.create(name="VIP")
         ids = make_customers(gw, 5)
         gw.start()
+        assert gw.drain(10)
+        time.sleep(0.3)  # its thread is past start-up, waiting for a commit to wake it
 
         for customer_id in ids:  # five commits, each waking the relay at once
             gw.groups.add_customers(vip.id, [customer_id])
