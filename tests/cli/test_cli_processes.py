@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from alembic.script import ScriptDirectory
 
 from groupwire import Groupwire
@@ -109,6 +110,34 @@ def test_serve_on_a_database_without_keys_creates_and_prints_an_admin_key_once(
     with Groupwire.open(url, load_entry_points=False) as gw:
         [key] = list_keys(gw.engine)
         assert key.scopes == ("admin",)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_on_port_0_prints_the_port_the_system_chose_and_answers_there(
+    tmp_path: Path, workers: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'anyport.db'}"
+    log = tmp_path / "serve.out"
+    process = cli_process("serve", "--port", "0", "--workers", str(workers), "--db", url, log=log)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "Groupwire Admin API on" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.with_suffix(".err").read_text()
+            time.sleep(0.1)
+        printed = log.read_text()
+        [served] = re.findall(r"Groupwire Admin API on http://127\.0\.0\.1:(\d+)", printed)
+        [tried] = re.findall(r"curl .* http://127\.0\.0\.1:(\d+)/admin/customer-groups", printed)
+        [secret] = re.findall(r"gw_sk_[A-Za-z0-9_-]+", printed.split("Try:")[0])
+        assert int(served) != 0
+        assert tried == served
+        base = f"http://127.0.0.1:{served}"
+        auth = {"Authorization": f"Bearer {secret}"}
+        wait_for_http(process, f"{base}/admin/customer-groups", auth)
+        answer = httpx.get(f"{base}/admin/customer-groups", headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert terminate(process) == 0, log.with_suffix(".err").read_text()
+    finally:
+        stop(process)
 
 
 def test_worker_delivers_past_and_new_events_to_plugin_subscribers_then_stops_on_sigterm(

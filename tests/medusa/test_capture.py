@@ -540,6 +540,37 @@ def test_given_a_store_with_members_when_capture_starts_silently_then_copied_wit
         ]
 
 
+def test_given_a_postgresql_store_when_capture_imports_medusas_state_then_its_planner_knows_it(
+    medusa: MedusaServer, store_url: str
+) -> None:
+    """Capture's first transactions are planned from the statistics of the imported tables:
+    gathered by install, not a minute later by autovacuum."""
+    group, customer = create_group(medusa), create_customer(medusa)
+    ok(
+        medusa.client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        )
+    )
+
+    with capturing(medusa, store_url) as captured, captured.gw.service.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT s.relname, s.last_analyze IS NOT NULL, c.reltuples"
+                " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+                " WHERE s.schemaname = current_schema()"
+            )
+        ).all()
+    statistics = {name: (analysed, reltuples) for name, analysed, reltuples in rows}
+    imported = [
+        *("customer_group", "customer", "customer_group_customer", "customer_address"),
+        "medusa_membership",
+    ]
+
+    assert {name: statistics[name][0] for name in imported} == dict.fromkeys(imported, True)
+    assert statistics["customer_group_customer"][1] >= 1
+    assert statistics["medusa_membership"][1] >= 1
+
+
 # --- a capture process killed in the middle of a large batch -------------------------------
 
 

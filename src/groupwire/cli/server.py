@@ -4,7 +4,10 @@
 delivers events to the subscribers plugins register. With ``--workers N`` (N > 1) uvicorn
 starts N processes, each building its own app from ``GROUPWIRE_*`` variables
 (``groupwire.api.asgi:create_app_from_env``); the command sets those variables from its
-options first.
+options first. The command binds the socket itself, before the server runs, and hands it to
+uvicorn (its server, or its supervisor of worker processes): what it prints is the address
+bound, the port the system chose when asked for port 0. Handing sockets to the supervisor
+is the call ``uvicorn.run`` makes itself, in the form uvicorn has had since 0.51.
 
 On a database with no API key at all, ``serve`` creates one with scope ``admin`` and prints
 its secret once, so that a first run can be tried with curl at once. A database whose keys
@@ -14,6 +17,7 @@ were all revoked gets no new key: that was someone's decision.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -69,7 +73,9 @@ def with_medusa_capture(medusa_url: str | None, plugins: list[str]) -> list[str]
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port (0: any free port, printed).")
+    ] = 8000,
     db: DbOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     plugin: PluginOption = None,
@@ -83,23 +89,26 @@ def serve(
     plugin = with_medusa_capture(medusa_capture, plugin or []) or None
     gw = open_groupwire(url, plugins=plugin or [])
     try:
-        announce_first_key(gw.engine, host, port)
-    except BaseException:
+        sock = bind_server_socket(host, port)
+    except OSError as error:
         gw.close()
-        raise
-    address = f"http://{host}:{port}"
-    if workers > 1:
-        gw.close()
-        os.environ["GROUPWIRE_DATABASE_URL"] = url
-        if plugin:
-            os.environ["GROUPWIRE_PLUGINS"] = ",".join([*Settings().plugins, *plugin])
-        out().print(
-            f"Groupwire Admin API on [bold]{address}[/] with {workers} worker processes "
-            f"(database {escape(display_url(url))})",
-            soft_wrap=True,
-        )
-        with stop_requested():
-            uvicorn.run(
+        fail(f"cannot listen on {http_address(host, port)}: {error.strerror or error}")
+    with sock:
+        port = sock.getsockname()[1]
+        try:
+            announce_first_key(gw.engine, host, port)
+        except BaseException:
+            gw.close()
+            raise
+        address = http_address(host, port)
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            gw.close()
+            os.environ["GROUPWIRE_DATABASE_URL"] = url
+            if plugin:
+                os.environ["GROUPWIRE_PLUGINS"] = ",".join([*Settings().plugins, *plugin])
+            config = uvicorn.Config(
                 "groupwire.api.asgi:create_app_from_env",
                 factory=True,
                 host=host,
@@ -108,29 +117,60 @@ def serve(
                 log_level=log_level,
                 timeout_graceful_shutdown=5,
             )
-        return
+            out().print(
+                f"Groupwire Admin API on [bold]{address}[/] with {workers} worker processes "
+                f"(database {escape(display_url(url))})",
+                soft_wrap=True,
+            )
+            with stop_requested():
+                Multiprocess(config, sockets=[sock]).run()
+            return
 
-    from groupwire.api import create_app
+        from groupwire.api import create_app
 
-    try:
-        gw.start()
-        config = uvicorn.Config(
-            create_app(gw),
-            host=host,
-            port=port,
-            log_level=log_level,
-            timeout_graceful_shutdown=5,
-        )
-        out().print(
-            f"Groupwire Admin API on [bold]{address}[/] (database {escape(display_url(url))}); "
-            f"delivering events to {len(gw.subscribers)} subscribers. Stop with Ctrl+C.",
-            soft_wrap=True,
-        )
-        with stop_requested():
-            uvicorn.Server(config).run()
-    finally:
-        gw.close()
+        try:
+            gw.start()
+            config = uvicorn.Config(
+                create_app(gw),
+                host=host,
+                port=port,
+                log_level=log_level,
+                timeout_graceful_shutdown=5,
+            )
+            out().print(
+                f"Groupwire Admin API on [bold]{address}[/] (database "
+                f"{escape(display_url(url))}); delivering events to {len(gw.subscribers)} "
+                "subscribers. Stop with Ctrl+C.",
+                soft_wrap=True,
+            )
+            with stop_requested():
+                uvicorn.Server(config).run(sockets=[sock])
+        finally:
+            gw.close()
     err().print("Stopped.")
+
+
+def bind_server_socket(host: str, port: int) -> socket.socket:
+    """The API's TCP socket, bound before the server runs: the address printed is then the
+    one bound (with port 0, the port the system chose), and ``--workers`` processes all
+    accept on this one socket. Bound, not listening yet: the server listens once the app has
+    started, so a client never waits on an app still starting. Bound as uvicorn binds the
+    socket of its worker processes: one address (a host name, the first IPv4 one it resolves
+    to; an address with ``:``, IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def http_address(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def announce_first_key(engine: Engine, host: str, port: int) -> None:
@@ -150,7 +190,7 @@ def announce_first_key(engine: Engine, host: str, port: int) -> None:
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     console.print(
         f'Try: curl -H "Authorization: Bearer {secret}" '
-        f"http://{shown_host}:{port}/admin/customer-groups",
+        f"{http_address(shown_host, port)}/admin/customer-groups",
         soft_wrap=True,
     )
     console.print(

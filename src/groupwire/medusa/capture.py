@@ -66,6 +66,7 @@ from groupwire.service import AfterHook, ExternalChange, Service
 from groupwire.store import bulk, tables
 from groupwire.store.address_tables import customer_address
 from groupwire.store.engine import connection_lost
+from groupwire.store.statistics import refresh_statistics
 from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.medusa")
@@ -74,6 +75,15 @@ CHUNK_ROWS = 2_000  # row changes of a transaction in progress applied at once (
 STALL_SECONDS = 1.0  # no message for this long inside a large transaction: roll its piece back
 STATUS_INTERVAL = 10.0  # seconds between two unasked status updates (wal_sender_timeout: 60)
 RECONNECT_DELAY = 1.0
+# What the initial import fills: PostgreSQL plans capture's first transactions from their
+# statistics, gathered at once after the import (see groupwire.store.statistics).
+IMPORTED_TABLES = (
+    tables.customer_group,
+    tables.customer,
+    tables.membership,
+    customer_address,
+    medusa_membership,
+)
 Initial = Literal["silent", "events"]
 
 
@@ -184,7 +194,9 @@ class MedusaCapture:
 
         On first start: creates the publication and the slot, copies Medusa's current state
         from the slot's exported snapshot (see ``CaptureOptions.initial``) and stores the
-        slot's consistent point as the position, in one Groupwire transaction. Returns
+        slot's consistent point as the position, in one Groupwire transaction, then has
+        PostgreSQL gather the planner statistics of the tables it filled (capture's first
+        transactions would otherwise be planned as if they were empty). Returns
         ``"created"`` or ``"resumed"``.
         """
         bookkeeping.require(self.engine)
@@ -219,6 +231,8 @@ class MedusaCapture:
             except BaseException:
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (self.options.slot,))
                 raise
+        # Outside the block above: the import is committed, so nothing here may drop the slot.
+        refresh_statistics(self.engine, IMPORTED_TABLES)
         return "created"
 
     def _import(
