@@ -142,6 +142,8 @@ class Floor:
             " FROM customer_group_customer m JOIN customer_group g"
             " ON g.id = m.customer_group_id"
             f" WHERE m.customer_id = {mark} AND g.deleted_at IS NULL ORDER BY g.name, g.id",
+            "insert_group": "INSERT INTO customer_group (id, name, created_by, created_at,"
+            f" updated_at, version) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, 1)",
             "insert_customer": "INSERT INTO customer (id, email, has_account, metadata,"
             " created_by, created_at, updated_at, version)"
             f" VALUES ({mark}, {mark}, {mark}, {jsonb}, {mark}, {mark}, {mark}, 1)",
@@ -324,6 +326,25 @@ def floor_app() -> FastAPI:
     db = Floor(os.environ["FLOOR_DATABASE_URL"])
     sql = db.sql
     app = FastAPI()
+
+    @app.post("/admin/customer-groups")
+    async def create_group(request: Request) -> Response:
+        name = orjson.loads(await request.body())["name"]
+
+        def work() -> dict[str, Any]:
+            now = datetime.now(UTC)
+            gid = f"cusgroup_{uuid.uuid4().hex[:26].upper()}"
+            with db.write() as cursor:
+                stamp = db.stamp(now)
+                cursor.execute(sql["insert_group"], (gid, name, "floor", stamp, stamp))
+                data = {"id": gid, "name": name, "description": None, "metadata": None}
+                db.event(cursor, "customer_group.created", gid, data, now)
+            iso = db.moment(now)
+            row = dict.fromkeys(GROUP_FIELDS)
+            row.update(id=gid, name=name, created_by="floor", created_at=iso, updated_at=iso)
+            return row
+
+        return answer({"customer_group": await run_in_threadpool(work)}, 1)
 
     @app.post("/admin/customers")
     async def create_customer(request: Request) -> Response:

@@ -15,8 +15,17 @@ same run, the same requests to each:
 The customers the scenarios add to groups are written into each database directly (the same
 count; Medusa's own ``customer`` table), groups and memberships through each API. Medusa is
 called with its admin user's JWT, its cheapest authentication (a secret key costs it an scrypt
-per request); Groupwire with an API key. Prints both figures and the ratio per row (how many
-times faster Groupwire is; target 10x on every row).
+per request); Groupwire with an API key.
+
+A third server answers the same requests in the same run: the **floor** of ``api_floor.py``
+(``api_floor:floor_app``: a bare FastAPI route per path under the same uvicorn, running the
+SQL of the change or read with psycopg, its events' rows included, answering the same bytes
+encoded with orjson, no authentication, validation or hooks), on a database of its own with
+Groupwire's schema, seeded the same way. Medusa/floor is the most any server built on this
+stack could be ahead of Medusa on that row, on this machine, in this run.
+
+Prints the three figures and two ratios per row: Medusa/Groupwire (how many times faster
+Groupwire is; target 10x on every row) and Medusa/floor.
 """
 
 from __future__ import annotations
@@ -135,12 +144,12 @@ def seed_groupwire(database_url: str) -> Callable[[list[str]], None]:
 
 
 @contextmanager
-def groupwire_server(postgres: str) -> Iterator[tuple[str, str, str]]:
-    """A fresh PostgreSQL database and a Groupwire server on it: (url, API key, database)."""
+def groupwire_database(postgres: str, label: str) -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL database with Groupwire's schema: (database URL, API key)."""
     from groupwire import Groupwire
     from groupwire.auth import keys
 
-    name = f"gw_vs_medusa_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"gw_vs_medusa_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin_url = postgres.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -149,12 +158,30 @@ def groupwire_server(postgres: str) -> Iterator[tuple[str, str, str]]:
         gw = Groupwire.open(database_url, load_entry_points=False)  # migrates
         _, secret = keys.create_key(gw.engine, "vs medusa", ["write"])
         gw.close()
-        env = {"GROUPWIRE_DATABASE_URL": database_url, "GROUPWIRE_LOAD_ENTRY_POINTS": "false"}
-        with server("groupwire.api.asgi:create_app_from_env", env, 1) as (url, _pid):
-            yield url, secret, database_url
+        yield database_url, secret
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def groupwire_server(postgres: str) -> Iterator[tuple[str, str, str]]:
+    """A fresh database and a Groupwire server on it: (url, API key, database)."""
+    app = "groupwire.api.asgi:create_app_from_env"
+    with groupwire_database(postgres, "gw") as (database_url, secret):
+        env = {"GROUPWIRE_DATABASE_URL": database_url, "GROUPWIRE_LOAD_ENTRY_POINTS": "false"}
+        with server(app, env, 1) as (url, _pid):
+            yield url, secret, database_url
+
+
+@contextmanager
+def floor_server(postgres: str) -> Iterator[tuple[str, str]]:
+    """A fresh database with Groupwire's schema and the floor server on it: (url, database)."""
+    with (
+        groupwire_database(postgres, "floor") as (database_url, _),
+        server("api_floor:floor_app", {"FLOOR_DATABASE_URL": database_url}, 1) as (url, _pid),
+    ):
+        yield url, database_url
 
 
 @dataclass
@@ -162,7 +189,11 @@ class Line:
     label: str
     medusa: str
     groupwire: str
+    floor: str
     ratio: float
+    """Medusa/Groupwire"""
+    ceiling: float
+    """Medusa/floor"""
 
 
 def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
@@ -182,7 +213,7 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
 
     # 1. create a customer, one at a time
     warm = 5
-    m, g = both(
+    m, g, f = both(
         lambda t: [
             ("POST", "/admin/customers", {"email": f"new-{run}-{t.name}-{i}@bench.example"})
             for i in range(args.creates + warm)
@@ -194,7 +225,9 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
             "create a customer, one at a time",
             f"{m.rate:.0f} req/s, p50 {ms(m.p50)}",
             f"{g.rate:.0f} req/s, p50 {ms(g.p50)}",
+            f"{f.rate:.0f} req/s, p50 {ms(f.p50)}",
             m.p50 / g.p50,
+            m.p50 / f.p50,
         )
     )
     print_line(lines[-1])
@@ -208,13 +241,15 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
             gid = target.group(f"bulk {run} {repeat}")
             path = f"/admin/customer-groups/{gid}/customers"
             times[target.name] += timed(target.client, [("POST", path, {"add": ids})]).latencies
-    m_bulk, g_bulk = (statistics.median(times[t.name]) for t in targets)
+    m_bulk, g_bulk, f_bulk = (statistics.median(times[t.name]) for t in targets)
     lines.append(
         Line(
             f"add {args.bulk:,} customers in one call",
             f"{m_bulk:.2f} s",
             f"{g_bulk:.3f} s",
+            f"{f_bulk:.3f} s",
             m_bulk / g_bulk,
+            m_bulk / f_bulk,
         )
     )
     print_line(lines[-1])
@@ -224,10 +259,12 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
         for i in range(100):
             target.group(f"list {run} {i:03d}")
     warm = 5
-    m, g = both(
+    m, g, f = both(
         lambda t: [("GET", "/admin/customer-groups?limit=100", None)] * (args.reads + warm), warm
     )
-    lines.append(Line("list 100 groups, p50", ms(m.p50), ms(g.p50), m.p50 / g.p50))
+    lines.append(
+        Line("list 100 groups, p50", ms(m.p50), ms(g.p50), ms(f.p50), m.p50 / g.p50, m.p50 / f.p50)
+    )
     print_line(lines[-1])
 
     # 4. a group with 1,000 members, fields=*customers
@@ -243,13 +280,15 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
         sizes[target.name] = len(target.client.get(url).content)
         return [("GET", url, None)] * (args.reads + warm)
 
-    m, g = both(expanded, warm)
+    m, g, f = both(expanded, warm)
     lines.append(
         Line(
             f"a group with {args.members:,} members, `fields=*customers`, p50",
             f"{ms(m.p50)} ({sizes['medusa'] / 1000:.0f} KB)",
             f"{ms(g.p50)} ({sizes['groupwire'] / 1000:.0f} KB)",
+            f"{ms(f.p50)} ({sizes['floor'] / 1000:.0f} KB)",
             m.p50 / g.p50,
+            m.p50 / f.p50,
         )
     )
     print_line(lines[-1])
@@ -259,7 +298,8 @@ def compare(targets: list[Target], args: argparse.Namespace) -> list[Line]:
 def print_line(line: Line) -> None:
     verdict = "ok" if line.ratio >= TARGET else "UNDER"
     print(
-        f"| {line.label} | {line.medusa} | {line.groupwire} | {line.ratio:.1f}x {verdict} |",
+        f"| {line.label} | {line.medusa} | {line.groupwire} | {line.floor}"
+        f" | {line.ratio:.1f}x {verdict} | {line.ceiling:.1f}x |",
         flush=True,
     )
 
@@ -296,6 +336,7 @@ def main() -> None:
             medusa = stack.enter_context(running_medusa(tmp / "medusa"))
             base_url, jwt, medusa_db = medusa.base_url, medusa.jwt, medusa.database_url
         gw_url, secret, gw_db = stack.enter_context(groupwire_server(args.postgres))
+        floor_url, floor_db = stack.enter_context(floor_server(args.postgres))
         timeout = httpx.Timeout(600)
         medusa_client = stack.enter_context(
             httpx.Client(base_url=base_url, auth=BearerAuth(jwt), timeout=timeout)
@@ -303,18 +344,29 @@ def main() -> None:
         gw_client = stack.enter_context(
             httpx.Client(base_url=gw_url, auth=BearerAuth(secret), timeout=timeout)
         )
+        floor_client = stack.enter_context(httpx.Client(base_url=floor_url, timeout=timeout))
         targets = [
             Target("medusa", medusa_client, seed_medusa(medusa_db), "cus_bench"),
             Target("groupwire", gw_client, seed_groupwire(gw_db), "cus_bench"),
+            Target("floor", floor_client, seed_groupwire(floor_db), "cus_bench"),
         ]
-        print("| request | Medusa | Groupwire | Medusa/Groupwire |", flush=True)
-        print("|---|---|---|---|", flush=True)
+        print(
+            "| request | Medusa | Groupwire | floor | Medusa/Groupwire | Medusa/floor |",
+            flush=True,
+        )
+        print("|---|---|---|---|---|---|", flush=True)
         lines = compare(targets, args)
         short = [line.label for line in lines if line.ratio < TARGET]
         print(
             f"{len(lines) - len(short)} of {len(lines)} rows at least {TARGET:.0f}x Medusa"
             + (f"; under: {', '.join(short)}" if short else "")
         )
+        beyond = [line.label for line in lines if line.ceiling < TARGET]
+        if beyond:
+            print(
+                f"the floor itself is under {TARGET:.0f}x Medusa on {len(beyond)} of"
+                f" {len(lines)} rows: {', '.join(beyond)}"
+            )
 
 
 if __name__ == "__main__":
