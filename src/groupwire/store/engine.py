@@ -29,15 +29,18 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+from weakref import WeakKeyDictionary
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, CursorResult, Dialect, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.elements import ClauseElement
 
 from groupwire.domain.errors import Unavailable
 
@@ -241,3 +244,30 @@ def dialect_insert(conn: Connection, table: Any) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
     return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+class CompiledOnce:
+    """A constant statement that SQLAlchemy would compile anew on every execution, compiled
+    once per dialect instead.
+
+    SQLAlchemy keeps the compiled form of a statement under its cache key, but the
+    PostgreSQL and SQLite ``INSERT ... ON CONFLICT`` constructs have no cache key: every
+    execution compiled the statement again (0.1 ms, and about 5% of the server's CPU when
+    16 clients add one member each). Only for a statement whose SQL does not depend on its
+    parameters (every value a ``bindparam``, or an ``INSERT ... SELECT``), executed with one
+    parameter set.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: WeakKeyDictionary[Dialect, Compiled] = WeakKeyDictionary()
+
+    def compiled(self, dialect: Dialect) -> Compiled:
+        found = self._compiled.get(dialect)
+        if found is None:  # two threads may both compile it: the same SQL either way
+            found = self._compiled[dialect] = self.statement.compile(dialect=dialect)
+        return found
+
+    def execute(self, conn: Connection, parameters: Mapping[str, Any]) -> CursorResult[Any]:
+        # a Compiled runs as it is: Connection.execute hands it on without compiling
+        return conn.execute(cast(Any, self.compiled(conn.dialect)), dict(parameters))

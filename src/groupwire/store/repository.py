@@ -35,6 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from groupwire.domain.filters import Filter, Search
 from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.store import bulk, filters, tables
+from groupwire.store.engine import CompiledOnce
 
 T = TypeVar("T")
 
@@ -111,8 +112,8 @@ class _Statements:
     customers_share_locked: Select[Any]
     members_among: Select[Any]
     live_customer_ids: Select[Any]
-    add_live_members: Any
-    insert_new_members: Any
+    add_live_members: CompiledOnce
+    insert_new_members: CompiledOnce | None
     group_scope: Select[Any] | None
     delete_members: Any
     chunk: int
@@ -176,7 +177,7 @@ def _statements(dialect: str) -> _Statements:
     )
 
 
-def _insert_members(dialect: str, customer_id: Any, *where: ColumnElement[bool]) -> Any:
+def _insert_members(dialect: str, customer_id: Any, *where: ColumnElement[bool]) -> CompiledOnce:
     """``INSERT ... SELECT :group_id, customer_id, :at, :by [WHERE ...] ON CONFLICT DO
     NOTHING RETURNING customer_id`` into the membership table: the primary key skips the
     members already there, and RETURNING names only the rows inserted. (A ``NOT EXISTS``
@@ -191,7 +192,7 @@ def _insert_members(dialect: str, customer_id: Any, *where: ColumnElement[bool])
     )
     if where:
         chosen = chosen.where(*where)
-    return (
+    return CompiledOnce(
         insert(M)
         .from_select(["customer_group_id", "customer_id", "created_at", "created_by"], chosen)
         .on_conflict_do_nothing(index_elements=[M.c.customer_group_id, M.c.customer_id])
@@ -499,9 +500,10 @@ def insert_new_memberships(
     """Insert the memberships of the ids that are not members yet, in one statement (the
     check and the insert together, as ``INSERT ... ON CONFLICT DO NOTHING``); returns the
     ids inserted. PostgreSQL only (see :func:`inserts_new_memberships`)."""
-    rows = conn.execute(
-        _sql(conn).insert_new_members,
-        {"group_id": group_id, "ids": list(customer_ids), "at": at, "by": by},
+    statement = _sql(conn).insert_new_members
+    assert statement is not None, "PostgreSQL only"
+    rows = statement.execute(
+        conn, {"group_id": group_id, "ids": list(customer_ids), "at": at, "by": by}
     )
     return set(rows.scalars().all())
 
@@ -514,7 +516,7 @@ def add_live_memberships(
     added: set[str] = set()
     statement = _sql(conn).add_live_members
     for params in _id_chunks(conn, customer_ids):
-        rows = conn.execute(statement, {"group_id": group_id, "at": at, "by": by, **params})
+        rows = statement.execute(conn, {"group_id": group_id, "at": at, "by": by, **params})
         added.update(rows.scalars().all())
     return added
 
