@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from ulid import ULID
 
@@ -30,8 +31,15 @@ def new_ids(prefix: str, count: int) -> list[str]:
     return [f"{prefix}_{head}{start + offset:010X}" for offset in range(count)]
 
 
+def run_ids(first: str) -> Callable[[int], str]:
+    """:func:`shifted_id` of ``first`` as a function of the offset, for the many ids of one
+    run (``first`` is taken apart once)."""
+    head, base = first[:-10], int(first[-10:], 16)
+    return lambda offset: f"{head}{base + offset:010X}"
+
+
 def shifted_id(first: str, offset: int) -> str:
     """The id ``offset`` places after ``first`` in a run of ids made by :func:`new_ids`
     (its last 10 characters are a hexadecimal counter): ``new_ids(p, n)[k] ==
     shifted_id(new_ids(p, n)[0], k)``."""
-    return f"{first[:-10]}{int(first[-10:], 16) + offset:010X}"
+    return run_ids(first)(offset)
