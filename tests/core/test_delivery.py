@@ -13,6 +13,21 @@ def make_customers(gw, n):
     return [gw.customers.create(email=f"c{i}@shop.test").id for i in range(n)]
 
 
+def seed_customers(gw, n):
+    """``n`` customers written straight into the store (set-up, not under test)."""
+    from datetime import UTC, datetime
+
+    from groupwire.store import bulk, tables
+
+    ids = [f"cus_seed{i:08d}" for i in range(n)]
+    with gw.engine.connect().execution_options(groupwire_write=True) as conn, conn.begin():
+        now = bulk.timestamp(conn, datetime.now(UTC))
+        columns = ("id", "email", "has_account", "created_at", "updated_at")
+        rows = [(cid, f"{cid}@shop.test", False, now, now) for cid in ids]
+        bulk.insert_rows(conn, tables.customer, columns, rows)
+    return ids
+
+
 def test_subscribers_get_matching_events_in_sequence_order(gw):
     seen, everything = [], []
     gw.subscribe("customer_group.customer_*", lambda e: seen.append((e.sequence, e.type)), name="a")
@@ -220,3 +235,34 @@ def test_a_failing_batch_is_split_so_only_the_bad_event_is_dead_lettered(gw):
     assert letter.subscriber == "split"
     assert letter.attempts == 2
     assert gw.dead_letters.replay() == (0, 1)  # still bad on replay, and still recorded
+
+
+def test_a_bulk_change_saves_a_batch_subscribers_checkpoint_by_time_not_per_batch(gw, monkeypatch):
+    """5,000 events reach a batch subscriber in 10 batches of 500: its checkpoint is written
+    when it first moves and when it is flushed, not after every batch (each save is a write
+    transaction: per batch, they cost a bulk change more than the handlers' own work)."""
+    from groupwire.events import checkpoints
+    from groupwire.events.relay import SubscriptionCursor
+
+    saves = []
+    save = checkpoints.save
+    monkeypatch.setattr(checkpoints, "save", lambda *a: saves.append(a[2]) or save(*a))
+    got = []
+    subscription = gw.subscribe(
+        "customer_group.customer_added", got.extend, name="bulk", batch=True, from_now=True
+    )
+    group = gw.groups.create(name="Wholesale")
+    gw.groups.add_customers(group.id, seed_customers(gw, 5000))
+    cursor = SubscriptionCursor(
+        gw.engine, subscription, gw.retry_policy, batch_size=500, flush_seconds=60
+    )
+
+    batches = 0
+    while cursor.deliver_batch():
+        batches += 1
+    cursor.flush()
+
+    assert len(got) == 5000 and batches >= 10
+    last = gw.events.last_sequence()
+    assert saves == [saves[0], last] and saves[0] < last
+    assert checkpoints.load(gw.engine, "bulk") == last

@@ -1,7 +1,7 @@
 """Per-subscriber progress: the last event sequence a subscriber has finished with.
 
 Saved after the handler ran, so a crash between the two redelivers (at least once) and never
-skips. Saved every ``flush_every`` events or ``flush_seconds`` rather than after each one: a
+skips. Saved every ``flush_seconds`` or ``flush_every`` events rather than after each one: a
 restart then redelivers at most that many events, which idempotent handlers absorb.
 """
 

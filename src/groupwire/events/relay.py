@@ -54,7 +54,7 @@ class SubscriptionCursor:
         policy: RetryPolicy,
         *,
         batch_size: int = 500,
-        flush_every: int = 100,
+        flush_every: int = 10_000,
         flush_seconds: float = 0.25,
     ) -> None:
         self.engine = engine
@@ -145,9 +145,11 @@ class SubscriptionCursor:
             return moved
 
     def _advance(self, position: int, events: int) -> None:
-        """Move past ``events`` more events; the checkpoint is saved every ``flush_every``
-        events or ``flush_seconds``, not per event: a restart after a crash may deliver
-        those again (at least once), never skip them."""
+        """Move past ``events`` more events; the checkpoint is saved every ``flush_seconds``
+        or ``flush_every`` events, not per event nor per batch: a restart after a crash may
+        deliver those again (at least once), never skip them. (Saved every 100 events, a
+        10,000-event bulk change cost each of the four built-in subscribers 20 write
+        transactions, more than its handler's own work.)"""
         self.position = position
         self._unsaved += events
         if (
