@@ -3,13 +3,15 @@ an endpoint created or changed by another process still gets every event committ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from groupwire import Groupwire
+from groupwire.webhooks import fanout
 from tests.webhooks.conftest import open_gw
 
 RECEIVER = "http://127.0.0.1:9/hook"  # never called: these tests only look at queued messages
@@ -42,6 +44,54 @@ def queued(gw: Groupwire, endpoint_id: str) -> list[str]:
     return [message.event_type for message in gw.webhooks.messages(endpoint_id).items]
 
 
+def delivered_by_a_running_relay(gw: Groupwire) -> Callable[[], None]:
+    """Start ``gw``'s relay: its commits hand their events (with their routing version) to
+    the subscribers' threads; it polls the log for others' commits only once a minute."""
+    gw.start()
+
+    def deliver() -> None:
+        assert gw.drain(10)
+
+    return deliver
+
+
+def delivered_from_the_log(gw: Groupwire) -> Callable[[], None]:
+    """Deliver in the caller's thread, every event read back from the log (no version)."""
+
+    def deliver() -> None:
+        gw.deliver_pending()
+
+    return deliver
+
+
+DELIVERIES = pytest.mark.parametrize(
+    "delivery", [delivered_from_the_log, delivered_by_a_running_relay], ids=["log", "relay"]
+)
+
+
+def test_a_running_relay_reads_the_endpoints_once_while_the_routing_version_holds(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    read = fanout.enabled_endpoints_as_of
+    monkeypatch.setattr(fanout, "enabled_endpoints_as_of", lambda c: reads.append(1) or read(c))
+    gw = open_gw(database_url, relay_poll_interval=60)
+    try:
+        deliver = delivered_by_a_running_relay(gw)
+        gw.webhooks.create(RECEIVER, event_types=["customer.created"])
+        gw.groups.create("First")
+        deliver()
+        reads.clear()
+
+        for n in range(5):  # each commit past the position the endpoints were read at
+            gw.groups.create(f"Group {n}")
+            deliver()
+
+        assert reads == []
+    finally:
+        gw.close()
+
+
 def test_commits_matching_no_endpoint_run_no_statement_once_the_endpoints_are_known(
     gw: Groupwire,
 ) -> None:
@@ -65,18 +115,20 @@ def test_commits_matching_no_endpoint_run_no_statement_once_the_endpoints_are_kn
     assert not any("webhook_message" in statement for statement in seen)
 
 
+@DELIVERIES
 def test_an_endpoint_created_by_another_process_gets_the_events_committed_after_it(
-    database_url: str,
+    database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
 ) -> None:
-    here = open_gw(database_url)
+    here = open_gw(database_url, relay_poll_interval=60)
     there = open_gw(database_url)
     try:
+        deliver = delivery(here)
         here.groups.create("Before")
-        here.deliver_pending()  # this process now knows there is no endpoint
+        deliver()  # this process now knows there is no endpoint
 
         endpoint = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
         here.groups.create("After")
-        here.deliver_pending()
+        deliver()
 
         assert queued(there, endpoint.id) == ["customer_group.created"]
         [message] = there.webhooks.messages(endpoint.id).items
@@ -87,25 +139,60 @@ def test_an_endpoint_created_by_another_process_gets_the_events_committed_after_
         there.close()
 
 
+@DELIVERIES
 def test_an_endpoint_widened_or_enabled_by_another_process_gets_the_events_after_the_change(
-    database_url: str,
+    database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
 ) -> None:
-    here = open_gw(database_url)
+    here = open_gw(database_url, relay_poll_interval=60)
     there = open_gw(database_url)
     try:
+        deliver = delivery(here)
         narrow = there.webhooks.create(RECEIVER, event_types=["customer.created"])
         paused = there.webhooks.create(RECEIVER, event_types=["*"], enabled=False)
         here.groups.create("Unmatched")
-        here.deliver_pending()  # this process now knows both endpoints match no group event
+        deliver()  # this process now knows both endpoints match no group event
         assert queued(there, narrow.id) == [] and queued(there, paused.id) == []
 
         there.webhooks.update(narrow.id, event_types=["customer_group.*"])
         there.webhooks.update(paused.id, enabled=True)
         here.groups.create("Matched")
-        here.deliver_pending()
+        deliver()
 
         assert queued(there, narrow.id) == ["customer_group.created"]
         assert queued(there, paused.id) == ["customer_group.created"]
+    finally:
+        here.close()
+        there.close()
+
+
+@DELIVERIES
+def test_an_endpoint_narrowed_disabled_or_deleted_by_another_process_gets_no_later_event(
+    database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
+) -> None:
+    here = open_gw(database_url, relay_poll_interval=60)
+    there = open_gw(database_url)
+    try:
+        deliver = delivery(here)
+        narrowed = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
+        disabled = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
+        deleted = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
+        kept = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
+        here.groups.create("Everyone")
+        deliver()  # this process now knows all four match group events
+        assert [queued(there, e.id) for e in (narrowed, disabled, kept)] == [
+            ["customer_group.created"]
+        ] * 3
+
+        there.webhooks.update(narrowed.id, event_types=["customer.created"])
+        there.webhooks.update(disabled.id, enabled=False)
+        there.webhooks.delete(deleted.id)
+        here.groups.create("Only the kept one")
+        deliver()
+
+        assert queued(there, narrowed.id) == ["customer_group.created"]
+        assert queued(there, disabled.id) == ["customer_group.created"]
+        assert queued(there, kept.id) == ["customer_group.created"] * 2
+        assert {e.id for e in there.webhooks.list().items} == {narrowed.id, disabled.id, kept.id}
     finally:
         here.close()
         there.close()

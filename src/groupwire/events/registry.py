@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
@@ -22,6 +22,26 @@ def _matches(patterns: tuple[str, ...], event_type: str) -> bool:
 
 # Takes an Event, or a list of events for a batch subscription.
 Handler = Callable[[Any], Any]
+
+
+class EventBatch(list[Event]):
+    """The events a batch handler gets: a list, plus what the relay knows of them.
+
+    ``routing_version`` is the routing version (``store.unit_of_work.change_routing``) the
+    events were committed under, when the relay knows it (events handed over by commits of
+    this process, all under one version); else None. A handler that caches routing
+    configuration (webhook endpoints) with the version it read can skip reading it again
+    while the version is the same.
+    """
+
+    def __init__(self, events: Iterable[Event] = (), routing_version: int | None = None) -> None:
+        super().__init__(events)
+        self.routing_version = routing_version
+
+
+def routing_version_of(events: Sequence[Event]) -> int | None:
+    """The routing version of a batch handler's events (see :class:`EventBatch`), or None."""
+    return getattr(events, "routing_version", None)
 
 
 @dataclass(frozen=True)

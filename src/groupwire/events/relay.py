@@ -33,7 +33,12 @@ from groupwire.events.delivery import (
     deliver_many,
     record_dead_letter,
 )
-from groupwire.events.registry import SubscriberRegistry, Subscription
+from groupwire.events.registry import (
+    EventBatch,
+    SubscriberRegistry,
+    Subscription,
+    routing_version_of,
+)
 from groupwire.store import event_log
 from groupwire.store import repository as repo
 from groupwire.store.engine import reading
@@ -104,12 +109,14 @@ class SubscriptionCursor:
         with self._handed_lock:
             return bool(self._handed)
 
-    def _take_handed(self) -> list[Event] | None:
+    def _take_handed(self) -> EventBatch | None:
         """The handed events that directly follow the position (at most a batch), or None
-        when they do not: then the log is read."""
+        when they do not: then the log is read. The batch carries the commits' routing
+        version when they all share one."""
         with self._handed_lock:
             handed, self._handed = self._handed, []
-        batch: list[Event] = []
+        batch = EventBatch()
+        versions = set()
         expected = self.position + 1
         for events in handed:
             first = _first_sequence(events)
@@ -119,13 +126,18 @@ class SubscriptionCursor:
                 return None
             # Each subscriber gets its own copy of the data, as read from the log.
             batch += [replace(e, data=json.loads(json.dumps(e.data))) for e in events]
+            versions.add(getattr(events, "routing_version", None))
             expected = first + len(events)
-        return batch or None
+        if not batch:
+            return None
+        if len(versions) == 1:
+            batch.routing_version = versions.pop()
+        return batch
 
     def deliver_batch(self) -> int:
         """Deliver up to one batch; returns how many events the checkpoint moved past."""
         with self._lock:
-            batch = self._take_handed()
+            batch: list[Event] | None = self._take_handed()
             self.caught_up = batch is not None  # handed events end at the last commit seen
             if batch is None:
                 with reading(self.engine) as conn:
@@ -173,7 +185,10 @@ class SubscriptionCursor:
         """A batch subscription gets the batch's matching events in one call; if that keeps
         failing, they are tried one by one, so only the events that fail alone are
         dead-lettered."""
-        wanted = [event for event in batch if self.subscription.wants(event.type)]
+        wanted = EventBatch(
+            (event for event in batch if self.subscription.wants(event.type)),
+            routing_version_of(batch),
+        )
         if wanted:
             outcome = deliver_many(self.subscription, wanted, self.policy, self.stop)
             if self.stop.is_set() and not outcome.delivered:

@@ -157,12 +157,15 @@ event = Table(
 )
 
 # One row: the last sequence handed out. Taking its row lock at commit time is what makes the
-# sequence follow commit order without gaps (see store.unit_of_work).
+# sequence follow commit order without gaps (see store.unit_of_work). ``routing_version``
+# counts the changes to what decides where events go (webhook endpoints): bumped under the
+# same lock, and read back by every event-writing commit (store.unit_of_work.change_routing).
 outbox_counter = Table(
     "outbox_counter",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_sequence", BigInteger, nullable=False),
+    Column("routing_version", BigInteger, nullable=False, server_default=text("0")),
 )
 
 subscriber_checkpoint = Table(

@@ -49,7 +49,7 @@ _TAKE_SEQUENCES = (
     update(_COUNTER)
     .where(_COUNTER.c.id == 1)
     .values(last_sequence=_COUNTER.c.last_sequence + bindparam("count"))
-    .returning(_COUNTER.c.last_sequence)
+    .returning(_COUNTER.c.last_sequence, _COUNTER.c.routing_version)
 )
 
 
@@ -58,11 +58,32 @@ _TAKE_SEQUENCES = (
 # COMMIT only, not for a round trip more of this process.
 _TAKE_AND_RECORD = (
     "WITH taken AS (UPDATE outbox_counter SET last_sequence = last_sequence + %s"
-    " WHERE id = 1 RETURNING last_sequence)"
+    " WHERE id = 1 RETURNING last_sequence, routing_version)"
     f" INSERT INTO event ({', '.join(EVENT_COLUMNS)})"
     " SELECT last_sequence, %s, %s, %s, %s, %s, %s, CAST(%s AS JSONB), %s, %s, %s, %s"
-    " FROM taken RETURNING sequence"
+    " FROM taken RETURNING sequence, (SELECT routing_version FROM taken)"
 )
+
+_CHANGE_ROUTING = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(routing_version=_COUNTER.c.routing_version + 1)
+    .returning(_COUNTER.c.last_sequence)
+)
+
+
+def change_routing(conn: Connection) -> int:
+    """Record, in the caller's transaction, that what decides where events go changes in it
+    (a webhook endpoint created, changed or deleted); returns the event-log position.
+
+    Bumps the counter's ``routing_version``, which takes the counter's row lock until the
+    commit: no event commits between this position and the change becoming visible. Every
+    commit that writes events reads the version back with its sequences
+    (:attr:`CommittedEvents.routing_version`), so a subscriber that caches routing
+    configuration, read with the version, knows for the events of a commit whether its copy
+    holds for them without reading it again.
+    """
+    return int(conn.execute(_CHANGE_ROUTING).scalar_one())
 
 
 OUTCOME_UNKNOWN_MESSAGE = (
@@ -204,13 +225,13 @@ class UnitOfWork:
             item = pending[0]
             spread = item.encoded_spread if isinstance(item, PendingRun) else None
             values = (item.type, source, item.subject, item.partition, at, json.dumps(item.data))
-            last = self.connection.exec_driver_sql(
+            last, routing = self.connection.exec_driver_sql(
                 _TAKE_AND_RECORD,
                 (count, first_id, *values, actor, correlation, item.span, spread),
-            ).scalar_one()
+            ).one()
             self._pending = []
-            return CommittedEvents(pending, first_id, last - count + 1, count, self)
-        last = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).scalar_one()
+            return CommittedEvents(pending, first_id, last - count + 1, count, self, routing)
+        last, routing = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).one()
         first = last - count + 1
         rows = []
         offset = 0
@@ -236,7 +257,7 @@ class UnitOfWork:
             offset += span
         bulk.insert_rows(self.connection, tables.event, EVENT_COLUMNS, rows)
         self._pending = []
-        return CommittedEvents(pending, first_id, first, count, self)
+        return CommittedEvents(pending, first_id, first, count, self, routing)
 
 
 class CommittedEvents(Sequence[Event]):
@@ -250,8 +271,12 @@ class CommittedEvents(Sequence[Event]):
         first: int,
         count: int,
         uow: UnitOfWork,
+        routing_version: int,
     ) -> None:
         self._pending = pending
+        self.routing_version = int(routing_version)
+        """The counter's routing version these events were committed under (see
+        :func:`change_routing`)."""
         self._first_id = first_id
         self._first = first
         self._count = count

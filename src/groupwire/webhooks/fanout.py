@@ -7,14 +7,17 @@ messages of one event are written in one transaction; a unique key on (endpoint,
 origin) makes a redelivered event create nothing new.
 
 Most commits match no endpoint. :class:`EndpointCache` keeps the enabled endpoints with the
-event-log position they are complete for, so such commits cost no query at all: a batch is
-checked against the cache while its last event is not past that position, and the cache is
-read again (one statement) as soon as one is: before the write transaction when the
-endpoints known last match none of the batch, else inside it (one read either way).
-Changes to endpoints by any process are seen in time: the position is read in the same
-snapshot as the endpoints, every event up to it was committed before that snapshot, so an
-endpoint created or changed after the cache was read concerns only events after the cached
-position.
+event-log position and the routing version they are complete for, so such commits cost no
+query at all: a batch is checked against the cache while its last event is not past that
+position, or while the batch was committed under that routing version (known for the events
+that commits of this process hand to the relay), and the cache is read again (one
+statement) otherwise: before the write transaction when the endpoints known last match none
+of the batch, else inside it (one read either way). Changes to endpoints by any process are
+seen in time: the position and the version are read in the same snapshot as the endpoints;
+every event up to the position was committed before that snapshot, so an endpoint created
+or changed after the cache was read concerns only events after the cached position; and
+every change to an endpoint's routing bumps the version under the outbox counter's lock,
+which every event-writing commit reads its version under.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy.engine import Connection
 
 from groupwire.domain.ids import new_id
 from groupwire.domain.models import Event
+from groupwire.events.registry import routing_version_of
 from groupwire.store import event_log
 from groupwire.store.engine import reading
 from groupwire.webhooks.models import LIVE, PENDING
@@ -103,12 +107,16 @@ class EndpointCache:
         self._lock = threading.Lock()
         self._endpoints: list[dict[str, Any]] = []
         self._position = -1
+        self._version: int | None = None
 
-    def cached(self, through: int) -> list[dict[str, Any]] | None:
-        """The endpoints, if the cache is complete for events up to sequence ``through``;
-        else None, and then :meth:`last` is what it held (possibly out of date)."""
+    def cached(self, through: int, version: int | None = None) -> list[dict[str, Any]] | None:
+        """The endpoints, if the cache is complete for events up to sequence ``through``, or
+        for events committed under routing version ``version``; else None, and then
+        :meth:`last` is what it held (possibly out of date)."""
         with self._lock:
-            return self._endpoints if through <= self._position else None
+            if through <= self._position or (version is not None and version == self._version):
+                return self._endpoints
+            return None
 
     def last(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -116,10 +124,12 @@ class EndpointCache:
 
     def read(self, conn: Connection) -> list[dict[str, Any]]:
         """Read the endpoints with their position on ``conn``, keep them if newer."""
-        endpoints, position = enabled_endpoints_as_of(conn)
+        endpoints, position, version = enabled_endpoints_as_of(conn)
         with self._lock:
-            if position > self._position:
-                self._endpoints, self._position = endpoints, position
+            if position > self._position or (
+                position == self._position and version != self._version
+            ):
+                self._endpoints, self._position, self._version = endpoints, position, version
         return endpoints
 
 
@@ -140,7 +150,7 @@ def fan_out_many(
         return set()
     cache = cache or EndpointCache()
     through = max(event.sequence for event in events)
-    known = cache.cached(through)
+    known = cache.cached(through, routing_version_of(events))
     if known is None and not any(_targets(cache.last(), event) for event in events):
         # Out of date and matching nothing before: most likely still nothing, so read
         # before opening a write transaction (on SQLite that would keep other writers out).

@@ -30,7 +30,7 @@ from groupwire.store.engine import reading
 from groupwire.store.unit_of_work import UnitOfWork
 from groupwire.webhooks.models import FAILED, PENDING, SUCCEEDED
 from groupwire.webhooks.schedule import RetrySchedule
-from groupwire.webhooks.store import EP, A, M, writing
+from groupwire.webhooks.store import EP, A, M, lock_event_log_position, writing
 
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
 ACTOR = "groupwire.webhooks"
@@ -388,17 +388,23 @@ def _track_endpoint_health(
             .where(EP.c.id == endpoint_id, EP.c.failing_since.is_(None))
             .values(failing_since=first_failure[endpoint_id])
         )
-    expired = conn.execute(
-        select(EP.c.id, EP.c.url, EP.c.failing_since)
-        .where(
-            EP.c.id.in_(sorted(failing)),
-            EP.c.enabled.is_(True),
-            EP.c.failing_since <= now - disable_after,
+    expired = (
+        conn.execute(
+            select(EP.c.id, EP.c.url, EP.c.failing_since)
+            .where(
+                EP.c.id.in_(sorted(failing)),
+                EP.c.enabled.is_(True),
+                EP.c.failing_since <= now - disable_after,
+            )
+            .order_by(EP.c.id)
+            .with_for_update()
         )
-        .order_by(EP.c.id)
-        .with_for_update()
-    ).mappings()
-    for row in list(expired):
+        .mappings()
+        .all()
+    )
+    if expired:
+        lock_event_log_position(conn)  # the fan-out's cache reads the endpoints again
+    for row in expired:
         reason = (
             f"every delivery failed since {row['failing_since'].isoformat()} "
             f"(longer than {_duration(disable_after)})"

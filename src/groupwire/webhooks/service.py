@@ -34,6 +34,8 @@ EVENT_TYPE_PATTERN = re.compile(r"^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$")
 MAX_DESCRIPTION = 1000
 MAX_FILTERS = 100
 MAX_PAGE = 1000
+# The fields of an endpoint that decide which events it gets (what the fan-out matches on).
+ROUTING_FIELDS = {"event_types", "group_ids", "enabled"}
 
 
 class Webhooks:
@@ -188,6 +190,9 @@ class Webhooks:
             if values:
                 values["updated_at"] = self.clock.now()
                 db.update_endpoint(conn, endpoint_id, values)
+                if ROUTING_FIELDS & values.keys():
+                    # after the row's lock, as the dispatcher takes them when it disables one
+                    db.lock_event_log_position(conn)  # the fan-out's cache reads them again
             row = self._endpoint_row(conn, endpoint_id)
         if values.get("enabled"):
             self.dispatcher.wake()
@@ -198,6 +203,7 @@ class Webhooks:
         with db.writing(self.engine) as conn:
             endpoint = db.to_endpoint(self._endpoint_row(conn, endpoint_id))
             db.delete_endpoint(conn, endpoint_id)
+            db.lock_event_log_position(conn)  # the fan-out's cache reads the endpoints again
         return endpoint
 
     def rotate_secret(self, endpoint_id: str) -> WebhookEndpoint:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from groupwire.store import tables as core
 from groupwire.store.engine import NOWAIT, WRITE
+from groupwire.store.unit_of_work import change_routing
 from groupwire.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from groupwire.webhooks.tables import webhook_attempt, webhook_endpoint, webhook_message
 
@@ -43,23 +44,16 @@ def insert_ignoring_duplicates(
 
 
 def lock_event_log_position(conn: Connection) -> int:
-    """The last event sequence, locking the outbox counter until this transaction ends.
+    """The last event sequence, locking the outbox counter until this transaction ends, and
+    recording that the routing of events changes in this transaction (every change to an
+    endpoint's routing calls it: creation, update, deletion, disabling).
 
     An endpoint created while holding that lock receives exactly the events committed after
     it: no event can commit between reading the position and the endpoint becoming visible.
+    And the commits after it carry the new routing version, so the fan-out's cache of the
+    endpoints (:class:`groupwire.webhooks.fanout.EndpointCache`) reads them again.
     """
-    counter = core.outbox_counter
-    return int(
-        conn.execute(
-            update(counter)
-            .where(counter.c.id == 1)
-            .values(last_sequence=counter.c.last_sequence)
-            .returning(counter.c.last_sequence)
-        ).scalar_one()
-    )
-
-
-# --- endpoints -------------------------------------------------------------------------------
+    return change_routing(conn)
 
 
 def to_endpoint(row: RowMapping, *, secret: str | None = None) -> WebhookEndpoint:
@@ -109,27 +103,34 @@ def list_endpoints(
     return [to_endpoint(row) for row in rows.mappings()], int(count)
 
 
-def enabled_endpoints_as_of(conn: Connection) -> tuple[list[dict[str, Any]], int]:
+def enabled_endpoints_as_of(conn: Connection) -> tuple[list[dict[str, Any]], int, int]:
     """What fan-out matches on (id, event types, group ids, start) of every enabled endpoint,
-    and the event-log position read in the same statement, so from the same snapshot.
+    with the event-log position and the routing version read in the same statement, so from
+    the same snapshot.
 
     Every event up to that position was committed before this snapshot (sequences are taken
     under the counter's lock, held until the commit), so an endpoint created or changed
     after the snapshot was created or changed after those events: the answer is complete
-    for every event up to the position.
+    for every event up to the position, and for every event committed under the same
+    routing version (each endpoint change bumps it under that lock).
     """
     counter = core.outbox_counter
     query = (
         select(
-            counter.c.last_sequence, EP.c.id, EP.c.event_types, EP.c.group_ids, EP.c.start_sequence
+            counter.c.last_sequence,
+            counter.c.routing_version,
+            EP.c.id,
+            EP.c.event_types,
+            EP.c.group_ids,
+            EP.c.start_sequence,
         )
         .select_from(counter.outerjoin(EP, EP.c.enabled.is_(True)))
         .where(counter.c.id == 1)
     )
-    position = 0
+    position = version = 0
     endpoints: list[dict[str, Any]] = []
     for row in conn.execute(query).mappings():
-        position = int(row["last_sequence"])
+        position, version = int(row["last_sequence"]), int(row["routing_version"])
         if row["id"] is not None:
             endpoints.append(
                 {
@@ -139,7 +140,7 @@ def enabled_endpoints_as_of(conn: Connection) -> tuple[list[dict[str, Any]], int
                     "start_sequence": int(row["start_sequence"]),
                 }
             )
-    return endpoints, position
+    return endpoints, position, version
 
 
 # --- messages and attempts -------------------------------------------------------------------
