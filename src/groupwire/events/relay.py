@@ -68,7 +68,7 @@ class SubscriptionCursor:
         policy: RetryPolicy,
         *,
         batch_size: int = 500,
-        flush_every: int = 10_000,
+        flush_every: int = 1000,
         flush_seconds: float = 0.25,
     ) -> None:
         self.engine = engine
@@ -170,7 +170,9 @@ class SubscriptionCursor:
         or ``flush_every`` events, not per event nor per batch: a restart after a crash may
         deliver those again (at least once), never skip them. (Saved every 100 events, a
         10,000-event bulk change cost each of the four built-in subscribers 20 write
-        transactions, more than its handler's own work.)"""
+        transactions. Every 10,000 cost the least CPU on PostgreSQL, but on SQLite the next
+        bulk change then waited longer for the interpreter and the database: 1,000 kept both,
+        measured with ``benchmarks/api_floor.py``.)"""
         self.position = position
         self._unsaved += events
         if (
