@@ -40,7 +40,8 @@ class EventBatch(list[Event]):
 
 
 def routing_version_of(events: Sequence[Event]) -> int | None:
-    """The routing version of a batch handler's events (see :class:`EventBatch`), or None."""
+    """The routing version ``events`` were committed under, when they carry it (a batch
+    handler's :class:`EventBatch`, or the events a commit hands to the relay), else None."""
     return getattr(events, "routing_version", None)
 
 

@@ -135,7 +135,7 @@ class SubscriptionCursor:
                 return None
             # Each subscriber gets its own copy of the data, as read from the log.
             batch += [replace(e, data=json.loads(json.dumps(e.data))) for e in events]
-            versions.add(getattr(events, "routing_version", None))
+            versions.add(routing_version_of(events))
             expected = first + len(events)
         if not batch:
             return None

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from groupwire.store import tables as core
-from groupwire.store.engine import NOWAIT, WRITE
+from groupwire.store.engine import NOWAIT, WRITE, dialect_insert
 from groupwire.store.unit_of_work import change_routing
 from groupwire.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from groupwire.webhooks.tables import webhook_attempt, webhook_endpoint, webhook_message
@@ -38,8 +37,7 @@ def insert_ignoring_duplicates(
     """Insert rows, silently skipping those whose ``keys`` already exist."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    statement = dialect_insert(conn, table).on_conflict_do_nothing(index_elements=list(keys))
     conn.execute(statement, rows)
 
 
