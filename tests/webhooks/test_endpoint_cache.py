@@ -64,6 +64,21 @@ def delivered_from_the_log(gw: Groupwire) -> Callable[[], None]:
     return deliver
 
 
+@contextmanager
+def two_processes(
+    database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
+) -> Iterator[tuple[Groupwire, Groupwire, Callable[[], None]]]:
+    """``here`` (delivering as ``delivery`` sets it up, polling the log only once a minute),
+    ``there`` on the same database, and how ``here`` delivers what it committed."""
+    here = open_gw(database_url, relay_poll_interval=60)
+    there = open_gw(database_url)
+    try:
+        yield here, there, delivery(here)
+    finally:
+        here.close()
+        there.close()
+
+
 DELIVERIES = pytest.mark.parametrize(
     "delivery", [delivered_from_the_log, delivered_by_a_running_relay], ids=["log", "relay"]
 )
@@ -119,10 +134,7 @@ def test_commits_matching_no_endpoint_run_no_statement_once_the_endpoints_are_kn
 def test_an_endpoint_created_by_another_process_gets_the_events_committed_after_it(
     database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
 ) -> None:
-    here = open_gw(database_url, relay_poll_interval=60)
-    there = open_gw(database_url)
-    try:
-        deliver = delivery(here)
+    with two_processes(database_url, delivery) as (here, there, deliver):
         here.groups.create("Before")
         deliver()  # this process now knows there is no endpoint
 
@@ -134,19 +146,13 @@ def test_an_endpoint_created_by_another_process_gets_the_events_committed_after_
         [message] = there.webhooks.messages(endpoint.id).items
         [after] = [e for e in here.events.list() if e.id == message.event_id]
         assert after.data["name"] == "After"
-    finally:
-        here.close()
-        there.close()
 
 
 @DELIVERIES
 def test_an_endpoint_widened_or_enabled_by_another_process_gets_the_events_after_the_change(
     database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
 ) -> None:
-    here = open_gw(database_url, relay_poll_interval=60)
-    there = open_gw(database_url)
-    try:
-        deliver = delivery(here)
+    with two_processes(database_url, delivery) as (here, there, deliver):
         narrow = there.webhooks.create(RECEIVER, event_types=["customer.created"])
         paused = there.webhooks.create(RECEIVER, event_types=["*"], enabled=False)
         here.groups.create("Unmatched")
@@ -160,19 +166,13 @@ def test_an_endpoint_widened_or_enabled_by_another_process_gets_the_events_after
 
         assert queued(there, narrow.id) == ["customer_group.created"]
         assert queued(there, paused.id) == ["customer_group.created"]
-    finally:
-        here.close()
-        there.close()
 
 
 @DELIVERIES
 def test_an_endpoint_narrowed_disabled_or_deleted_by_another_process_gets_no_later_event(
     database_url: str, delivery: Callable[[Groupwire], Callable[[], None]]
 ) -> None:
-    here = open_gw(database_url, relay_poll_interval=60)
-    there = open_gw(database_url)
-    try:
-        deliver = delivery(here)
+    with two_processes(database_url, delivery) as (here, there, deliver):
         narrowed = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
         disabled = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
         deleted = there.webhooks.create(RECEIVER, event_types=["customer_group.*"])
@@ -193,6 +193,3 @@ def test_an_endpoint_narrowed_disabled_or_deleted_by_another_process_gets_no_lat
         assert queued(there, disabled.id) == ["customer_group.created"]
         assert queued(there, kept.id) == ["customer_group.created"] * 2
         assert {e.id for e in there.webhooks.list().items} == {narrowed.id, disabled.id, kept.id}
-    finally:
-        here.close()
-        there.close()
