@@ -150,7 +150,7 @@ def _publication_denied(
             f"ownership of the tables {', '.join(t for t, _ in not_owned)}"
             f" (owned by {', '.join(owned_by)})"
         )
-    owner = not_owned[0][1] if not_owned else "the tables' owner"
+    owner = not_owned[0][1] if not_owned else "a superuser"
     create = publication_statement(publication, schema).as_string(conn)
     text = (
         f"role {role} may not create the publication {publication}"
