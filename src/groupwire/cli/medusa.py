@@ -4,8 +4,9 @@
 replication protocol) until SIGTERM or Ctrl+C (the first start creates the publication and
 the slot and copies the current state; with ``--medusa-redis`` it also publishes the events
 into Medusa's own event bus);
-``status`` shows the slot, Groupwire's position and the WAL the slot retains; ``uninstall``
-drops the slot and the publication (and, with ``--forget``, Groupwire's position);
+``status`` shows the slot, Groupwire's position, the WAL the slot retains and its
+``wal_status``; ``uninstall`` drops the slot and the publication as far as the role may,
+printing what is left for their owner (and, with ``--forget``, forgets Groupwire's position);
 ``gateway`` serves a reverse proxy in front of Medusa's Admin API that runs Groupwire's
 before-hooks on customer-group writes. See docs/medusa.md.
 """
@@ -120,7 +121,7 @@ def capture(
         runner = MedusaCapture(gw.service, options)
         try:
             outcome = runner.install()
-        except (CaptureError, psycopg.Error) as error:
+        except (CaptureError, slots.PublicationDenied, psycopg.Error) as error:
             fail(f"cannot capture from {display_url(medusa_url)}: {error}")
         gw.start()
         out().print(
@@ -142,6 +143,8 @@ def capture(
             )
         try:
             runner.run(stopping)
+        except CaptureError as error:  # the slot was invalidated: no retry can help
+            fail(f"capture from {display_url(medusa_url)} stopped: {error}")
         finally:
             runner.close()
         err().print("Stopping: finishing the current deliveries...", soft_wrap=True)
@@ -167,10 +170,16 @@ def status(
         engine.dispose()
     values = state.as_dict()
     if as_json:
-        typer.echo(json.dumps(values, default=str))
+        typer.echo(json.dumps({**values, "warning": state.warning}, default=str))
         return
     for name, value in values.items():
         out().print(f"{name}: {escape(str(value))}", soft_wrap=True)
+    if state.warning:
+        err().print(f"[bold yellow]warning:[/] {escape(state.warning)}", soft_wrap=True)
+
+
+UNINSTALL_LEFT = 3
+"""``uninstall``'s exit code when something is left that only its owner may drop."""
 
 
 @app.command("uninstall")
@@ -187,17 +196,19 @@ def uninstall(
         ),
     ] = False,
 ) -> None:
-    """Drop the replication slot and the publication (stop capture for good first)."""
+    """Drop the replication slot and the publication (stop capture for good first).
+
+    Safe to run again: says what is already gone. Exit code 0 when both are gone, 3 when the
+    role may not drop something (the publication made by the tables' owner): the SQL its
+    owner must run is printed.
+    """
     try:
         with slots.connect(medusa_url) as conn:
-            dropped_slot, dropped_publication = slots.drop(conn, slot, publication)
+            done = slots.drop(conn, slot, publication)
     except (psycopg.Error, slots.SlotInUse) as error:
-        fail(f"cannot uninstall from {display_url(medusa_url)}: {error}")
-    out().print(
-        f"slot {slot}: {'dropped' if dropped_slot else 'absent'}; "
-        f"publication {publication}: {'dropped' if dropped_publication else 'absent'}",
-        soft_wrap=True,
-    )
+        fail(f"cannot uninstall from {display_url(medusa_url)} (nothing was dropped): {error}")
+    out().print(f"slot {slot}: {done.slot}", soft_wrap=True)
+    out().print(f"publication {publication}: {done.publication}", soft_wrap=True)
     if forget:
         engine = open_engine(database_url(ctx, db))
         try:
@@ -205,6 +216,15 @@ def uninstall(
         finally:
             engine.dispose()
         out().print("Groupwire's capture position and membership map: forgotten")
+    if not done.complete:
+        err().print(
+            f"[bold yellow]left:[/] {escape('; '.join(done.why))}. The owner (or a superuser)"
+            " must run, on Medusa's database:",
+            soft_wrap=True,
+        )
+        for statement in done.owner_sql:
+            out().print(f"    {escape(statement)}", soft_wrap=True)
+        raise typer.Exit(UNINSTALL_LEFT)
 
 
 @app.command("gateway")

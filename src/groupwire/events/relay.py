@@ -41,7 +41,7 @@ from groupwire.events.registry import (
 )
 from groupwire.store import event_log
 from groupwire.store import repository as repo
-from groupwire.store.engine import reading
+from groupwire.store.engine import connection_lost, reading
 
 log = logging.getLogger("groupwire.relay")
 
@@ -89,6 +89,7 @@ class SubscriptionCursor:
         self._handed: list[Sequence[Event]] = []
         self._handed_lock = threading.Lock()
         self.caught_up = False
+        self._database_lost = False  # the last failure was a lost connection (logged once)
 
     def offer(self, events: Sequence[Event]) -> None:
         """Events this process just committed, in sequence order: kept for the next batch,
@@ -244,8 +245,11 @@ class SubscriptionCursor:
             self.wake.clear()
             try:
                 moved = self.deliver_batch()
-            except Exception:
-                log.exception("relay for %s failed; retrying", self.subscription.name)
+                if self._database_lost:
+                    self._database_lost = False
+                    log.info("relay for %s: the database answers again", self.subscription.name)
+            except Exception as error:
+                self._failed("relay for %s", error, "; retrying")
                 moved = 0
                 self.stop.wait(poll_interval)
             if not moved or self.caught_up:  # a later commit wakes it; others are polled
@@ -264,8 +268,24 @@ class SubscriptionCursor:
     def _flush_logged(self) -> None:
         try:
             self.flush()
-        except Exception:
-            log.exception("saving the checkpoint of %s failed", self.subscription.name)
+        except Exception as error:
+            self._failed("saving the checkpoint of %s", error)
+
+    def _failed(self, what: str, error: Exception, then: str = "") -> None:
+        """A lost database connection (a restart of the server, say) is one warning line for
+        the first failure of a run of them, and nothing more until the database answers;
+        anything else is logged with its traceback: it may be a bug."""
+        if not connection_lost(error):
+            log.exception(what + " failed" + then, self.subscription.name)
+            return
+        if not self._database_lost:
+            self._database_lost = True
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+            log.warning(
+                what + ": the database connection is lost (%s)" + then,
+                self.subscription.name,
+                " ".join(reason[0].split()) if reason else type(error).__name__,
+            )
 
 
 class OutboxRelay:

@@ -91,6 +91,11 @@ class CaptureError(RuntimeError):
     """The slot and Groupwire's position disagree, or Medusa's database refuses capture."""
 
 
+class SlotInvalidated(CaptureError):
+    """PostgreSQL invalidated the slot (``wal_status`` ``lost``): capture cannot go on from
+    it, and does not try again (see ``slots.invalidated_way_out``)."""
+
+
 class _AppliedElsewhere(Exception):
     """Another process committed this Medusa transaction first: roll back what we wrote."""
 
@@ -130,6 +135,20 @@ class CaptureStatus:
     current_lsn: int | None
     lag_bytes: int | None
     applied_at: datetime | None
+    wal_status: str | None = None  # reserved, extended, unreserved, lost (invalidated)
+    safe_wal_size: int | None = None  # None without max_slot_wal_keep_size
+
+    @property
+    def warning(self) -> str | None:
+        """What an operator must hear of at once, if anything."""
+        if self.wal_status == "lost":
+            return slots.invalidated_way_out(self.slot)
+        if self.wal_status == "unreserved":
+            return (
+                f"replication slot {self.slot!r} retains more WAL than max_slot_wal_keep_size:"
+                " PostgreSQL invalidates it at its next checkpoint unless capture catches up"
+            )
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -203,6 +222,8 @@ class MedusaCapture:
         conn = self.connection()
         slots.ensure_publication(conn, self.options.publication, self.options.schema)
         state = slots.slot_state(conn, self.options.slot)
+        if state is not None and state.invalidated:
+            raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
         position = self.position()
         if state is not None and position is not None:
             return "resumed"
@@ -257,7 +278,8 @@ class MedusaCapture:
     ) -> None:
         """Read and apply until ``stop`` is set. A failure (Medusa's or Groupwire's database
         gone, the slot busy with another process) closes the stream and starts it again
-        after a pause, from the slot's confirmed position: nothing is skipped.
+        after a pause, from the slot's confirmed position: nothing is skipped. An invalidated
+        slot is raised (:class:`SlotInvalidated`): no retry can read it again.
         ``on_failure`` hears of each failure, and of ``None`` once the stream works (again).
 
         First it moves the objects the process holds at that point (modules, the app, the
@@ -273,16 +295,21 @@ class MedusaCapture:
         while not stop.is_set():
             try:
                 self.pump(self.options.read_timeout)
+            except SlotInvalidated:
+                self.close()
+                raise  # no retry can help
             except Exception as error:
                 failures += 1
                 logger = log.warning if failures == 1 or failures % 60 == 0 else log.debug
-                logger("capture failed (%s); starting the stream again", error)
+                logger("capture failed (%s); starting the stream again", _one_line(error))
                 healthy = False
                 if on_failure is not None:
                     on_failure(error)
                 self.close()
                 stop.wait(RECONNECT_DELAY)
                 continue
+            if failures:
+                log.info("capture from slot %r reads the stream again", self.options.slot)
             failures = 0
             if not healthy:
                 healthy = True
@@ -517,6 +544,8 @@ class MedusaCapture:
             state = slots.slot_state(self.connection(), self.options.slot)
             if state is None:
                 raise CaptureError(f"replication slot {self.options.slot!r} is gone")
+            if state.invalidated:
+                raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
             self.decoder.reset()
             self._abandon_partial("the stream starts again", fallback=False)
             self._position = position
@@ -544,6 +573,13 @@ class MedusaCapture:
         self._stream, self._conn = None, None
 
 
+def _one_line(error: BaseException) -> str:
+    """An error as one log line: a database error's own message (SQLAlchemy's adds the
+    statement and a link on further lines), its first line."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+
+
 def capture_status(engine: Engine, conn: psycopg.Connection[Any], slot: str) -> CaptureStatus:
     """The slot as PostgreSQL sees it and the position as Groupwire stored it."""
     S = medusa_stream
@@ -561,6 +597,8 @@ def capture_status(engine: Engine, conn: psycopg.Connection[Any], slot: str) -> 
         current_lsn=state.current_lsn if state else None,
         lag_bytes=state.lag_bytes if state else None,
         applied_at=row[1] if row else None,
+        wal_status=state.wal_status if state else None,
+        safe_wal_size=state.safe_wal_size if state else None,
     )
 
 
@@ -680,6 +718,7 @@ __all__ = [
     "CaptureStatus",
     "MedusaCapture",
     "MedusaState",
+    "SlotInvalidated",
     "capture_status",
     "import_state",
     "read_state",

@@ -1,6 +1,6 @@
 """pgoutput messages -> :class:`MedusaTransaction` values, keeping the relations seen so far.
 
-Each decoding session (a replication stream, or one call of the SQL peek function) describes
+Each decoding session (each replication stream capture starts, see ``stream.py``) describes
 each relation again (a Relation message) before its first row change; the cache here is only
 filled by those messages, so a table changed by ALTER TABLE is described anew by the server.
 """
@@ -88,8 +88,9 @@ class TransactionDecoder:
         return None
 
     def transactions(self, rows: Iterable[tuple[int, int, bytes]]) -> Iterator[MedusaTransaction]:
-        """The transactions of ``(lsn, xid, message)`` rows (as the SQL peek function gives
-        them); the rows must end at a transaction boundary."""
+        """The transactions of ``(lsn, xid, message)`` rows (the layout of
+        ``pg_logical_slot_peek_binary_changes``, which capture does not use: a way to decode
+        a list of messages at once); the rows must end at a transaction boundary."""
         for _lsn, _xid, data in rows:
             transaction = self.feed(data)
             if transaction is not None:

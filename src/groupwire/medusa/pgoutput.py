@@ -1,12 +1,14 @@
 """A decoder of PostgreSQL's ``pgoutput`` logical replication messages (protocol version 1).
 
 The format is documented in PostgreSQL's "Logical Replication Message Formats". Each message
-that ``pg_logical_slot_peek_binary_changes`` returns is one ``bytea`` value: a type byte, then
-big-endian fields. Only what capture needs is kept: transaction boundaries (Begin, Commit),
-relation descriptions (Relation, the column names and type OIDs later row messages refer to)
-and row changes (Insert, Update, Delete, Truncate). Origin and Type messages are decoded to
-small records so that a stream containing them never fails; stream (protocol 2+) and logical
-decoding messages are refused, since protocol 1 without ``messages`` never sends them.
+is the payload of one ``XLogData`` message of the replication stream (``stream.py``; the SQL
+function ``pg_logical_slot_peek_binary_changes`` returns the same bytes, one ``bytea`` value
+a message): a type byte, then big-endian fields. Only what capture needs is kept: transaction
+boundaries (Begin, Commit), relation descriptions (Relation, the column names and type OIDs
+later row messages refer to) and row changes (Insert, Update, Delete, Truncate). Origin and
+Type messages are decoded to small records so that a stream containing them never fails;
+stream (protocol 2+) and logical decoding messages are refused, since protocol 1 without
+``messages`` never sends them.
 
 Column values stay as the server sent them: text (``str``), binary (``bytes``), ``None`` for
 SQL NULL, or :data:`UNCHANGED` for a TOASTed value an UPDATE did not change (the new row then

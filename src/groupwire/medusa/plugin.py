@@ -8,14 +8,17 @@ Load it where the API runs (``GROUPWIRE_PLUGINS=groupwire.medusa.plugin``) with
 these three variables. Several processes may run it: the slot lets one read at a time, the
 others retry every second and take over when it stops. It adds:
 
-- ``/health`` check ``medusa_slot``: "ok" while the slot exists and retains less than
-  ``GROUPWIRE_MEDUSA_MAX_LAG_BYTES`` of WAL, else an error (the whole answer is then 503): a
-  stopped capture is seen before Medusa's disk fills with WAL;
+- ``/health`` check ``medusa_slot``: "ok" while the slot exists, is not invalidated or about to
+  be (``wal_status`` ``lost`` / ``unreserved``, with ``max_slot_wal_keep_size``) and retains
+  less than ``GROUPWIRE_MEDUSA_MAX_LAG_BYTES`` of WAL, else an error (the whole answer is then
+  503): a stopped capture is seen before Medusa's disk fills with WAL;
 - with capture on, ``/health`` check ``medusa_capture``: "ok" while the loop runs without
   failing, else the last failure (another process holding the slot shows here too);
 - ``/metrics`` gauges ``groupwire_medusa_slot_lag_bytes`` (WAL since the slot's confirmed
-  position: ``pg_current_wal_lsn() - confirmed_flush_lsn``), ``groupwire_medusa_slot_active``
-  and ``groupwire_medusa_slot_exists``.
+  position: ``pg_current_wal_lsn() - confirmed_flush_lsn``), ``groupwire_medusa_slot_active``,
+  ``groupwire_medusa_slot_exists``, ``groupwire_medusa_slot_wal_status`` (label ``status``: 1
+  for the slot's ``wal_status``, 0 for the others) and, with ``max_slot_wal_keep_size``,
+  ``groupwire_medusa_slot_safe_wal_size_bytes``.
 
 Without ``GROUPWIRE_MEDUSA_URL`` it adds nothing.
 """
@@ -37,6 +40,9 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa.capture import CaptureOptions, MedusaCapture
 
 log = logging.getLogger("groupwire.medusa")
+
+STARTING = "starting"
+WAL_STATUSES = ("reserved", "extended", "unreserved", "lost")
 
 
 class MedusaSettings(BaseSettings):
@@ -78,6 +84,10 @@ class SlotProbe:
         state = self.state()
         if state is None:
             return "error: SlotMissing"
+        if state.invalidated:
+            return "error: SlotInvalidated"  # wal_status lost: see `groupwire medusa status`
+        if state.wal_status == "unreserved":
+            return "error: SlotWalUnreserved"  # invalidated at the next checkpoint
         if state.lag_bytes > self.max_lag:
             return "error: SlotLagTooLarge"  # the figure is in /metrics
         return "ok"
@@ -105,6 +115,24 @@ class SlotCollector(Collector):
             gauge = GaugeMetricFamily(f"groupwire_medusa_slot_{name}", doc, labels=["slot"])
             gauge.add_metric(labels, float(value))
             yield gauge
+        statuses = GaugeMetricFamily(
+            "groupwire_medusa_slot_wal_status",
+            "The slot's wal_status (1 for the current one): reserved, extended, unreserved"
+            " (invalidated at the next checkpoint unless capture catches up), lost (invalidated)",
+            labels=["slot", "status"],
+        )
+        for status in WAL_STATUSES:
+            current = state is not None and state.wal_status == status
+            statuses.add_metric([*labels, status], 1.0 if current else 0.0)
+        yield statuses
+        if state is not None and state.safe_wal_size is not None:
+            safe = GaugeMetricFamily(
+                "groupwire_medusa_slot_safe_wal_size_bytes",
+                "WAL that may still be written before the slot is at risk of invalidation",
+                labels=["slot"],
+            )
+            safe.add_metric(labels, float(state.safe_wal_size))
+            yield safe
 
 
 class CaptureThread:
@@ -122,7 +150,7 @@ class CaptureThread:
         )
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.failure: str | None = "starting"
+        self.failure: str | None = STARTING
 
     def start(self) -> None:
         self.stopping.clear()
@@ -148,7 +176,7 @@ class CaptureThread:
         if error is None:
             self.failure = None
             return
-        if self.failure is None:
+        if self.failure in (None, STARTING):  # once a run of failures (one line each)
             log.warning("Medusa capture failed: %s", error)
         self.failure = f"{type(error).__name__}: {error}"
 

@@ -1,18 +1,17 @@
-"""The replication slot and publication on Medusa's database, and reading through them.
+"""The publication and the replication slot on Medusa's database: creating, describing and
+dropping them. Reading the slot is ``groupwire.medusa.stream``'s (the streaming replication
+protocol).
 
 Capture reads Medusa's committed changes with PostgreSQL's logical decoding, output plugin
-``pgoutput`` (built in, allowed on managed PostgreSQL services) and a publication on Medusa's
-four customer tables. It uses the SQL interface on an ordinary connection:
+``pgoutput`` (built in, allowed on managed PostgreSQL services), and a publication on Medusa's
+customer tables (:data:`TABLES`, the one list of them: the publication is created from it and
+the statements printed for a store's operator follow it).
 
-- ``pg_logical_slot_peek_binary_changes`` reads whole committed transactions, in commit order,
-  without consuming them;
-- ``pg_replication_slot_advance`` confirms them once Groupwire has committed their effect, so
-  that PostgreSQL may recycle the WAL behind them.
-
-Only the slot's creation uses the replication protocol (a ``replication=database``
-connection): ``CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`` hands out a snapshot that
-sees exactly the transactions committed before the slot's consistent point, which is how the
-initial copy of the tables and the stream fit together with nothing missed or doubled.
+The slot is created over the replication protocol (a ``replication=database`` connection):
+``CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`` hands out a snapshot that sees exactly
+the transactions committed before the slot's consistent point, which is how the initial copy
+of the tables and the stream fit together with nothing missed or doubled. Everything else here
+(the publication, the slot's state, dropping both) is plain SQL on an ordinary connection.
 """
 
 from __future__ import annotations
@@ -77,6 +76,16 @@ class SlotState:
     confirmed_flush_lsn: int | None
     current_lsn: int
     wal_status: str | None
+    """``reserved`` / ``extended``: the WAL the slot needs is kept; ``unreserved``: past
+    ``max_slot_wal_keep_size``, removed at the next checkpoint unless capture catches up;
+    ``lost``: removed, the slot is invalidated (see :func:`invalidated_way_out`)."""
+    safe_wal_size: int | None
+    """WAL that may still be written before the slot is at risk of ``lost`` (NULL, None here,
+    without ``max_slot_wal_keep_size``)."""
+
+    @property
+    def invalidated(self) -> bool:
+        return self.wal_status == "lost"
 
     @property
     def lag_bytes(self) -> int:
@@ -87,25 +96,81 @@ class SlotState:
         return max(0, self.current_lsn - self.confirmed_flush_lsn)
 
 
+class PublicationDenied(RuntimeError):
+    """The role may not create the publication; the message says what is missing and the
+    statements that would fix it."""
+
+
+def publication_statement(publication: str, schema: str) -> sql.Composed:
+    """``CREATE PUBLICATION ... FOR TABLE`` the tables of :data:`TABLES` in ``schema``."""
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+    return sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(publication), tables)
+
+
 def ensure_publication(conn: psycopg.Connection[Any], publication: str, schema: str) -> bool:
-    """Create the publication on Medusa's four tables unless it exists; True if created."""
+    """Create the publication on Medusa's tables unless it exists; True if created.
+
+    Raises :class:`PublicationDenied` when the role may not: ``CREATE PUBLICATION ... FOR
+    TABLE`` needs ``CREATE`` on the database and ownership of the tables."""
     check_name(publication, "publication")
     exists = conn.execute(
         "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
     ).fetchone()
     if exists:
         return False
-    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
-    conn.execute(
-        sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(publication), tables)
-    )
+    statement = publication_statement(publication, schema)
+    try:
+        conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as error:
+        raise PublicationDenied(_publication_denied(conn, publication, schema, error)) from None
     return True
+
+
+def _publication_denied(
+    conn: psycopg.Connection[Any], publication: str, schema: str, error: psycopg.Error
+) -> str:
+    """What the role lacks to create the publication, and what the owner can run instead."""
+    role, database, may_create = conn.execute(
+        "SELECT current_user, current_database(),"
+        " has_database_privilege(current_database(), 'CREATE')"
+    ).fetchone() or ("?", "?", False)
+    owners = conn.execute(
+        "SELECT c.relname, pg_get_userbyid(c.relowner), pg_has_role(c.relowner, 'USAGE')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = ANY(%s) ORDER BY c.relname",
+        (schema, list(TABLES)),
+    ).fetchall()
+    not_owned = [(table, owner) for table, owner, owns in owners if not owns]
+    missing = []
+    if not may_create:
+        missing.append(f"CREATE on database {database}")
+    if not_owned:
+        owned_by = sorted({owner for _, owner in not_owned})
+        missing.append(
+            f"ownership of the tables {', '.join(t for t, _ in not_owned)}"
+            f" (owned by {', '.join(owned_by)})"
+        )
+    owner = not_owned[0][1] if not_owned else "a superuser"
+    create = publication_statement(publication, schema).as_string(conn)
+    text = (
+        f"role {role} may not create the publication {publication}"
+        f" ({str(error).strip().splitlines()[0]}): CREATE PUBLICATION ... FOR TABLE needs"
+        f" CREATE on the database and ownership of the tables, and {role} lacks"
+        f" {' and '.join(missing) or 'one of them'}. Have {owner} create it once, then start"
+        f" capture again (it uses the publication as it is):\n    {create};"
+    )
+    if not may_create and not not_owned:
+        grant = sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+            sql.Identifier(database), sql.Identifier(role)
+        )
+        text += f"\nor let {role} create it:\n    {grant.as_string(conn)};"
+    return text
 
 
 def slot_state(conn: psycopg.Connection[Any], slot: str) -> SlotState | None:
     row = conn.execute(
         "SELECT slot_name, active, restart_lsn::text, confirmed_flush_lsn::text,"
-        " pg_current_wal_lsn()::text, wal_status"
+        " pg_current_wal_lsn()::text, wal_status, safe_wal_size"
         " FROM pg_replication_slots WHERE slot_name = %s",
         (slot,),
     ).fetchone()
@@ -118,6 +183,7 @@ def slot_state(conn: psycopg.Connection[Any], slot: str) -> SlotState | None:
         confirmed_flush_lsn=lsn_to_int(row[3]) if row[3] else None,
         current_lsn=lsn_to_int(row[4]),
         wal_status=row[5],
+        safe_wal_size=None if row[6] is None else int(row[6]),
     )
 
 
@@ -163,36 +229,47 @@ def snapshot_connection(url: str, snapshot: str) -> Iterator[psycopg.Connection[
             conn.rollback()
 
 
-def peek(
-    conn: psycopg.Connection[Any], slot: str, publication: str, upto_changes: int
-) -> list[tuple[int, int, bytes]]:
-    """Messages of whole committed transactions after the slot's confirmed position:
-    ``(lsn, xid, message bytes)``. At least ``upto_changes`` messages when there are that
-    many, more to finish the last transaction (PostgreSQL only stops at a commit)."""
-    rows = conn.execute(
-        "SELECT lsn::text, xid::text::bigint, data"
-        " FROM pg_logical_slot_peek_binary_changes(%s, NULL, %s,"
-        " 'proto_version', '1', 'publication_names', %s)",
-        (slot, upto_changes, publication),
-    ).fetchall()
-    return [(lsn_to_int(lsn), int(xid), bytes(data)) for lsn, xid, data in rows]
+def invalidated_way_out(slot: str) -> str:
+    """What to say about an invalidated slot (``wal_status`` ``lost``), and the way out:
+    capture refuses to start on it, ``status`` and ``/health`` show it. The one place of this
+    message."""
+    return (
+        f"replication slot {slot!r} is invalidated (wal_status 'lost'): it fell more than"
+        " max_slot_wal_keep_size behind and PostgreSQL removed the WAL it held, so the changes"
+        " made in Medusa since capture last read it cannot be read any more. The way out: drop"
+        f" the slot with `groupwire medusa uninstall --slot {slot}`, then run `groupwire medusa"
+        " capture` again into a fresh Groupwire store (--db): it creates a new slot and copies"
+        " Medusa's current state (the changes in between are not told as events)"
+    )
 
 
-def advance(conn: psycopg.Connection[Any], slot: str, lsn: int) -> None:
-    """Confirm everything up to ``lsn``: the slot will not hand it out again."""
-    conn.execute(
-        "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", (slot, lsn_to_text(lsn))
-    ).fetchall()
+@dataclass(frozen=True)
+class Uninstalled:
+    """What ``drop`` did: for the slot and the publication each, ``"dropped"``, ``"already
+    gone"`` or ``"left"`` (the role may not drop it: ``owner_sql`` is what someone who may
+    must run, ``why`` what PostgreSQL said)."""
+
+    slot: str
+    publication: str
+    owner_sql: list[str]
+    why: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return not self.owner_sql
 
 
 def drop(
     conn: psycopg.Connection[Any], slot: str, publication: str, wait: float = 10.0
-) -> tuple[bool, bool]:
-    """Drop the slot and the publication if they exist: (slot dropped, publication dropped).
+) -> Uninstalled:
+    """Drop the slot, then the publication, each if it exists and as far as the role may.
 
     A slot still read by a process cannot be dropped: a capture that was just stopped (its
     walsender takes a moment to exit) is waited for up to ``wait`` seconds; a slot still in
-    use after that raises :class:`SlotInUse`."""
+    use after that raises :class:`SlotInUse`, and nothing is dropped. A publication the role
+    may not drop (created by the tables' owner, as the guide recommends when the capture role
+    may not) is left, with the statement its owner must run: running this again is safe, and
+    tells what is already gone."""
     check_name(slot, "slot")
     check_name(publication, "publication")
     deadline = time.monotonic() + wait
@@ -206,31 +283,53 @@ def drop(
                 " stop the capture that reads it first"
             )
         time.sleep(0.05)
-    dropped_slot = state is not None
-    if dropped_slot:
-        conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-    dropped_publication = (
-        conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
-        is not None
-    )
-    conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(publication)))
-    return dropped_slot, dropped_publication
+    owner_sql: list[str] = []
+    why: list[str] = []
+    slot_done = "already gone"
+    if state is not None:
+        drop_slot = sql.SQL("SELECT pg_drop_replication_slot({})").format(sql.Literal(slot))
+        try:
+            conn.execute(drop_slot)
+            slot_done = "dropped"
+        except psycopg.errors.InsufficientPrivilege as error:
+            slot_done = "left"
+            owner_sql.append(drop_slot.as_string(conn) + ";")
+            why.append(str(error).strip().splitlines()[0])
+    publication_done = "already gone"
+    owner = conn.execute(
+        "SELECT pg_get_userbyid(pubowner) FROM pg_publication WHERE pubname = %s",
+        (publication,),
+    ).fetchone()
+    if owner is not None:
+        drop_publication = sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
+            sql.Identifier(publication)
+        )
+        try:
+            conn.execute(drop_publication)
+            publication_done = "dropped"
+        except psycopg.errors.InsufficientPrivilege as error:
+            publication_done = "left"
+            owner_sql.append(drop_publication.as_string(conn) + ";")
+            why.append(f"{str(error).strip().splitlines()[0]} (its owner: {owner[0]})")
+    return Uninstalled(slot_done, publication_done, owner_sql, why)
 
 
 __all__ = [
     "TABLES",
     "NewSlot",
+    "PublicationDenied",
     "SlotInUse",
     "SlotState",
-    "advance",
+    "Uninstalled",
     "check_name",
     "connect",
     "create_slot",
     "drop",
     "ensure_publication",
+    "invalidated_way_out",
     "lsn_to_int",
     "lsn_to_text",
-    "peek",
+    "publication_statement",
     "slot_state",
     "snapshot_connection",
 ]

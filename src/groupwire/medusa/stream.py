@@ -6,7 +6,7 @@ stays behind any transaction still open in Medusa's database), and it has to be 
 walsender session started with ``START_REPLICATION SLOT ... LOGICAL`` decodes each WAL record
 once and pushes each committed transaction as soon as its commit is flushed; the client tells
 it how far it has got with *standby status updates*, which is what moves the slot's
-``confirmed_flush_lsn`` (the SQL ``pg_replication_slot_advance`` is not needed any more).
+``confirmed_flush_lsn`` (capture calls no SQL function to confirm a position).
 
 Library: psycopg 3's libpq binding (``psycopg.pq``: ``exec_`` of the command, then
 ``get_copy_data`` / ``put_copy_data`` on the COPY BOTH stream it opens). Capture already uses
@@ -44,6 +44,9 @@ from groupwire.medusa.pgoutput import POSTGRES_EPOCH
 _XLOG_HEADER = struct.Struct("!QQQ")
 _KEEPALIVE = struct.Struct("!QQB")
 _STATUS = struct.Struct("!cQQQQB")
+
+
+CLOSED = "the server closed the connection (PostgreSQL shutting down or restarting?)"
 
 
 class StreamError(psycopg.OperationalError):
@@ -110,10 +113,46 @@ class ReplicationStream:
                 readable, _, _ = select.select([self._pg.socket], [], [], left)
                 if not readable:
                     return None
-                self._pg.consume_input()
+                try:
+                    self._pg.consume_input()
+                except psycopg.OperationalError:
+                    raise self._ended(CLOSED) from None
                 continue
-            error = self._pg.error_message.decode(errors="replace").strip()
-            raise StreamError(f"the replication stream of slot {self.slot!r} ended: {error}")
+            raise self._ended(self._end_reason() if size == -1 else self._error())
+
+    def _ended(self, reason: str) -> StreamError:
+        return StreamError(f"the replication stream of slot {self.slot!r} ended: {reason}")
+
+    def _error(self) -> str:
+        """libpq's last error, on one line; what a closed connection means, said plainly."""
+        error = " ".join(self._pg.error_message.decode(errors="replace").split())
+        if not error or "server closed the connection" in error:
+            return CLOSED
+        return error
+
+    def _end_reason(self) -> str:
+        """Why the server ended the COPY stream: the error it sent (a walsender terminated,
+        the slot invalidated...), else that it closed the connection, which is what a
+        walsender does when PostgreSQL shuts down or restarts (it sends CopyDone and exits)."""
+        pg = self._pg
+        deadline = time.monotonic() + 5.0
+        errors: list[str] = []
+        try:
+            while True:
+                while pg.is_busy():
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([pg.socket], [], [], left)[0]:
+                        return " ".join(errors) or CLOSED
+                    pg.consume_input()
+                result = pg.get_result()
+                if result is None:
+                    break
+                message = (result.error_message or b"").decode(errors="replace")
+                if message and "server closed the connection" not in message:
+                    errors.append(" ".join(message.split()))
+        except psycopg.OperationalError:
+            pass  # the connection is closed: what the server sent before is read
+        return " ".join(errors) or CLOSED
 
     def send_status(self, *, written: int, flushed: int, reply: bool = False) -> None:
         """Tell the server what was received (``written``) and what Groupwire has committed
