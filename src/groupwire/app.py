@@ -28,7 +28,7 @@ from groupwire.events import delivery
 from groupwire.events.delivery import DeadLetter, RetryPolicy
 from groupwire.events.idempotency import Idempotency
 from groupwire.events.redis_bus import relay_for
-from groupwire.events.registry import Handler, SubscriberRegistry, Subscription
+from groupwire.events.registry import Handler, Start, SubscriberRegistry, Subscription
 from groupwire.events.relay import OutboxRelay
 from groupwire.events.worker import RedisWorker
 from groupwire.hooks.plugins import make_plugin_manager, register
@@ -76,7 +76,8 @@ class Groupwire:
             poll_interval=settings.relay_poll_interval,
         )
         self.service.commit_listeners.append(self.relay.wake)
-        self.bus_relay = relay_for(engine, settings)  # None unless bus_url is redis://...
+        # None unless bus_url is redis://...
+        self.bus_relay = relay_for(engine, settings, self.subscribers)
         if self.bus_relay is not None:
             self.service.commit_listeners.append(self.bus_relay.wake)
         self.idempotency = Idempotency(engine)
@@ -126,14 +127,18 @@ class Groupwire:
         from_now: bool = False,
         batch: bool = False,
         linger: float = 0.0,
+        start: Start | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator registering an event handler for types or patterns (``customer_group.*``).
 
         The name (default: the handler's qualified name) keys the subscriber's progress, so a
-        restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history;
-        ``batch`` hands the handler a list of events (one transaction for many); ``linger``
-        (seconds) makes the in-process relay wait that long once a commit wakes the subscriber,
-        so that the commits of that time come in one batch.
+        restart resumes where it stopped; ``from_now`` makes a brand-new subscriber skip history
+        (the history before its first registration); ``start`` (a function of a connection,
+        e.g. :func:`groupwire.events.checkpoints.since_lowest`) says instead where a brand-new
+        one starts, whenever that registration comes; ``batch`` hands the handler a list of
+        events (one transaction for many); ``linger`` (seconds) makes the in-process relay wait
+        that long once a commit wakes the subscriber, so that the commits of that time come in
+        one batch.
         """
         return self.subscribers.subscriber(
             *patterns,
@@ -142,6 +147,7 @@ class Groupwire:
             from_now=from_now,
             batch=batch,
             linger=linger,
+            start=start,
         )
 
     def subscribe(
@@ -154,6 +160,7 @@ class Groupwire:
         from_now: bool = False,
         batch: bool = False,
         linger: float = 0.0,
+        start: Start | None = None,
     ) -> Subscription:
         """Register ``handler`` for types or patterns; see :meth:`subscriber`. ``linger``
         (seconds): the in-process relay waits that long once a commit wakes the subscriber,
@@ -166,6 +173,7 @@ class Groupwire:
             from_now=from_now,
             batch=batch,
             linger=linger,
+            start=start,
         )
 
     @property

@@ -271,4 +271,4 @@ def test_a_bulk_change_saves_a_batch_subscribers_checkpoint_every_1000_events_no
     assert saves[-1] == last and saves == sorted(set(saves))
     assert all(later - earlier >= 1000 for earlier, later in pairwise(saves[:-1]))
     assert len(saves) <= 7  # first move, every 1,000 of the 5,000 events, the final flush
-    assert checkpoints.load(gw.engine, "bulk") == last
+    assert checkpoints.load(gw.engine, subscription) == last

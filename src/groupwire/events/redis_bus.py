@@ -39,9 +39,10 @@ from sqlalchemy.exc import IntegrityError
 from groupwire.domain.models import Event
 from groupwire.events import metrics
 from groupwire.events.bus_tables import bus_cursor, bus_progress
+from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.store import event_log
 from groupwire.store import repository as repo
-from groupwire.store.engine import WRITE
+from groupwire.store.engine import WRITE, dialect_insert
 
 if TYPE_CHECKING:
     from groupwire.settings import Settings
@@ -183,6 +184,47 @@ def confirmed_sequence(conn: Connection, bus: str) -> int:
     return int(value or 0)
 
 
+def registered_progress(
+    engine: Engine, bus: str, names: Sequence[str]
+) -> dict[tuple[str, int], int]:
+    """The saved progress of the subscribers ``names`` on ``bus``: (name, stream) -> sequence."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                bus_progress.c.subscriber, bus_progress.c.stream, bus_progress.c.last_sequence
+            ).where(bus_progress.c.bus == bus, bus_progress.c.subscriber.in_(list(names)))
+        )
+        return {(str(name), int(stream)): int(last) for name, stream, last in rows}
+
+
+def register_progress(engine: Engine, bus: RedisBus, subscriptions: Sequence[Subscription]) -> None:
+    """Record where new subscribers start on ``bus``: a ``bus_progress`` row per stream at
+    :meth:`~groupwire.events.registry.Subscription.first_position` (``from_now``: the bus
+    cursor, the last event published). Rows that exist are kept (never reset)."""
+
+    def published(conn: Connection) -> int:
+        cursor = select(bus_cursor.c.last_sequence).where(bus_cursor.c.bus == bus.name)
+        return int(conn.execute(cursor).scalar_one_or_none() or 0)
+
+    now = datetime.now(UTC)
+    with engine.connect() as conn:
+        starts = {sub.name: sub.first_position(conn, published) for sub in subscriptions}
+    rows = [
+        {
+            "bus": bus.name,
+            "subscriber": name,
+            "stream": n,
+            "last_sequence": start,
+            "updated_at": now,
+        }
+        for name, start in starts.items()
+        for n in range(bus.partitions)
+    ]
+    if rows:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            conn.execute(dialect_insert(conn, bus_progress).values(rows).on_conflict_do_nothing())
+
+
 class RedisRelay:
     """Publishes committed events from the outbox to Redis Streams, in sequence order.
 
@@ -198,9 +240,12 @@ class RedisRelay:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         trim_interval: float = 5.0,
+        subscribers: SubscriberRegistry | None = None,
     ) -> None:
         self.engine = engine
         self.bus = bus
+        self.subscribers = subscribers
+        self._registered: set[str] = set()
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.trim_interval = trim_interval
@@ -229,7 +274,7 @@ class RedisRelay:
             start = cursor = int(cursor)
             marker = self.bus.read_marker()
             if (marker is None and cursor > 0) or (marker is not None and marker < cursor):
-                start = min(cursor, confirmed_sequence(conn, self.bus.name))
+                start = min(cursor, self.needed_from(conn))
                 self.resets += 1
                 metrics.BUS_RESETS.inc()
                 log.warning(
@@ -265,11 +310,49 @@ class RedisRelay:
         raise TimeoutError("the relay could not publish every event in time")
 
     def trim(self) -> None:
-        """Drop stream entries every subscriber has confirmed."""
+        """Drop stream entries every subscriber has confirmed (:meth:`needed_from`)."""
         with self.engine.connect() as conn:
-            below = confirmed_sequence(conn, self.bus.name)
+            below = self.needed_from(conn)
         if below > 0:
             self.bus.trim(below)
+
+    def needed_from(self, conn: Connection) -> int:
+        """The sequence above which the streams must keep every entry, and from which the
+        relay republishes after Redis lost data: :func:`confirmed_sequence`, lowered to the
+        ``start`` of each subscriber of ``subscribers`` that has one (the built-in features)
+        and that no worker has registered on this bus yet. The events owed to their endpoints,
+        emails and rules thus stay in the streams until the first worker registers them there
+        (docs/scale-out.md); with none configured, that start is the end of the log and holds
+        nothing back."""
+        waiting = self._unregistered(conn)  # before the progress: a row added between counts
+        lowest = confirmed_sequence(conn, self.bus.name)
+        for subscription in waiting:
+            assert subscription.start is not None
+            lowest = min(lowest, int(subscription.start(conn)))
+        return lowest
+
+    def _unregistered(self, conn: Connection) -> list[Subscription]:
+        """This process's subscribers with a ``start`` that have no ``bus_progress`` rows yet
+        (rows are never removed by Groupwire: once seen, a subscriber is not asked again)."""
+        if self.subscribers is None:
+            return []
+        candidates = [
+            s for s in self.subscribers if s.start is not None and s.name not in self._registered
+        ]
+        if not candidates:
+            return []
+        found = set(
+            conn.execute(
+                select(bus_progress.c.subscriber)
+                .where(
+                    bus_progress.c.bus == self.bus.name,
+                    bus_progress.c.subscriber.in_([s.name for s in candidates]),
+                )
+                .distinct()
+            ).scalars()
+        )
+        self._registered |= found
+        return [s for s in candidates if s.name not in found]
 
     def lag(self) -> int:
         """Events committed but not yet published."""
@@ -350,9 +433,12 @@ class RedisRelay:
                     log.warning("trimming the streams failed: %s", error)
 
 
-def relay_for(engine: Engine, settings: Settings) -> RedisRelay | None:
+def relay_for(
+    engine: Engine, settings: Settings, subscribers: SubscriberRegistry | None = None
+) -> RedisRelay | None:
     """The Redis relay publishing ``engine``'s outbox when ``settings.bus_url`` is a Redis URL,
-    else None."""
+    else None. ``subscribers``: the process's registry, whose subscribers with a ``start``
+    the relay keeps entries for until a worker registers them (:meth:`RedisRelay.needed_from`)."""
     if not settings.bus_url:
         return None
     return RedisRelay(
@@ -360,4 +446,5 @@ def relay_for(engine: Engine, settings: Settings) -> RedisRelay | None:
         RedisBus.from_settings(settings),
         batch_size=settings.bus_batch_size,
         poll_interval=settings.relay_poll_interval,
+        subscribers=subscribers,
     )

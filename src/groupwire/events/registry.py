@@ -8,9 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from groupwire.domain.models import Event
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 
 @lru_cache(maxsize=4096)
@@ -22,6 +25,10 @@ def _matches(patterns: tuple[str, ...], event_type: str) -> bool:
 
 # Takes an Event, or a list of events for a batch subscription.
 Handler = Callable[[Any], Any]
+
+# Where a subscriber with no progress yet starts: the sequence after which it must see every
+# event, read on the connection given (see :attr:`Subscription.start`).
+Start = Callable[["Connection"], int]
 
 
 class EventBatch(list[Event]):
@@ -55,7 +62,7 @@ class Subscription:
     max_attempts: int | None = None
     from_now: bool = False
     """A subscriber with no checkpoint yet starts after the newest event instead of at the
-    first one (e.g. a welcome mailer added to a live shop must not mail every past joiner)."""
+    first one (e.g. a demo printer that shows only what happens from its first run on)."""
     batch: bool = False
     """The handler takes a list of events (in sequence order) instead of one, so it can do
     one transaction for many: the relay hands it every matching event of a fetched batch."""
@@ -63,6 +70,19 @@ class Subscription:
     """Seconds the in-process relay waits once a commit wakes this subscriber before taking
     its batch, so that the commits of that time reach a batch handler in one call: fewer,
     larger batches for a handler that does not need each event at once."""
+    start: Start | None = None
+    """Where a subscriber with no progress yet starts, for one whose work is owed from
+    positions recorded with its configuration (a webhook endpoint's ``start_sequence``): a
+    function of a connection returning the sequence after which it must see every event,
+    whenever its first registration comes (:func:`groupwire.events.checkpoints.since_lowest`).
+    Without it: at 0, or with ``from_now`` at the end of the log at that registration."""
+
+    def first_position(self, conn: Connection, end: Callable[[Connection], int]) -> int:
+        """The progress a brand-new registration of this subscriber records: ``start``'s
+        answer, else ``end`` (the end of the log or of the bus) with ``from_now``, else 0."""
+        if self.start is not None:
+            return int(self.start(conn))
+        return int(end(conn)) if self.from_now else 0
 
     def wants(self, event_type: str) -> bool:
         return _matches(self.patterns, event_type)
@@ -106,6 +126,7 @@ class SubscriberRegistry:
         from_now: bool = False,
         batch: bool = False,
         linger: float = 0.0,
+        start: Start | None = None,
     ) -> Subscription:
         patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
         if not patterns:
@@ -115,7 +136,11 @@ class SubscriberRegistry:
             raise ValueError(f"a subscriber named {name!r} is already registered")
         if linger < 0:
             raise ValueError("linger must be 0 or more seconds")
-        subscription = Subscription(name, patterns, handler, max_attempts, from_now, batch, linger)
+        if start is not None and from_now:
+            raise ValueError("a subscriber starts either from_now or at its start, not both")
+        subscription = Subscription(
+            name, patterns, handler, max_attempts, from_now, batch, linger, start
+        )
         self._subscriptions[name] = subscription
         for listener in list(self.listeners):
             listener(subscription)
@@ -129,6 +154,7 @@ class SubscriberRegistry:
         from_now: bool = False,
         batch: bool = False,
         linger: float = 0.0,
+        start: Start | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator: ``@registry.subscriber("customer_group.customer_added")``."""
 
@@ -141,6 +167,7 @@ class SubscriberRegistry:
                 from_now=from_now,
                 batch=batch,
                 linger=linger,
+                start=start,
             )
             return handler
 

@@ -80,7 +80,7 @@ class SubscriptionCursor:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self._lock = threading.Lock()
-        self.position = checkpoints.load(engine, subscription.name, from_now=subscription.from_now)
+        self.position = checkpoints.load(engine, subscription)
         self._saved = self.position
         self._saved_at = 0.0
         self._unsaved = 0

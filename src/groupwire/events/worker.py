@@ -56,9 +56,14 @@ from sqlalchemy import Engine, select
 
 from groupwire.domain.models import Event
 from groupwire.events import metrics
-from groupwire.events.bus_tables import bus_cursor, bus_progress
+from groupwire.events.bus_tables import bus_progress
 from groupwire.events.delivery import Outcome, RetryPolicy, record_dead_letter, replay_dead_letter
-from groupwire.events.redis_bus import RedisBus, decode
+from groupwire.events.redis_bus import (
+    RedisBus,
+    decode,
+    register_progress,
+    registered_progress,
+)
 from groupwire.events.registry import SubscriberRegistry, Subscription
 from groupwire.settings import Settings
 from groupwire.store.engine import WRITE, dialect_insert
@@ -252,45 +257,24 @@ class RedisWorker:
 
         The saved progress is the truth, in PostgreSQL, which a Redis loss does not touch: a
         group created at ``<progress>-0`` is handed every entry after it, whether the relay
-        republished it before the group existed or republishes it afterwards. A ``from_now``
-        subscriber's progress starts at the bus cursor of its first registration, so it skips
-        only the history before it first registered, never what a Redis loss made Redis forget.
+        republished it before the group existed or republishes it afterwards. A new
+        subscriber's progress starts where its subscription says
+        (:meth:`~groupwire.events.registry.Subscription.first_position`): at its ``start``
+        (the built-in features: the lowest start of their endpoints, emails and rules, so
+        nothing committed after one is skipped, however late the first worker comes), else
+        at 0, or with ``from_now`` at the bus cursor of its first registration. A row that
+        exists is never reset, so a restart, or Redis coming back, never skips anything.
         See docs/scale-out.md ("Why nothing is lost").
         """
         subscriptions = list({s.name: s for s in subscriptions}.values())
         if not subscriptions:
             return
-        with self.engine.connect() as conn:
-            start = conn.execute(
-                select(bus_cursor.c.last_sequence).where(bus_cursor.c.bus == self.bus.name)
-            ).scalar_one_or_none()
-        rows = [
-            {
-                "bus": self.bus.name,
-                "subscriber": sub.name,
-                "stream": n,
-                "last_sequence": int(start or 0) if sub.from_now else 0,
-                "updated_at": datetime.now(UTC),
-            }
-            for sub in subscriptions
-            for n in range(self.bus.partitions)
-        ]
-        with self.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(dialect_insert(conn, bus_progress).values(rows).on_conflict_do_nothing())
-        with self.engine.connect() as conn:
-            saved = {
-                (str(name), int(stream)): int(last)
-                for name, stream, last in conn.execute(
-                    select(
-                        bus_progress.c.subscriber,
-                        bus_progress.c.stream,
-                        bus_progress.c.last_sequence,
-                    ).where(
-                        bus_progress.c.bus == self.bus.name,
-                        bus_progress.c.subscriber.in_([s.name for s in subscriptions]),
-                    )
-                )
-            }
+        saved = registered_progress(self.engine, self.bus.name, [s.name for s in subscriptions])
+        streams = range(self.bus.partitions)
+        new = [s for s in subscriptions if any((s.name, n) not in saved for n in streams)]
+        if new:
+            register_progress(self.engine, self.bus, new)
+            saved = registered_progress(self.engine, self.bus.name, [s.name for s in subscriptions])
         pipe = self.client.pipeline(transaction=False)
         for sub in subscriptions:
             for n, key in enumerate(self.bus.stream_keys):

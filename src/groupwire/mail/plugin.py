@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from groupwire.domain import events as ev
+from groupwire.events.checkpoints import since_lowest
 from groupwire.hooks.specs import hookimpl
 from groupwire.mail.smtp import SmtpConfig, SmtpSender
+from groupwire.mail.tables import welcome_email
 from groupwire.mail.welcome import SUBSCRIBER, WelcomeEmails
 
 
@@ -19,12 +21,14 @@ from groupwire.mail.welcome import SUBSCRIBER, WelcomeEmails
 def register_subscribers(gw: Any) -> None:
     smtp = SmtpSender(SmtpConfig.from_settings(gw.settings))
     gw.mail = WelcomeEmails(gw.engine, gw.idempotency, smtp, default_sender=gw.settings.mail_sender)
-    # Starts at the end of the log: adding the feature to a live shop mails no past joiner.
+    # A welcome email mails the joins committed after it was first saved (its start_sequence):
+    # the subscriber's first registration, whenever it comes, starts at the lowest such
+    # start, or at the end of the log while no group has one (no past joiner is mailed).
     gw.subscribe(
         ev.CUSTOMER_ADDED,
         gw.mail.handle_events,
         name=SUBSCRIBER,
-        from_now=True,
+        start=since_lowest(welcome_email.c.start_sequence),
         batch=True,
         linger=gw.settings.builtin_linger_seconds,
     )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from groupwire.events.checkpoints import since_lowest
 from groupwire.hooks.specs import hookimpl
 from groupwire.webhooks.service import Webhooks
+from groupwire.webhooks.tables import webhook_endpoint as endpoint_table
 
 SUBSCRIBER = "groupwire.webhooks"
 
@@ -19,7 +21,15 @@ SUBSCRIBER = "groupwire.webhooks"
 def register_subscribers(gw: Any) -> None:
     webhooks = Webhooks.for_groupwire(gw)
     gw.webhooks = webhooks
-    # A new store's subscriber starts at the end of the log: endpoints only ever receive
-    # events committed after they were created, so nothing older needs a look.
-    gw.subscribe("*", webhooks.handle_events, name=SUBSCRIBER, from_now=True, batch=True)
+    # Endpoints receive the events committed after their creation (their start_sequence):
+    # the subscriber's first registration, whenever it comes, starts at the lowest such
+    # start, or at the end of the log while there is no endpoint, so no older history is
+    # read and nothing an endpoint is owed is skipped.
+    gw.subscribe(
+        "*",
+        webhooks.handle_events,
+        name=SUBSCRIBER,
+        start=since_lowest(endpoint_table.c.start_sequence),
+        batch=True,
+    )
     gw.workers.append(webhooks)
