@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
@@ -236,16 +236,15 @@ class MedusaPublisher:
         now = datetime.now(UTC)
         jobs = [medusa_job(event, self.options, now) for event in events]
         with self._lock:
-            try:
-                if self.watch:
-                    self._verify()  # a loss first: the lost jobs go before these
-                self._loop.run_until_complete(self._add(jobs))
-                if self.watch:
-                    self._mark(events[-1].sequence)
-            except Exception:
-                self._forget_queue()  # a fresh connection on the next attempt
-                raise
+            self._guarded(lambda: self._publish(jobs, events[-1].sequence))
         self.published += len(jobs)
+
+    def _publish(self, jobs: list[dict[str, Any]], last: int) -> None:
+        if self.watch:
+            self._verify()  # a loss first: the lost jobs go before these
+        self._loop.run_until_complete(self._add(jobs))
+        if self.watch:
+            self._mark(last)
 
     def republish(
         self, *, after: int, upto: int | None = None, since: datetime | None = None
@@ -256,18 +255,35 @@ class MedusaPublisher:
             return self._republish(after=after, upto=upto, since=since)
 
     def check(self) -> None:
-        """Read the marker (re-publishing after a loss), then move the finished position on."""
+        """Read the marker (re-publishing after a loss), then move the finished position on.
+
+        The jobs are looked at without holding the publisher's lock (walking thousands of
+        finished jobs would hold up the batches): each read of job states carries the marker's,
+        so a loss meanwhile is seen, and handled under the lock again."""
         if not self.watch:
             return
         with self._lock:
             if self._loop.is_closed():
                 return
-            try:
-                self._verify()
-                self._advance()
-            except Exception:
-                self._forget_queue()
-                raise
+            self._guarded(self._verify)
+            assert self.finished is not None and self.marked is not None
+            finished, upto = self.finished, self.marked
+        reached, intact = self._finished_up_to(finished, upto)
+        with self._lock:
+            if self._loop.is_closed():
+                return
+            assert self.finished is not None
+            if reached > self.finished:
+                self._save_finished(reached)
+            if not intact:
+                self._guarded(self._verify)  # unless a batch has re-added the jobs meanwhile
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception:
+            self._forget_queue()  # a fresh connection on the next attempt
+            raise
 
     async def _add(self, jobs: list[dict[str, Any]]) -> None:
         if self._queue is None:
@@ -373,12 +389,12 @@ class MedusaPublisher:
                 upto,
             )
 
-    def _advance(self) -> None:
-        """Move the finished position over the jobs Medusa has finished, oldest first, up to
-        the first that is not (one job looked at first: when Medusa is behind, that is all)."""
-        assert self.engine is not None and self.finished is not None
-        assert self.marked is not None
-        finished, upto, limit = self.finished, self.marked, 1
+    def _finished_up_to(self, finished: int, upto: int) -> tuple[int, bool]:
+        """How far past ``finished`` (up to ``upto``) every job of ours is finished, oldest
+        first, up to the first that is not (one job looked at first: when Medusa is behind,
+        that is all); and whether the marker still showed the Redis intact."""
+        assert self.engine is not None
+        limit = 1
         while finished < upto:
             with self.engine.connect() as conn:
                 chunk = event_log.list_events(conn, types=self._types, after=finished, limit=limit)
@@ -390,20 +406,17 @@ class MedusaPublisher:
                     pipe.hmget(self._job_key(event.id), "timestamp", "finishedOn")
                 value, *states = pipe.execute()
                 if value is None or int(value) < upto:
-                    self._save_finished(finished)
-                    self._recover(value)
-                    return
+                    return finished, False
                 for event, (added, done) in zip(ours, states, strict=True):
                     if added is not None and done is None:  # waiting, delayed or running
-                        self._save_finished(finished)
-                        return
+                        return finished, True
                     finished = event.sequence
             if len(chunk) < limit or not chunk or chunk[-1].sequence >= upto:
                 finished = upto
             else:
                 finished = chunk[-1].sequence
             limit = CHUNK
-        self._save_finished(finished)
+        return finished, True
 
     def _save_finished(self, finished: int) -> None:
         assert self.engine is not None
