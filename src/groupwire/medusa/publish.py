@@ -28,6 +28,11 @@ not added again, and completed jobs are kept ``keep_completed_seconds`` (``remov
 {age}``, default one day) instead of being removed at once: that is the window within which a
 re-add is harmless. Past it, Medusa's subscribers would run again on a re-added event.
 
+When Medusa's Redis loses its data (a restart without persistence, a restore, a failover), the
+publisher notices it by a marker of its own in that Redis and adds the jobs Medusa had not
+finished again (:class:`MedusaPublisher`); ``groupwire medusa republish`` does it by hand
+(:meth:`MedusaPublisher.republish`).
+
 Which events: ``customer_group.*`` by default (Medusa emits none for groups). Medusa already
 emits ``customer.created`` / ``.updated`` / ``.deleted`` from its own workflows: publishing
 Groupwire's ``customer.*`` under the same names would hand Medusa's subscribers each one twice,
