@@ -83,6 +83,8 @@ class MedusaServer:
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent in each step: install, migrate, user, start, total; after the run also
     stop_medusa, drop_database, stop_redis."""
+    process: MedusaProcess | None = None
+    redis: RedisProcess | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,6 +120,23 @@ class MedusaServer:
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
 
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Medusa's process stopped (its BullMQ worker consumes nothing) and started again
+        on leaving, on the same port and database, with the same key."""
+        assert self.process is not None
+        self.process.stop()
+        try:
+            yield
+        finally:
+            self.process.start()
+
+    def lose_redis_data(self) -> None:
+        """What a Redis without persistence does on a restart: ``SHUTDOWN NOSAVE``, and
+        started again empty on the same port."""
+        assert self.redis is not None
+        self.redis.restart_empty()
+
     def close(self) -> None:
         self.client.close()
 
@@ -138,7 +157,7 @@ def running_medusa(workdir: Path) -> Iterator[MedusaServer]:
     log_path = workdir / "medusa.log"
     events_path = workdir / "events.jsonl"
     with (
-        private_redis(workdir, timings) as redis_url,
+        private_redis(workdir, timings) as redis,
         fresh_database(timings) as database_url,
         log_path.open("ab") as log,
     ):
@@ -146,7 +165,7 @@ def running_medusa(workdir: Path) -> Iterator[MedusaServer]:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
+            "REDIS_URL": redis.url,
             "PORT": str(port),
             "MEDUSA_DISABLE_TELEMETRY": "true",
             "MEDUSA_RECORDED_EVENTS": str(events_path),
@@ -168,18 +187,10 @@ def running_medusa(workdir: Path) -> Iterator[MedusaServer]:
         )
         timings["user"] = time.monotonic() - step
         step = time.monotonic()
-        process = subprocess.Popen(
-            [medusa, "start"],
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stopped as a whole
-        )
+        base_url = f"http://127.0.0.1:{port}"
+        process = MedusaProcess([medusa, "start"], project, env, log, log_path, base_url)
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_healthy(base_url, process, log_path, timeout=300)
+            process.start()
             timings["start"] = time.monotonic() - step
             jwt, api_key = sign_in(base_url)
             timings["total"] = time.monotonic() - started
@@ -188,10 +199,12 @@ def running_medusa(workdir: Path) -> Iterator[MedusaServer]:
                 api_key=api_key,
                 jwt=jwt,
                 database_url=database_url,
-                redis_url=redis_url,
+                redis_url=redis.url,
                 events_path=events_path,
                 log_path=log_path,
                 timings=timings,
+                process=process,
+                redis=redis,
             )
             try:
                 yield server
@@ -199,8 +212,40 @@ def running_medusa(workdir: Path) -> Iterator[MedusaServer]:
                 server.close()
         finally:
             step = time.monotonic()
-            stop_process_group(process)
+            process.stop()
             timings["stop_medusa"] = time.monotonic() - step
+
+
+@dataclass
+class MedusaProcess:
+    """``medusa start`` in a process group of its own, which can be stopped and started again."""
+
+    command: list[str]
+    cwd: Path
+    env: dict[str, str]
+    log: Any
+    log_path: Path
+    base_url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log.write(b"\n$ medusa start\n")
+        self.log.flush()
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole
+        )
+        wait_until_healthy(self.base_url, self.process, self.log_path, timeout=300)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
 
 
 def check_tools() -> None:
@@ -295,34 +340,64 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@contextlib.contextmanager
-def private_redis(workdir: Path, timings: dict[str, float]) -> Iterator[str]:
+@dataclass
+class RedisProcess:
     """A redis-server of this run only (no persistence), on a free port."""
-    port = free_port()
-    log_path = workdir / "redis.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [
-                *("redis-server", "--bind", "127.0.0.1", "--port", str(port)),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 30
+
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    *("redis-server", "--bind", "127.0.0.1", "--port", str(self.port)),
+                    *("--save", "", "--appendonly", "no"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline, address = time.monotonic() + 30, ("127.0.0.1", self.port)
         while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise MedusaHarnessError(f"redis-server did not start:\n{tail(log_path, 20)}")
+            with contextlib.suppress(OSError), socket.create_connection(address, 1):
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise MedusaHarnessError(f"redis-server did not start:\n{tail(self.log_path, 20)}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}"
+
+    def restart_empty(self) -> None:
+        """``SHUTDOWN NOSAVE`` (every key is gone with the process), then a new start."""
+        assert self.process is not None
+        with socket.create_connection(("127.0.0.1", self.port), 5) as connection:
+            connection.sendall(b"SHUTDOWN NOSAVE\r\n")
+            with contextlib.suppress(OSError):
+                connection.recv(100)  # the server closes the connection as it exits
+        self.process.wait(timeout=30)
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+
+
+@contextlib.contextmanager
+def private_redis(workdir: Path, timings: dict[str, float]) -> Iterator[RedisProcess]:
+    """A redis-server of this run only (no persistence), on a free port."""
+    redis = RedisProcess(free_port(), workdir / "redis.log")
+    try:
+        redis.start()
+        yield redis
     finally:
         step = time.monotonic()
-        stop_process_group(process)
+        redis.stop()
         timings["stop_redis"] = time.monotonic() - step
 
 

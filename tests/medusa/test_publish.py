@@ -10,6 +10,7 @@ published is told apart by ``metadata.source == "groupwire"`` and its event ids.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -31,7 +32,12 @@ from groupwire.domain import events as ev
 from groupwire.domain.models import Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
-from groupwire.medusa.publish import SUBSCRIBER, PublishOptions, publish_to_medusa
+from groupwire.medusa.publish import (
+    SUBSCRIBER,
+    MedusaPublisher,
+    PublishOptions,
+    publish_to_medusa,
+)
 from tests.medusa.capturing import (
     Captured,
     create_group,
@@ -259,6 +265,123 @@ def test_given_a_dedup_window_when_it_has_passed_then_completed_jobs_are_removed
         client.close()
 
     assert kept and removed
+
+
+# --- Medusa's Redis losing its data -----------------------------------------------------------
+
+
+def jobs_held(medusa: MedusaServer, event_ids: Iterable[str]) -> int:
+    """How many of these events have a job in Medusa's Redis."""
+    client = redis.Redis.from_url(medusa.redis_url)
+    try:
+        return sum(
+            int(client.exists(f"{medusa.queue_prefix}:{medusa.queue_name}:{event_id}"))
+            for event_id in event_ids
+        )
+    finally:
+        client.close()
+
+
+def test_given_jobs_medusa_has_not_run_when_its_redis_loses_its_data_then_they_are_published_again_and_each_runs_once(  # noqa: E501
+    captured: Captured, medusa: MedusaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = publish_to_medusa(
+        captured.gw, PublishOptions(redis_url=medusa.redis_url, check_seconds=0.2)
+    )
+    mark = captured.mark()
+    for _ in range(20):
+        create_group(medusa)
+    captured.sync()
+    events = captured.gw.events.list(after=mark, type="customer_group.*", limit=None)
+    ids = [e.id for e in events]
+    assert len(events) == 20
+
+    caplog.set_level(logging.WARNING, logger="groupwire.medusa.publish")
+    with medusa.stopped():  # Medusa's worker consumes nothing meanwhile
+        captured.gw.start()  # the relay publishes; the publisher checks Medusa's Redis
+        wait_for(lambda: publisher.published == 20, 60, "the 20 jobs added")
+        held_before_loss = jobs_held(medusa, ids)
+        medusa.lose_redis_data()  # SHUTDOWN NOSAVE, started again empty
+        wait_for(lambda: publisher.republished > 0, 60, "the lost jobs added again")
+    # Medusa is running again, on the Redis that lost everything but what was re-added.
+    records = settled(medusa, ids, timeout=120)
+
+    assert held_before_loss == 20
+    assert captured.gw.relay.lag()[SUBSCRIBER] == 0  # the checkpoint had moved on
+    assert as_recorded(records) == as_published(events)  # all 20, once each, in order
+    warnings = [r.getMessage() for r in caplog.records if "lost data" in r.getMessage()]
+    assert len(warnings) == 1
+    assert f"sequences {events[0].sequence} to {events[-1].sequence}" in warnings[0]
+
+
+def test_given_jobs_medusa_finished_when_its_redis_is_checked_then_the_finished_position_moves_past_them(  # noqa: E501
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    """What bounds the re-publication after a loss: only jobs not known to be finished."""
+    publisher = publish_to_medusa(
+        captured.gw, PublishOptions(redis_url=medusa.redis_url, check_seconds=0.1)
+    )
+    mark = captured.mark()
+    for _ in range(3):
+        create_group(medusa)
+    captured.sync()
+    events = captured.gw.events.list(after=mark, type="customer_group.*", limit=None)
+
+    captured.gw.start()
+    settled(medusa, [e.id for e in events])
+    wait_for(lambda: publisher.finished == events[-1].sequence, 30, "the finished position")
+
+    assert publisher.republished == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GROUPWIRE_LOAD_ENTRY_POINTS": "false", "COLUMNS": "300"}
+    return subprocess.run(
+        [sys.executable, "-m", "groupwire.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_given_events_whose_jobs_medusa_lost_when_republish_runs_then_medusa_runs_each_once_in_order(  # noqa: E501
+    captured: Captured, medusa: MedusaServer, store_url: str
+) -> None:
+    mark = captured.mark()
+    for _ in range(5):
+        create_group(medusa)
+    captured.sync()
+    events = captured.gw.events.list(after=mark, type="customer_group.*", limit=None)
+    ids = [e.id for e in events]
+    # The first two reached Medusa and ran; the jobs of the other three were lost.
+    publisher = MedusaPublisher(PublishOptions(redis_url=medusa.redis_url))
+    try:
+        publisher.handle_events(events[:2])
+    finally:
+        publisher.stop()
+    settled(medusa, ids[:2])
+
+    done = run_cli(
+        *("--db", store_url, "medusa", "republish"),
+        *("--from", str(events[0].sequence), "--medusa-redis", medusa.redis_url),
+    )
+    records = settled(medusa, ids)
+    again = run_cli(
+        *("--db", store_url, "medusa", "republish"),
+        *("--from-time", events[3].time.isoformat(), "--medusa-redis", medusa.redis_url),
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"Re-published 5 events of customer_group.* (sequences {events[0].sequence} to "
+        f"{events[-1].sequence})" in done.stdout
+    )
+    assert "3 added, 2 already there" in done.stdout
+    assert as_recorded(records) == as_published(events)  # once each, in order
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Re-published 2 events" in again.stdout and "0 added, 2 already there" in again.stdout
+    assert as_recorded(settled(medusa, ids)) == as_published(events)
 
 
 def start_capture_process(

@@ -7,13 +7,15 @@ into Medusa's own event bus);
 ``status`` shows the slot, Groupwire's position, the WAL the slot retains and its
 ``wal_status``; ``uninstall`` drops the slot and the publication as far as the role may,
 printing what is left for their owner (and, with ``--forget``, forgets Groupwire's position);
-``gateway`` serves a reverse proxy in front of Medusa's Admin API that runs Groupwire's
-before-hooks on customer-group writes. See docs/medusa.md.
+``republish`` adds the jobs of Groupwire's events from a point on to Medusa's event bus again
+(after its Redis lost them); ``gateway`` serves a reverse proxy in front of Medusa's Admin API
+that runs Groupwire's before-hooks on customer-group writes. See docs/medusa.md.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import psycopg
@@ -225,6 +227,90 @@ def uninstall(
         for statement in done.owner_sql:
             out().print(f"    {escape(statement)}", soft_wrap=True)
         raise typer.Exit(UNINSTALL_LEFT)
+
+
+@app.command("republish")
+def republish(
+    ctx: typer.Context,
+    medusa_redis: Annotated[
+        str,
+        typer.Option(
+            "--medusa-redis",
+            envvar="GROUPWIRE_MEDUSA_REDIS_URL",
+            help="Medusa's event-bus Redis (redis://...)",
+        ),
+    ],
+    from_sequence: Annotated[
+        int | None,
+        typer.Option("--from", min=1, metavar="SEQUENCE", help="Events from this sequence on"),
+    ] = None,
+    from_time: Annotated[
+        str | None,
+        typer.Option(
+            "--from-time", metavar="TIME", help="Events from this ISO 8601 time on (their time)"
+        ),
+    ] = None,
+    db: DbOption = None,
+    medusa_events: Annotated[
+        str,
+        typer.Option(
+            "--medusa-events",
+            envvar="GROUPWIRE_MEDUSA_EVENTS",
+            help="Comma-separated event types or patterns, as given to the publisher",
+        ),
+    ] = ",".join(DEFAULT_EVENTS),
+) -> None:
+    """Add Groupwire's events from a sequence or time on to Medusa's event bus again.
+
+    The jobs are the publisher's own (the job id is the event id): one still in Medusa's Redis
+    (waiting, or finished and kept) is left as it is, so nothing runs twice that is still
+    there. Re-publishes up to the last event at the command's start."""
+    from groupwire.medusa.publish import MedusaPublisher, last_sequence
+
+    if (from_sequence is None) == (from_time is None):
+        raise typer.BadParameter("give either --from SEQUENCE or --from-time TIME")
+    since = _parse_time(from_time) if from_time is not None else None
+    patterns = tuple(p.strip() for p in medusa_events.split(",") if p.strip())
+    if not patterns:
+        raise typer.BadParameter("names no event type", param_hint="--medusa-events")
+    options = PublishSettings(redis_url=medusa_redis, events=list(patterns)).options()
+    engine = open_engine(database_url(ctx, db))
+    publisher = MedusaPublisher(options, engine)
+    try:
+        upto = last_sequence(engine)
+        after = from_sequence - 1 if from_sequence is not None else 0
+        done = publisher.republish(after=after, upto=upto, since=since)
+    except Exception as error:
+        fail(f"cannot re-publish into {display_url(medusa_redis)}: {error}")
+    finally:
+        publisher.stop()
+        engine.dispose()
+    start = (
+        f"sequence {from_sequence}" if from_sequence is not None else f"{since:%Y-%m-%dT%H:%M:%S}Z"
+    )
+    if not done.events:
+        out().print(
+            f"No event of {escape(', '.join(patterns))} from {start} on: nothing re-published.",
+            soft_wrap=True,
+        )
+        return
+    out().print(
+        f"Re-published {done.events} events of {escape(', '.join(patterns))} (sequences "
+        f"{done.first} to {done.last}) into Medusa's event bus at "
+        f"{escape(display_url(medusa_redis))}: {done.added} added, {done.present} already "
+        "there (waiting, or finished and kept), left as they were.",
+        soft_wrap=True,
+    )
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            "expected an ISO 8601 time, e.g. 2026-01-31T12:00:00Z", param_hint="--from-time"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @app.command("gateway")
