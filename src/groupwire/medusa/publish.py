@@ -63,6 +63,7 @@ from sqlalchemy import Engine, select
 
 from groupwire.domain.models import Event
 from groupwire.events import checkpoints
+from groupwire.events.registry import Subscription
 from groupwire.hooks import hookimpl
 from groupwire.store import event_log, tables
 from groupwire.store import repository as repo
@@ -334,7 +335,11 @@ class MedusaPublisher:
         marker compared with the last event the subscription's checkpoint has passed."""
         assert self.engine is not None
         stored = _stored_checkpoint(self.engine, FINISHED)
-        position = checkpoints.load(self.engine, SUBSCRIBER, from_now=True)
+        # the subscription publish_to_medusa registers: its checkpoint, or the end of the log
+        mine = Subscription(
+            SUBSCRIBER, tuple(self.options.events), self.handle_events, from_now=True
+        )
+        position = checkpoints.load(self.engine, mine)
         last = last_matching(self.engine, self.options.events, upto=position)
         self.marked = last
         if stored is None:  # the first start: nothing of ours is in Medusa's Redis yet
