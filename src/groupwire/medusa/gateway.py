@@ -67,8 +67,9 @@ HOP_BY_HOP = frozenset(
     }
 )
 CREDENTIALS = frozenset({b"authorization", b"cookie"})
-VETO_STATUS = 422  # as Groupwire's own Admin API answers a HookRejected (``not_allowed``)
-INVALID_STATUS = 400
+# A veto (``not_allowed``) and a hook's ``invalid_data`` answer 400, as Medusa answers both
+# types of its own: a client cannot tell the gateway's refusal from Medusa's.
+REFUSED_STATUS = 400
 COPY_POLL = 0.05
 
 # Express routes case-insensitively and ignores one trailing slash; so do these (matched on
@@ -272,8 +273,7 @@ class MedusaGateway:
                 if await self._credentials_refused(scope):
                     await self._forward(scope, _replay_or_none(raw), send)  # Medusa's 401 answers
                     return
-                status = VETO_STATUS if isinstance(error, HookRejected) else INVALID_STATUS
-                await _answer(send, status, error.type, error.message)
+                await _answer(send, REFUSED_STATUS, error.type, error.message)
                 return
         if vetted.body is None or vetted.body == body.value:
             await self._forward(scope, _replay_or_none(raw), send)
