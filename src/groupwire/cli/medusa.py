@@ -13,9 +13,8 @@ before-hooks on customer-group writes. See docs/medusa.md.
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 from rich.markup import escape
 
@@ -31,17 +30,28 @@ from groupwire.cli.common import (
 )
 from groupwire.cli.server import PluginOption
 from groupwire.cli.signals import stop_requested
-from groupwire.medusa import slot as slots
-from groupwire.medusa import tables as bookkeeping
-from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture, capture_status
-from groupwire.medusa.plugin import MedusaSettings
-from groupwire.medusa.publish import DEFAULT_EVENTS, MedusaPublishing, PublishSettings
 
-# The adapter's own settings, for ``groupwire config`` (docs/configuration.md).
-SETTINGS = (
-    ("Medusa (plugin `groupwire.medusa.plugin`, see docs/medusa.md)", MedusaSettings),
-    ("Medusa publishing (plugin `groupwire.medusa.publish`, see docs/medusa.md)", PublishSettings),
-)
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
+
+# groupwire.medusa.publish.DEFAULT_EVENTS, joined (named here so that --help imports no
+# adapter; tests/cli/test_cli_startup.py holds the two equal)
+DEFAULT_EVENTS = "customer_group.*"
+
+
+def settings_sections() -> tuple[tuple[str, type[BaseSettings]], ...]:
+    """The adapter's own settings, for ``groupwire config`` (docs/configuration.md)."""
+    from groupwire.medusa.plugin import MedusaSettings
+    from groupwire.medusa.publish import PublishSettings
+
+    return (
+        ("Medusa (plugin `groupwire.medusa.plugin`, see docs/medusa.md)", MedusaSettings),
+        (
+            "Medusa publishing (plugin `groupwire.medusa.publish`, see docs/medusa.md)",
+            PublishSettings,
+        ),
+    )
+
 
 app = typer.Typer(help="Capture a Medusa store's customer changes as Groupwire events.")
 
@@ -94,9 +104,14 @@ def capture(
             envvar="GROUPWIRE_MEDUSA_EVENTS",
             help="Comma-separated event types or patterns to publish into Medusa",
         ),
-    ] = ",".join(DEFAULT_EVENTS),
+    ] = DEFAULT_EVENTS,
 ) -> None:
     """Capture every committed change of Medusa's customer tables, until SIGTERM or Ctrl+C."""
+    import psycopg
+
+    from groupwire.medusa.capture import CaptureError, CaptureOptions, MedusaCapture
+    from groupwire.medusa.publish import MedusaPublishing, PublishSettings
+
     if initial not in ("silent", "events"):
         raise typer.BadParameter("must be 'silent' or 'events'", param_hint="--initial")
     publishing: list[MedusaPublishing] = []
@@ -157,6 +172,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """The slot, Groupwire's position and how much WAL the slot retains."""
+    import psycopg
+
+    from groupwire.medusa import slot as slots
+    from groupwire.medusa.capture import capture_status
+
     engine = open_engine(database_url(ctx, db))
     try:
         with slots.connect(medusa_url) as conn:
@@ -188,6 +208,11 @@ def uninstall(
     ] = False,
 ) -> None:
     """Drop the replication slot and the publication (stop capture for good first)."""
+    import psycopg
+
+    from groupwire.medusa import slot as slots
+    from groupwire.medusa import tables as bookkeeping
+
     try:
         with slots.connect(medusa_url) as conn:
             dropped_slot, dropped_publication = slots.drop(conn, slot, publication)
