@@ -1,16 +1,16 @@
 """``gw.customers.addresses``: a customer's addresses, read here and changed through
-:class:`groupwire.address_service.AddressService` (hooks and events on every change)."""
+:class:`groupwire.service.addresses.AddressService` (hooks and events on every change)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from groupwire.address_service import AddressService
 from groupwire.domain.addresses import CustomerAddress
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Page
+from groupwire.service.addresses import AddressService
 from groupwire.store import address_repository as repo
 from groupwire.store import repository
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from groupwire import Context, hookimpl
+from groupwire import Context, HookRejected, hookimpl
 from tests.api.conftest import all_events, assert_error
 from tests.api.test_customer_addresses import add_address
 from tests.api.test_customer_groups import create_customer, create_group
@@ -336,6 +336,39 @@ def test_given_an_if_match_on_a_deleted_group_when_deleting_then_still_404(clien
     assert client.delete(url).status_code == 200
 
     assert_error(client.delete(url, headers={"If-Match": '"2"'}), 404, "not_found")
+
+
+# --- vetoes --------------------------------------------------------------------------------
+
+
+class ClosedGroups:
+    @hookimpl
+    def before_add_customer_to_group(self, group, customers, context):
+        raise HookRejected(f"{group.name} takes no new members")
+
+
+def test_given_a_vetoing_hook_then_medusas_answer_to_its_own_not_allowed_and_nothing_changes(
+    client, gw
+):
+    """Medusa 2.21.2 maps ``not_allowed`` to 400 with ``{type, message}`` and no ``code``: a
+    veto looks exactly like a refusal of Medusa's own."""
+    group = create_group(client, "VIP")
+    customer = create_customer(client, "a@b.co")
+    gw.register(ClosedGroups())
+    before = len(all_events(gw))
+
+    responses = [
+        client.post(
+            f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer["id"]]}
+        ),
+        client.post(
+            f"/admin/customers/{customer['id']}/customer-groups", json={"add": [group["id"]]}
+        ),
+    ]
+
+    for response in responses:
+        medusa_error(response, 400, "not_allowed", "VIP takes no new members")
+    assert len(all_events(gw)) == before
 
 
 # --- paging --------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Replays the 58 requests recorded against a real Medusa 2.21.2 and compares every answer.
 
-``../shared/contract/wire/medusa-2.21.2/`` holds one JSON file per request of a scripted
-sequence (method, path, query, body, status, response). This test sends the same requests,
-in order, to Groupwire, with Medusa's ids replaced by the ids Groupwire gave the same
-resources, and compares status and body: values equal, timestamps only checked for being
-set or null, Groupwire's addition (``description`` on groups) allowed.
+``medusa_wire/`` beside this file holds one JSON file per request of a scripted sequence
+recorded against a real Medusa 2.21.2 (method, path, query, body, status, response). This
+test sends the same requests, in order, to Groupwire, with Medusa's ids replaced by the ids
+Groupwire gave the same resources, and compares status and body: values equal, timestamps
+only checked for being set or null, Groupwire's addition (``description`` on groups) allowed.
 
 The steps where Groupwire deliberately answers otherwise are listed in ``DIVERGENCES`` with
 the reason; the test also fails when one of them starts to agree, so the list never goes
@@ -14,27 +14,12 @@ stale. Everything else must be indistinguishable from Medusa.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-RECORDED = Path("shared", "contract", "wire", "medusa-2.21.2")
-# Next to the checkout (or to the folder holding its worktrees).
-WIRE = Path(
-    os.environ.get(
-        "GROUPWIRE_MEDUSA_WIRE",
-        next(
-            (
-                folder / RECORDED
-                for folder in Path(__file__).resolve().parents[3:5]
-                if (folder / RECORDED).is_dir()
-            ),
-            Path(__file__).resolve().parents[3] / RECORDED,
-        ),
-    )
-)
+WIRE = Path(__file__).resolve().parent / "medusa_wire"
 TIMESTAMPS = {"created_at", "updated_at", "deleted_at"}
 # Expanded relations come in no documented order in Medusa: compared as sets (by id).
 RELATIONS = {"customers", "groups", "addresses"}

@@ -21,6 +21,7 @@ RUNS = {
     "stats": ["stats_bench.py", "--events", "2000", "--groups", "5"],
     "api": ["api_throughput.py", "--requests", "40", "--concurrency", "4"],
     "api_floor": ["api_floor.py", "--quick", "--postgres", POSTGRES],
+    "cli_startup": ["cli_startup.py", "--runs", "1"],
     "idempotency": ["idempotency_cost.py", "--writes", "10", "--postgres", POSTGRES],
     "redis": ["redis_throughput.py", "--events", "300", "--workers", "1"],
     "redis_loss": [

@@ -156,7 +156,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
-    422: {"model": ErrorResponse, "description": "A before-hook vetoed the change (not_allowed)"},
+    400: {
+        "model": ErrorResponse,
+        "description": "Invalid body or query (invalid_data), "
+        "or a before-hook vetoed the change (not_allowed)",
+    },
 }
 
 

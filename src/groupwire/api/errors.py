@@ -30,6 +30,7 @@ from groupwire.api.validation import describe_validation_errors
 from groupwire.domain.errors import (
     AlreadyApplied,
     GroupwireError,
+    IdempotencyKeyReused,
     NotFound,
     OutcomeUnknown,
     Unavailable,
@@ -44,7 +45,7 @@ STATUS_BY_TYPE: dict[str, int] = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
-    "not_allowed": 422,
+    "not_allowed": 400,  # Medusa's answer to its own not_allowed: a veto is indistinguishable
     "conflict": 409,
     "precondition_failed": 412,
     "unexpected_state": 500,
@@ -61,6 +62,9 @@ TYPE_BY_STATUS: dict[int, str] = {
     415: "invalid_data",
     422: "invalid_data",
 }
+# An Idempotency-Key reused for another request: Groupwire's own header (Medusa has none), so
+# the answer of the IETF Idempotency-Key draft, unlike the 400 of a veto.
+KEY_REUSED_STATUS = 422
 RETRY_AFTER_SECONDS = 5
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Medusa's update routes say ``Customer group with id "X" not found`` (quoted), where its
@@ -102,6 +106,8 @@ def error_response(
 def status_of(error: GroupwireError) -> int:
     if isinstance(error, Unavailable):
         return 503
+    if isinstance(error, IdempotencyKeyReused):
+        return KEY_REUSED_STATUS
     return STATUS_BY_TYPE.get(error.type, 400)
 
 

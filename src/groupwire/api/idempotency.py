@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from groupwire.api.answers import as_response, stored
 from groupwire.api.caller import MALFORMED, ROUTED, KeyedRequest, keyed_request
-from groupwire.api.errors import error_response
+from groupwire.api.errors import KEY_REUSED_STATUS, error_response
 from groupwire.api.middleware import READ_METHODS
 from groupwire.app import Groupwire
 from groupwire.domain.changes import Answer
@@ -152,7 +152,7 @@ def _lookup(gw: Groupwire, owner: str, key: str) -> KeyRecord | None:
 def _answer_from(found: KeyRecord, keyed: KeyedRequest, response: Response) -> Response:
     if found.fingerprint != keyed.fingerprint:
         error = IdempotencyKeyReused(keyed.key)
-        return error_response(422, error.type, error.message)
+        return error_response(KEY_REUSED_STATUS, error.type, error.message)
     answer: Answer | None = found.answer
     return response if answer is None else as_response(answer, replay=True)
 

@@ -6,10 +6,13 @@ sensible token, else a new one), echoes it in the response, rewrites Medusa-styl
 (``id[]=a``, ``id[0]=a``) to repeated keys (``id=a``) and refuses NUL characters, which no
 backend can store. ``BodyLimit`` refuses a body larger than the configured limit with 413,
 from its ``Content-Length`` when it has one and else while it streams in, so no more than the
-limit is ever held in memory. ``AdminAuth`` requires an active API key on every ``/admin``
-path (routers added later included) and the scope the method needs; the key lands in
-``request.state``. A key verified in the last ``GROUPWIRE_API_KEY_CACHE_SECONDS`` is trusted
-without a database round trip (:class:`~groupwire.auth.keys.VerifiedKeys`).
+limit is ever held in memory; and any answer that starts before the request body was read to
+its end (that 413, a 401) first reads and drops the rest of the body (:func:`drain_body`), so
+a client that writes its whole request before reading gets the answer, not a connection reset.
+``AdminAuth`` requires an active API key on every ``/admin`` path (routers added later
+included) and the scope the method needs; the key lands in ``request.state``. A key
+verified in the last ``GROUPWIRE_API_KEY_CACHE_SECONDS`` is trusted without a database round
+trip (:class:`~groupwire.auth.keys.VerifiedKeys`).
 A read without an ``Authorization`` header may instead carry the admin page's session cookie
 (:mod:`groupwire.ui.sessions`), which is how the page's event stream and charts authenticate.
 """
@@ -23,6 +26,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -39,6 +43,10 @@ _ARRAY_KEY = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\[\d*\]$")
 ADMIN_PREFIX = "/admin"
 KEY_ROUTES = "/admin/api-keys"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# How much of an unread request body an early answer reads and drops before it is sent (the
+# lingering close of nginx): past either bound the server answers and closes anyway.
+LINGER_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 10.0
 
 
 def required_scope(method: str, path: str) -> str:
@@ -95,7 +103,31 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"Request body is larger than the limit of {limit:,} bytes")
 
 
+async def drain_body(
+    receive: Receive, max_bytes: int = LINGER_BYTES, seconds: float = LINGER_SECONDS
+) -> bool:
+    """Read and drop what is left of a request body: True once it ended (or the client left),
+    False when ``max_bytes`` or ``seconds`` ran out first.
+
+    An answer sent with the body unread ends in a close with unread data, which the kernel
+    turns into a reset: a client still writing its body (urllib, most HTTP/1.1 clients) then
+    sees the reset and never reads the answer.
+    """
+    dropped = 0
+    with anyio.move_on_after(seconds):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return True
+            dropped += len(message.get("body", b""))
+            if dropped > max_bytes:
+                return False
+    return False
+
+
 class BodyLimit:
+    """The body size limit (413), and the rest of an unread body drained before any answer."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -104,26 +136,39 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        # A client that awaits "100 Continue" sends no body unless one is read: none to drain.
+        ended = (declared in ("", "0") and "transfer-encoding" not in headers) or (
+            headers.get("expect", "").lower() == "100-continue"
+        )
         if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, drain=not ended)
             return
         received = 0
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, ended
             message = await receive()
             if message["type"] == "http.request":
+                ended = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes)
+            else:
+                ended = True
             return message
 
         started = False
 
         async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, ended
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                if not ended:
+                    ended = True
+                    if not await drain_body(receive):
+                        MutableHeaders(scope=message)["connection"] = "close"
             await send(message)
 
         try:
@@ -131,9 +176,11 @@ class BodyLimit:
         except BodyTooLarge:  # read outside a route (routes answer it through errors.py)
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, drain=not ended)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, drain: bool) -> None:
+        if drain:
+            await drain_body(receive)
         error = BodyTooLarge(self.max_bytes)
         response = error_response(413, "invalid_data", str(error.detail), {"Connection": "close"})
         await response(scope, receive, send)

@@ -4,10 +4,10 @@ FastAPI documents a route's parameters, body and 200 answer; this adds the rest 
 contract, so a client (or a fuzzer) reading the document knows every answer it can get:
 
 - the API-key security schemes on every ``/admin`` operation;
-- every error status an operation can answer, each with the ``Error`` schema: 400 (bad input),
-  401, 403, 404 (an id in the path), 409 (an ``Idempotency-Key`` already applied), 412
-  (``If-Match``), 413 (a body), 422 (a hook's veto, or an
-  ``Idempotency-Key`` reused for another request) and 503 (the database is unavailable).
+- every error status an operation can answer, each with the ``Error`` schema: 400 (bad input,
+  or a hook's veto, as Medusa answers its own ``not_allowed``), 401, 403, 404 (an id in the
+  path), 409 (an ``Idempotency-Key`` already applied), 412 (``If-Match``), 413 (a body), 422
+  (an ``Idempotency-Key`` reused for another request) and 503 (the database is unavailable).
   FastAPI's own 422 "Validation Error" is dropped: validation errors are 400 here;
 - the optional ``Idempotency-Key`` header of every write;
 - the rule every text field shares: no NUL character (no database stores one), stated as a
@@ -50,7 +50,8 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
 }
 ERRORS: dict[str, str] = {
     "400": "Invalid input (`invalid_data`): a parameter or body field breaks a stated rule, "
-    "or a group name or customer email is taken",
+    "or a group name or customer email is taken; or a before-hook vetoed the change "
+    "(`not_allowed`, the message is the hook's reason)",
     "401": "No or bad credentials (`unauthorized`)",
     "403": "The API key lacks the scope this operation needs (`forbidden`)",
     "404": "No such resource, in the path or named in the body (`not_found`)",
@@ -58,7 +59,7 @@ ERRORS: dict[str, str] = {
     "library, which stores no answer (`conflict`)",
     "412": "The `If-Match` ETag is not the current version (`precondition_failed`)",
     "413": "The request body is larger than `GROUPWIRE_API_MAX_BODY_BYTES` (`invalid_data`)",
-    "422": "A hook's veto, or an `Idempotency-Key` used before for another request (`not_allowed`)",
+    "422": "An `Idempotency-Key` used before for another request (`not_allowed`)",
     "503": "The database is unavailable; retry later",
 }
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from groupwire.audit.export import FORMATS, export_lines, trail
 from groupwire.cli.common import DbOption, database_url, domain_errors, fail, open_engine
 
 app = typer.Typer(help="Audit trails for compliance.", no_args_is_help=True)
@@ -41,6 +40,8 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export the event log of one group or one customer, with actor and time of each change."""
+    from groupwire.audit.export import FORMATS, export_lines, trail
+
     if (group is None) == (customer is None):
         raise typer.BadParameter("give exactly one of --group and --customer")
     if format not in FORMATS:

@@ -6,6 +6,10 @@ default embedded SQLite file ``groupwire.db`` in the current directory.
 
 Domain errors (``NotFound``, ``Duplicate``, ``HookRejected``, ...) become one red line on
 stderr and exit code 1; bad command-line input exits with 2 (Click's usage error).
+
+Like every module of the command line, this one imports only Typer, Rich, the standard
+library and the domain at its top: the store, the service and the servers are imported by
+the functions that use them, when a command runs (see :mod:`groupwire.cli`).
 """
 
 from __future__ import annotations
@@ -15,22 +19,20 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
-from groupwire.app import Groupwire
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import GroupwireError, NotFound
-from groupwire.domain.ids import new_id
 from groupwire.domain.models import CustomerGroup
-from groupwire.settings import Settings
-from groupwire.store import migrate
-from groupwire.store.engine import create_store_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from groupwire.app import Groupwire
 
 DbOption = Annotated[
     str | None,
@@ -85,11 +87,15 @@ def database_url(ctx: typer.Context | None, db: str | None = None) -> str:
     root = ctx.find_root().obj if ctx is not None else None
     if isinstance(root, CliState) and root.database_url:
         return root.database_url
+    from groupwire.settings import Settings
+
     return Settings().database_url
 
 
 def display_url(url: str) -> str:
     """The URL with its password masked, for printing."""
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -98,6 +104,8 @@ def display_url(url: str) -> str:
 
 def open_groupwire(url: str, **options: Any) -> Groupwire:
     """Open (and migrate) the store at ``url`` with the configured plugins."""
+    from groupwire.app import Groupwire
+
     try:
         return Groupwire.open(url, **options)
     except Exception as error:  # a bad URL, an unreachable server, a missing plugin module
@@ -106,6 +114,10 @@ def open_groupwire(url: str, **options: Any) -> Groupwire:
 
 def open_engine(url: str) -> Engine:
     """A migrated engine, for commands that need the store but not the service."""
+    from groupwire.settings import Settings
+    from groupwire.store import migrate
+    from groupwire.store.engine import create_store_engine
+
     try:
         engine = create_store_engine(url)
         if Settings().auto_migrate:
@@ -117,6 +129,8 @@ def open_engine(url: str) -> Engine:
 
 def cli_context() -> Context:
     """The actor recorded in events written from the command line: ``cli:<os user>``."""
+    from groupwire.domain.ids import new_id
+
     try:
         user = getpass.getuser()
     except Exception:  # no user name in this environment (some containers)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import typer
 
 from groupwire.cli import medusa
-from groupwire.settings import reference
 
 
 def configuration_reference() -> str:
     """Groupwire's settings, then those of the adapters the command line knows."""
-    return reference(*medusa.SETTINGS)
+    from groupwire.settings import reference
+
+    return reference(*medusa.settings_sections())
 
 
 def show_config() -> None:

@@ -17,9 +17,10 @@ import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from groupwire.app import Groupwire
-from groupwire.store.repository import chunks
+if TYPE_CHECKING:
+    from groupwire.app import Groupwire
 
 ID_COLUMNS = ("id", "customer_id")
 EMAIL_COLUMN = "email"
@@ -99,6 +100,8 @@ def _cell(row: Sequence[str], index: int | None) -> str:
 
 def resolve(gw: Groupwire, refs: Sequence[CustomerRef]) -> Resolution:
     """Map every reference to a live customer's id; collect those that name nobody."""
+    from groupwire.store.repository import chunks
+
     emails = {r.value.lower() for r in refs if r.is_email}
     ids = {r.value for r in refs if not r.is_email}
     by_email: dict[str, str] = {}

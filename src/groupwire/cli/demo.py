@@ -23,21 +23,22 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from groupwire.app import Groupwire
 from groupwire.cli.common import display_url, fail
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import HookRejected
 from groupwire.domain.models import Customer, CustomerGroup, Event
 from groupwire.hooks import hookimpl
-from groupwire.settings import Settings
+
+if TYPE_CHECKING:
+    from groupwire.app import Groupwire
 
 ACTOR = "demo"
 PEOPLE: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -117,6 +118,9 @@ def demo(
     ] = 0.3,
 ) -> None:
     """Show groups, events, subscribers and hooks at work, on a throw-away database."""
+    from groupwire.app import Groupwire
+    from groupwire.settings import Settings
+
     console = Console(highlight=False)
     with ExitStack() as stack:
         if db:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from groupwire.app import Groupwire
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
@@ -25,6 +24,9 @@ from groupwire.cli.common import (
     print_json_lines,
 )
 from groupwire.domain.models import Event
+
+if TYPE_CHECKING:
+    from groupwire.app import Groupwire
 
 app = typer.Typer(help="The event log (also the audit trail).", no_args_is_help=True)
 

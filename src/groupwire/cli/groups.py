@@ -22,15 +22,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from groupwire.app import Groupwire
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
@@ -55,6 +53,9 @@ from groupwire.cli.customer_refs import (
 from groupwire.cli.customers import email_label
 from groupwire.domain.errors import AlreadyApplied, GroupwireError
 from groupwire.domain.models import CustomerGroup
+
+if TYPE_CHECKING:
+    from groupwire.app import Groupwire
 
 app = typer.Typer(help="Customer groups and their members.", no_args_is_help=True)
 
@@ -312,6 +313,8 @@ def _write_in_chunks(
     """Write chunk after chunk; stop at the first that fails. Returns the written chunks and
     the failure's description (None when every chunk was written). Each chunk carries its
     idempotency key (none when ``fresh``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     base = cli_context()
     done: list[ChunkWritten] = []
     columns = (

@@ -7,13 +7,12 @@ A key's secret is printed once, when the key is created, and is never retrievabl
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from groupwire.auth.keys import ApiKey, create_key, list_keys, revoke_key
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
@@ -24,6 +23,9 @@ from groupwire.cli.common import (
     out,
     print_json_lines,
 )
+
+if TYPE_CHECKING:
+    from groupwire.auth.keys import ApiKey
 
 app = typer.Typer(help="API keys for the Admin API.", no_args_is_help=True)
 
@@ -58,6 +60,8 @@ def create(
     db: DbOption = None,
 ) -> None:
     """Create a key and print its secret (shown this once only)."""
+    from groupwire.auth.keys import create_key
+
     engine = open_engine(database_url(ctx, db))
     try:
         with domain_errors():
@@ -78,6 +82,8 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOption = False, db: DbOption = None) -> None:
     """List every key, revoked ones included (secrets are never shown)."""
+    from groupwire.auth.keys import list_keys
+
     engine = open_engine(database_url(ctx, db))
     try:
         keys = list_keys(engine)
@@ -107,6 +113,8 @@ def revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a key: its next request is refused (401). Revoking twice changes nothing."""
+    from groupwire.auth.keys import revoke_key
+
     engine = open_engine(database_url(ctx, db))
     try:
         with domain_errors():

@@ -20,8 +20,6 @@ from groupwire.cli.common import (
     out,
     print_json_lines,
 )
-from groupwire.mail import mail_of
-from groupwire.notify import notifications_of
 
 app = typer.Typer(help="Welcome emails and stakeholder notifications.", no_args_is_help=True)
 welcome = typer.Typer(help="A customer group's welcome email.", no_args_is_help=True)
@@ -58,6 +56,8 @@ def set_welcome(
     db: DbOption = None,
 ) -> None:
     """Set (or replace) the welcome email new members of a group receive."""
+    from groupwire.mail import mail_of
+
     text = _read(body_file, body, "body")
     if text is None:
         raise typer.BadParameter("give --body or --body-file")
@@ -86,6 +86,8 @@ def show_welcome(
     db: DbOption = None,
 ) -> None:
     """Show a group's welcome email, or preview it rendered for a customer."""
+    from groupwire.mail import mail_of
+
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         group_id = find_group(gw, group).id
         if customer is not None:
@@ -107,6 +109,8 @@ def delete_welcome(
     db: DbOption = None,
 ) -> None:
     """Stop welcoming new members of a group."""
+    from groupwire.mail import mail_of
+
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         group_id = find_group(gw, group).id
         mail_of(gw).delete(group_id)
@@ -129,6 +133,8 @@ def add_rule(
     db: DbOption = None,
 ) -> None:
     """Notify stakeholders when a customer joins (or leaves) a group."""
+    from groupwire.notify import notifications_of
+
     event_type = "customer_group.customer_removed" if on_leave else "customer_group.customer_added"
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         group_id = find_group(gw, group).id
@@ -155,6 +161,8 @@ def list_rules(
     db: DbOption = None,
 ) -> None:
     """List notification rules."""
+    from groupwire.notify import notifications_of
+
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         group_id = find_group(gw, group).id if group else None
         page = notifications_of(gw).list(group_id=group_id, limit=1000)
@@ -178,6 +186,8 @@ def delete_rule(
     db: DbOption = None,
 ) -> None:
     """Delete a notification rule (and its webhook endpoint)."""
+    from groupwire.notify import notifications_of
+
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         notifications_of(gw).delete(rule_id)
     out().print(f"Deleted notification rule {rule_id}")

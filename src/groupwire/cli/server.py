@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from alembic.runtime.migration import MigrationContext
 from rich.markup import escape
-from sqlalchemy import Engine
 
 from groupwire.cli.common import (
     DbOption,
@@ -35,7 +33,9 @@ from groupwire.cli.common import (
     out,
 )
 from groupwire.cli.signals import stop_requested
-from groupwire.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 PluginOption = Annotated[
     list[str] | None,
@@ -107,6 +107,8 @@ def serve(
             gw.close()
             os.environ["GROUPWIRE_DATABASE_URL"] = url
             if plugin:
+                from groupwire.settings import Settings
+
                 os.environ["GROUPWIRE_PLUGINS"] = ",".join([*Settings().plugins, *plugin])
             config = uvicorn.Config(
                 "groupwire.api.asgi:create_app_from_env",
@@ -202,9 +204,12 @@ def announce_first_key(engine: Engine, host: str, port: int) -> None:
 
 def migrate_command(ctx: typer.Context, db: DbOption = None) -> None:
     """Apply every pending schema migration (safe to run at each deploy)."""
-    url = database_url(ctx, db)
+    from alembic.runtime.migration import MigrationContext
+
     from groupwire.store import migrate
     from groupwire.store.engine import create_store_engine
+
+    url = database_url(ctx, db)
 
     try:
         engine = create_store_engine(url)

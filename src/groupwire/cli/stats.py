@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from groupwire.analytics import analytics_of
 from groupwire.cli.audit import _time
 from groupwire.cli.common import (
     DbOption,
@@ -35,6 +34,8 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Members now, and joins, leaves and members per hour or day."""
+    from groupwire.analytics import analytics_of
+
     start, end = _time(since, "--since"), _time(until, "--until")
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         try:
@@ -60,6 +61,8 @@ def show(
 @app.command("rebuild")
 def rebuild(ctx: typer.Context, db: DbOption = None) -> None:
     """Recompute the statistics rollup from the whole event log (backfill)."""
+    from groupwire.analytics import analytics_of
+
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         folded = analytics_of(gw).rebuild()
     out().print(f"Rebuilt the rollup from {folded} membership events")

@@ -12,13 +12,12 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from groupwire.app import Groupwire
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
@@ -29,9 +28,11 @@ from groupwire.cli.common import (
     out,
     print_json_lines,
 )
-from groupwire.settings import MAX_RETENTION_DAYS
-from groupwire.webhooks import Webhooks, webhooks_of
-from groupwire.webhooks.models import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from groupwire.app import Groupwire
+    from groupwire.webhooks import Webhooks
+    from groupwire.webhooks.models import WebhookEndpoint
 
 app = typer.Typer(help="Signed webhooks: endpoints and their delivery log.", no_args_is_help=True)
 
@@ -62,6 +63,8 @@ class Status(enum.StrEnum):
 
 @contextmanager
 def _webhooks(ctx: typer.Context, db: str | None) -> Iterator[Webhooks]:
+    from groupwire.webhooks import webhooks_of
+
     gw: Groupwire = open_groupwire(database_url(ctx, db))
     try:
         with domain_errors():
@@ -330,6 +333,8 @@ def prune(
 
     Pending messages stay however old, and so do failed ones of ordered endpoints (resend them).
     """
+    from groupwire.settings import MAX_RETENTION_DAYS
+
     if older_than is not None and not 0 < older_than <= MAX_RETENTION_DAYS:
         raise typer.BadParameter(
             f"must be more than 0 and at most {MAX_RETENTION_DAYS} days", param_hint="--older-than"

@@ -8,7 +8,6 @@ database, so a restarted worker resumes where the last one stopped.
 from __future__ import annotations
 
 import typer
-from redis.exceptions import RedisError
 from rich.markup import escape
 
 from groupwire.cli.common import (
@@ -22,7 +21,6 @@ from groupwire.cli.common import (
 )
 from groupwire.cli.server import MedusaCaptureOption, PluginOption, with_medusa_capture
 from groupwire.cli.signals import stop_requested
-from groupwire.events.worker import run_redis_worker
 
 
 def worker(
@@ -32,6 +30,10 @@ def worker(
     medusa_capture: MedusaCaptureOption = None,
 ) -> None:
     """Deliver events to the subscribers plugins register, until SIGTERM or Ctrl+C."""
+    from redis.exceptions import RedisError
+
+    from groupwire.events.worker import run_redis_worker
+
     url = database_url(ctx, db)
     plugin = with_medusa_capture(medusa_capture, plugin or [])
     with stop_requested() as stopping, open_groupwire(url, plugins=plugin or []) as gw:

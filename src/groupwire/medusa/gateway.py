@@ -67,9 +67,13 @@ HOP_BY_HOP = frozenset(
     }
 )
 CREDENTIALS = frozenset({b"authorization", b"cookie"})
-VETO_STATUS = 422  # as Groupwire's own Admin API answers a HookRejected (``not_allowed``)
-INVALID_STATUS = 400
+# A veto (``not_allowed``) and a hook's ``invalid_data`` answer 400, as Medusa answers both
+# types of its own: a client cannot tell the gateway's refusal from Medusa's.
+REFUSED_STATUS = 400
 COPY_POLL = 0.05
+# A refused body's rest is read and dropped before the 413 (as the Admin API's BodyLimit does).
+LINGER_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 10.0
 
 # Express routes case-insensitively and ignores one trailing slash; so do these (matched on
 # the raw path, as Express matches it before decoding its parameters).
@@ -128,7 +132,12 @@ class ForwardUntouched(Exception):
 
 
 class TooLarge(Exception):
-    """A write body over ``GatewayOptions.max_body``."""
+    """A write body over ``GatewayOptions.max_body``; ``drained`` says whether the rest of it
+    was read (and dropped) to its end, so the 413 can be sent on an open connection."""
+
+    def __init__(self, drained: bool) -> None:
+        super().__init__("body too large")
+        self.drained = drained
 
 
 class ClientGone(Exception):
@@ -218,13 +227,14 @@ class MedusaGateway:
     async def _judge(self, scope: Scope, receive: Receive, send: Send, route: str, id: str) -> None:
         try:
             raw = await _read_body(receive, self.options.max_body)
-        except TooLarge:
+        except TooLarge as error:
             await _answer(
                 send,
                 413,
                 "invalid_data",
                 f"The gateway reads customer-group writes of at most "
                 f"{self.options.max_body:,} bytes for Groupwire's hooks",
+                [] if error.drained else [(b"connection", b"close")],
             )
             return
         headers = _headers(scope)
@@ -272,8 +282,7 @@ class MedusaGateway:
                 if await self._credentials_refused(scope):
                     await self._forward(scope, _replay_or_none(raw), send)  # Medusa's 401 answers
                     return
-                status = VETO_STATUS if isinstance(error, HookRejected) else INVALID_STATUS
-                await _answer(send, status, error.type, error.message)
+                await _answer(send, REFUSED_STATUS, error.type, error.message)
                 return
         if vetted.body is None or vetted.body == body.value:
             await self._forward(scope, _replay_or_none(raw), send)
@@ -665,10 +674,27 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise TooLarge
+            more = message.get("more_body", False)
+            raise TooLarge(drained=not more or await _drain(receive))
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _drain(receive: Receive) -> bool:
+    """Read and drop the rest of a refused body (up to ``LINGER_BYTES`` and
+    ``LINGER_SECONDS``) before the 413: a client writing its whole request before it reads
+    could otherwise see a connection reset instead of the answer. True once the body ended."""
+    dropped = 0
+    with anyio.move_on_after(LINGER_SECONDS):
+        while True:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return True
+            dropped += len(message.get("body", b""))
+            if dropped > LINGER_BYTES:
+                return False
+    return False
 
 
 def _parse(raw: bytes, headers: dict[bytes, bytes]) -> ParsedBody | None:

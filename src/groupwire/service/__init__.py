@@ -22,10 +22,10 @@ The package holds one module per part; :class:`Service` is composed of them:
   dropped);
 - ``external``: changes another system makes (recorded once committed there, or put to the
   before-hooks just before);
-- ``validation``: the checks of proposed values, run before and after the before-hooks.
-
-Customer addresses are changed by :mod:`groupwire.address_service`, through the same
-transaction and after-hook runner.
+- ``validation``: the checks of proposed values, run before and after the before-hooks;
+- ``addresses``: a customer's addresses (:class:`~groupwire.service.addresses.AddressService`,
+  over the same transaction and after-hook runner), and ``address_cascade``: the addresses a
+  customer's deletion takes along.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from groupwire import address_cascade
 from groupwire.domain import events as ev
 from groupwire.domain.addresses import CustomerAddress
 from groupwire.domain.changes import Context, CustomerDraft
 from groupwire.domain.errors import Duplicate, InvalidData, NotFound
 from groupwire.domain.ids import CUSTOMER, new_id
 from groupwire.domain.models import Customer, CustomerGroup
+from groupwire.service import address_cascade
 from groupwire.service.core import _unique_violation
 from groupwire.service.memberships import MembershipSteps
 from groupwire.service.updates import EntityUpdates, _Kind, _replace

@@ -1,5 +1,5 @@
 """Reading and writing customer addresses. Plain functions over a connection; the rules (one
-default of each kind, hooks, events) live in ``groupwire.address_service``."""
+default of each kind, hooks, events) live in ``groupwire.service.addresses``."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Making an address the default shipping (or billing) address clears the flag on t
 previous default in the same transaction; that address gets a ``customer.address_updated``
 event of its own (recorded first) but no update hooks: the change its hooks see is the one
 asked for. Deleting a customer soft-deletes its addresses too, as Medusa's customer module
-does (see :mod:`groupwire.address_cascade`).
+does (see :mod:`groupwire.service.address_cascade`).
 """
 
 from __future__ import annotations

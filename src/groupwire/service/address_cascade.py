@@ -6,7 +6,7 @@ does the same and, so that the event log still tells every change, records one
 ``customer.deleted`` event. The address hooks run with that reason: a before-hook may veto,
 which vetoes the customer's deletion; it cannot keep one address, the customer takes them all.
 
-Kept apart from :mod:`groupwire.address_service` because ``groupwire.service`` calls it.
+Kept apart from :mod:`groupwire.service.addresses` because the customers' service calls it.
 """
 
 from __future__ import annotations
