@@ -37,6 +37,7 @@ app = typer.Typer(
     name="groupwire",
     help="Customer groups with first-class events, hooks and webhooks.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
 )
 
