@@ -13,6 +13,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from groupwire.domain.addresses import CustomerAddress
 from groupwire.store import repository as repo
 from groupwire.store.address_tables import customer_address
+from groupwire.store.repository.listing import _page
+from groupwire.store.repository.rows import _build
 
 A = customer_address
 
@@ -33,7 +35,7 @@ FILTERABLE = ("company", "city", "country_code", "province", "postal_code")
 
 
 def to_address(row: RowMapping) -> CustomerAddress:
-    return repo._build(CustomerAddress, row)
+    return _build(CustomerAddress, row)
 
 
 def get_address(conn: Connection, customer_id: str, address_id: str) -> CustomerAddress | None:
@@ -115,4 +117,4 @@ def list_addresses(
             raise ValueError(f"not a filterable address column: {name}")
         if values:
             where.append(A.c[name].in_(list(values)))
-    return repo._page(conn, select(A).where(*where), A, order, limit, offset, CustomerAddress)
+    return _page(conn, select(A).where(*where), A, order, limit, offset, CustomerAddress)
