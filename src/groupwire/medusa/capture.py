@@ -60,12 +60,19 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.mapping import MedusaTransaction, TransactionApplier, apply_transaction
+from groupwire.medusa.orders import MedusaOrders, backfill, import_orders, read_orders
 from groupwire.medusa.stream import Keepalive, ReplicationStream
-from groupwire.medusa.tables import medusa_membership, medusa_stream
+from groupwire.medusa.tables import (
+    medusa_membership,
+    medusa_order,
+    medusa_order_summary,
+    medusa_stream,
+)
 from groupwire.service import AfterHook, ExternalChange, Service
 from groupwire.store import bulk, tables
 from groupwire.store.address_tables import customer_address
 from groupwire.store.engine import connection_lost
+from groupwire.store.order_tables import customer_order
 from groupwire.store.statistics import refresh_statistics
 from groupwire.store.unit_of_work import UnitOfWork
 
@@ -83,6 +90,9 @@ IMPORTED_TABLES = (
     tables.membership,
     customer_address,
     medusa_membership,
+    customer_order,
+    medusa_order,
+    medusa_order_summary,
 )
 Initial = Literal["silent", "events"]
 
@@ -201,10 +211,16 @@ class MedusaCapture:
         """
         bookkeeping.require(self.engine)
         conn = self.connection()
-        slots.ensure_publication(conn, self.options.publication, self.options.schema)
+        try:
+            added = slots.ensure_publication(conn, self.options.publication, self.options.schema)
+        except slots.PublicationError as error:
+            raise CaptureError(str(error)) from None
         state = slots.slot_state(conn, self.options.slot)
         position = self.position()
         if state is not None and position is not None:
+            if added and "order" in added:  # installed before capture read orders
+                emit = self.options.initial == "events"
+                backfill(self.service, self.options.medusa_url, self.options.schema, emit=emit)
             return "resumed"
         if state is not None:
             raise CaptureError(
@@ -223,8 +239,9 @@ class MedusaCapture:
             try:
                 with slots.snapshot_connection(url, new.snapshot) as snapshot:
                     state_now = read_state(snapshot, self.options.schema)
+                    orders_now = read_orders(snapshot, self.options.schema)
                 self.service.apply_external_change(
-                    lambda uow: self._import(uow, state_now, new),
+                    lambda uow: self._import(uow, state_now, new, orders_now),
                     context=Context(correlation_id="medusa:snapshot"),
                     durable=True,
                 )
@@ -236,9 +253,10 @@ class MedusaCapture:
         return "created"
 
     def _import(
-        self, uow: UnitOfWork, state: MedusaState, new: slots.NewSlot
+        self, uow: UnitOfWork, state: MedusaState, new: slots.NewSlot, orders: MedusaOrders
     ) -> tuple[None, list[AfterHook]]:
         import_state(uow, state, emit=self.options.initial == "events")
+        import_orders(uow, orders, emit=self.options.initial == "events")
         conn = uow.connection
         conn.execute(delete(medusa_stream).where(medusa_stream.c.slot == new.name))
         conn.execute(

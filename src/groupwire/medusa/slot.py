@@ -2,7 +2,8 @@
 
 Capture reads Medusa's committed changes with PostgreSQL's logical decoding, output plugin
 ``pgoutput`` (built in, allowed on managed PostgreSQL services) and a publication on Medusa's
-four customer tables. It uses the SQL interface on an ordinary connection:
+four customer tables and its ``order`` and ``order_summary`` tables (:data:`TABLES`). It
+uses the SQL interface on an ordinary connection:
 
 - ``pg_logical_slot_peek_binary_changes`` reads whole committed transactions, in commit order,
   without consuming them;
@@ -27,7 +28,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-TABLES = ("customer_group", "customer_group_customer", "customer", "customer_address")
+TABLES = (
+    "customer_group",
+    "customer_group_customer",
+    "customer",
+    "customer_address",
+    "order",
+    "order_summary",
+)
+"""Medusa's tables capture reads: the publication's tables, the initial copy's, the decoder's."""
 NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -87,19 +96,52 @@ class SlotState:
         return max(0, self.current_lsn - self.confirmed_flush_lsn)
 
 
-def ensure_publication(conn: psycopg.Connection[Any], publication: str, schema: str) -> bool:
-    """Create the publication on Medusa's four tables unless it exists; True if created."""
+class PublicationError(RuntimeError):
+    """The publication lacks some of :data:`TABLES` and this role may not add them."""
+
+
+def ensure_publication(
+    conn: psycopg.Connection[Any], publication: str, schema: str
+) -> tuple[str, ...] | None:
+    """Create the publication on :data:`TABLES` unless it exists; None if created, else the
+    tables it lacked and were added to it now (a publication made before capture read
+    orders lacks ``order`` and ``order_summary``). Adding needs the tables' ownership: when
+    refused, :class:`PublicationError` says what the owner must run."""
     check_name(publication, "publication")
     exists = conn.execute(
         "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
     ).fetchone()
-    if exists:
-        return False
-    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
-    conn.execute(
-        sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(publication), tables)
+    if not exists:
+        tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+        conn.execute(
+            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+                sql.Identifier(publication), tables
+            )
+        )
+        return None
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s",
+            (publication, schema),
+        )
+    }
+    missing = tuple(table for table in TABLES if table not in present)
+    if not missing:
+        return ()
+    command = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+        sql.Identifier(publication),
+        sql.SQL(", ").join(sql.Identifier(schema, table) for table in missing),
     )
-    return True
+    try:
+        conn.execute(command)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState):
+        raise PublicationError(
+            f"publication {publication!r} lacks the tables {', '.join(missing)} and this role"
+            f" may not add them: as the owner of Medusa's tables, run"
+            f" `{command.as_string(conn)}`, then start capture again"
+        ) from None
+    return missing
 
 
 def slot_state(conn: psycopg.Connection[Any], slot: str) -> SlotState | None:
@@ -220,6 +262,7 @@ def drop(
 __all__ = [
     "TABLES",
     "NewSlot",
+    "PublicationError",
     "SlotInUse",
     "SlotState",
     "advance",

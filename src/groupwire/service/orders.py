@@ -57,24 +57,13 @@ class OrderOperations(ServiceCore):
         validate_order_id(order_id)
         values = validate_order_values(fields)
 
-        def work(uow: UnitOfWork) -> tuple[RecordedOrder, bool, dict[str, dict[str, Any]]]:
-            conn = uow.connection
-            ledger.lock_order_id(conn, order_id)
-            current = ledger.get_order(conn, order_id)
-            customer_ids = {values.get("customer_id") or (current and current.customer_id)}
-            if current is not None:
-                customer_ids.add(current.customer_id)
-            for cid in sorted(str(c) for c in customer_ids if c):
-                repo.get_customer(conn, cid, lock=True)  # one customer's changes in turn
-            if current is None:
-                return self._new_order(uow, order_id, values), True, {}
-            order, changes = self._changed_order(uow, current, values)
-            return order, False, changes
-
-        order, created, changes = self._transaction(context, work)
+        order, created, changes = self._transaction(
+            context, lambda uow: _record(uow, order_id, values)
+        )
         return OrderRecord(order, created, changes)
 
-    def _new_order(self, uow: UnitOfWork, order_id: str, values: dict[str, Any]) -> RecordedOrder:
+    @staticmethod
+    def _new_order(uow: UnitOfWork, order_id: str, values: dict[str, Any]) -> RecordedOrder:
         missing = [name for name in REQUIRED if name not in values]
         if missing:
             raise InvalidData(f"A new order needs {', '.join(missing)}")
@@ -99,8 +88,9 @@ class OrderOperations(ServiceCore):
         uow.emit(order_recorded(order))
         return order
 
+    @staticmethod
     def _changed_order(
-        self, uow: UnitOfWork, current: RecordedOrder, values: dict[str, Any]
+        uow: UnitOfWork, current: RecordedOrder, values: dict[str, Any]
     ) -> tuple[RecordedOrder, dict[str, dict[str, Any]]]:
         values = dict(values)
         canceling = values.get("status") == CANCELED and current.status != CANCELED
@@ -122,3 +112,29 @@ class OrderOperations(ServiceCore):
         order = replace(current, **row)
         uow.emit(order_updated(order, changes))
         return order, changes
+
+
+def record_order_in(uow: UnitOfWork, order_id: str, **fields: Any) -> OrderRecord:
+    """:meth:`OrderOperations.record_order` inside a transaction already open: for a change
+    another system committed (capture from Medusa's orders), through
+    :meth:`Service.apply_external_change`. Raises as ``record_order`` does (bad values, an
+    unknown customer) before writing anything."""
+    validate_order_id(order_id)
+    return OrderRecord(*_record(uow, order_id, validate_order_values(fields)))
+
+
+def _record(
+    uow: UnitOfWork, order_id: str, values: dict[str, Any]
+) -> tuple[RecordedOrder, bool, dict[str, dict[str, Any]]]:
+    conn = uow.connection
+    ledger.lock_order_id(conn, order_id)
+    current = ledger.get_order(conn, order_id)
+    customer_ids = {values.get("customer_id") or (current and current.customer_id)}
+    if current is not None:
+        customer_ids.add(current.customer_id)
+    for cid in sorted(str(c) for c in customer_ids if c):
+        repo.get_customer(conn, cid, lock=True)  # one customer's changes in turn
+    if current is None:
+        return OrderOperations._new_order(uow, order_id, values), True, {}
+    order, changes = OrderOperations._changed_order(uow, current, values)
+    return order, False, changes
