@@ -60,7 +60,13 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.mapping import MedusaTransaction, TransactionApplier, apply_transaction
-from groupwire.medusa.orders import MedusaOrders, backfill, import_orders, read_orders
+from groupwire.medusa.orders import (
+    MedusaOrders,
+    backfill,
+    has_orders,
+    import_orders,
+    read_orders,
+)
 from groupwire.medusa.stream import Keepalive, ReplicationStream
 from groupwire.medusa.tables import (
     medusa_membership,
@@ -218,7 +224,8 @@ class MedusaCapture:
         state = slots.slot_state(conn, self.options.slot)
         position = self.position()
         if state is not None and position is not None:
-            if added and "order" in added:  # installed before capture read orders
+            if (added and "order" in added) or not has_orders(self.engine):
+                # installed before capture read orders (or that copy did not commit)
                 emit = self.options.initial == "events"
                 backfill(self.service, self.options.medusa_url, self.options.schema, emit=emit)
             return "resumed"

@@ -41,7 +41,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from groupwire.domain.changes import Context
@@ -342,6 +342,12 @@ def _live_customers(conn: Connection, customer_ids: set[str]) -> set[str]:
     return live
 
 
+def has_orders(engine: Engine) -> bool:
+    """Whether capture's copy holds any Medusa order (else a resumed capture copies them)."""
+    with engine.connect() as conn:
+        return conn.execute(select(O.c.id).limit(1)).first() is not None
+
+
 def backfill(service: Service, medusa_url: str, schema: str, *, emit: bool) -> int:
     """Copy Medusa's current orders into a capture installed before it read orders (the
     publication just gained ``order`` and ``order_summary``): the changes committed since
@@ -371,6 +377,7 @@ __all__ = [
     "backfill",
     "current_total",
     "fact",
+    "has_orders",
     "import_orders",
     "read_orders",
     "summary_total",
