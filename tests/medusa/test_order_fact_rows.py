@@ -214,3 +214,27 @@ def test_given_the_current_summary_deleted_then_the_total_is_the_one_below(
 
     [(_, data)] = commit(placed, deleted_summary(2))  # a DELETE carries the key only
     assert data["changes"] == {"total": {"old": 1000, "new": 1200}}
+
+
+def test_given_an_order_hard_deleted_then_its_fact_is_canceled(placed: Groupwire) -> None:
+    deleted = RowChange("order", "delete", layout(ORDER), ("order_1",))  # the key only
+
+    [(kind, data)] = commit(placed, deleted)
+
+    assert kind == "order.updated" and set(data["changes"]) == {"status", "canceled_at"}
+    assert fact(placed) == (Decimal(1200), "canceled")
+
+
+def test_given_an_order_of_a_customer_the_copy_lacks_then_it_is_skipped_and_capture_goes_on(
+    gw: Groupwire,
+) -> None:
+    # no customer cus_1 in the copy: the transaction still applies (the copy of the order is
+    # kept), nothing is recorded for it
+    assert commit(gw, order_row(1, 1), summary_row(1, 10, 1)) == []
+    with pytest.raises(NotFound):
+        gw.orders.get("order_1")
+
+    new_customer(gw)
+    [(kind, _)] = commit(gw, order_row(2, 2), summary_row(2, 20, 2))  # its next change
+    assert kind == "order.recorded"
+    assert fact(gw) == (Decimal(20), "pending")
