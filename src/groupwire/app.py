@@ -32,6 +32,7 @@ from groupwire.events.registry import Handler, Start, SubscriberRegistry, Subscr
 from groupwire.events.relay import OutboxRelay
 from groupwire.events.worker import RedisWorker
 from groupwire.hooks.plugins import make_plugin_manager, register
+from groupwire.orders import Orders
 from groupwire.service import UNSET, MembershipChange, Service
 from groupwire.settings import Settings
 from groupwire.store import event_log, migrate
@@ -84,6 +85,7 @@ class Groupwire:
         self.groups = Groups(self)
         self.customers = Customers(self)
         self.events = Events(self)
+        self.orders = Orders(self)
         self.dead_letters = DeadLetters(self)
         self.workers: list[Any] = []  # background services plugins add: .start() / .stop()
         # What plugins add to ``/health`` (name -> a check answering "ok" or "error: ...")

@@ -1,10 +1,12 @@
-"""Medusa's four customer tables without Medusa: for the tests of capture's set-up, permissions,
-uninstall and slot states, which need Medusa's schema and a PostgreSQL server but no running
-Medusa (and some of them a server of their own, see ``private_postgres``).
+"""Medusa's tables that capture reads, without Medusa: for the tests of capture's set-up,
+permissions, uninstall and slot states, which need Medusa's schema and a PostgreSQL server but
+no running Medusa (and some of them a server of their own, see ``private_postgres``).
 
 ``CUSTOMER_TABLES`` is what the migrations of ``@medusajs/customer`` 2.21.2 leave (their
 ``up`` steps in order, as ``medusa db:migrate`` runs them): the same columns, types, keys and
-foreign keys; the secondary indexes are left out (capture reads none of them).
+foreign keys; the secondary indexes are left out (capture reads none of them). ``order`` and
+``order_summary`` (``@medusajs/order``) are there with the columns capture reads, so that the
+publication of ``slot.TABLES`` can be made.
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ CREATE TABLE customer_group_customer (
     metadata jsonb, created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(), created_by text, deleted_at timestamptz
 );
+CREATE TABLE "order" (
+    id text NOT NULL PRIMARY KEY, region_id text, customer_id text, version integer NOT NULL
+    DEFAULT 1, sales_channel_id text, status text NOT NULL DEFAULT 'pending',
+    is_draft_order boolean NOT NULL DEFAULT false, email text, currency_code text NOT NULL,
+    metadata jsonb, canceled_at timestamptz, created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(), deleted_at timestamptz
+);
+CREATE TABLE order_summary (
+    id text NOT NULL PRIMARY KEY,
+    order_id text NOT NULL REFERENCES "order" (id) ON UPDATE CASCADE ON DELETE CASCADE,
+    version integer NOT NULL DEFAULT 1, totals jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now(),
+    deleted_at timestamptz
+);
 """
 
 
@@ -65,7 +81,7 @@ def with_database(url: str, database: str, user: str | None = None) -> str:
 
 @dataclass
 class MedusaTables:
-    """A database holding Medusa's four customer tables, owned by the server's admin role."""
+    """A database holding Medusa's tables that capture reads, owned by the server's admin role."""
 
     database: str
     url: str
@@ -83,7 +99,7 @@ def admin(server_url: str) -> psycopg.Connection[Any]:
 
 @contextmanager
 def medusa_tables(server_url: str) -> Iterator[MedusaTables]:
-    """A database of its own on ``server_url``'s server with the four tables; its slots and
+    """A database of its own on ``server_url``'s server with those tables; its slots and
     the database are dropped afterwards (on a fresh connection: the server may have been
     restarted meanwhile)."""
     database = f"gw_medusa_{uuid.uuid4().hex[:10]}"
@@ -124,7 +140,8 @@ def medusa_tables(server_url: str) -> Iterator[MedusaTables]:
 @contextmanager
 def capture_role(tables: MedusaTables) -> Iterator[str]:
     """The role the guide recommends for capture: ``LOGIN REPLICATION`` with ``SELECT`` on
-    the four tables, owning nothing. Yields its URL to the tables' database; dropped after."""
+    the tables capture reads (``slot.TABLES``), owning nothing. Yields its URL to the tables'
+    database; dropped after."""
     role = f"gw_capture_{uuid.uuid4().hex[:10]}"
     name = sql.Identifier(role)
     with slots.connect(tables.url) as conn:

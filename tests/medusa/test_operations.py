@@ -103,7 +103,8 @@ def test_given_the_capture_role_when_it_may_not_create_the_publication_then_the_
     assert "ownership of the tables customer, customer_address, customer_group" in message
     assert statements == [
         f'CREATE PUBLICATION "{publication}" FOR TABLE "public"."customer_group",'
-        ' "public"."customer_group_customer", "public"."customer", "public"."customer_address";'
+        ' "public"."customer_group_customer", "public"."customer", "public"."customer_address",'
+        ' "public"."order", "public"."order_summary";'
     ]
     assert installed == "created"
 

@@ -24,6 +24,7 @@ from groupwire.api import (
     events,
     mail,
     ops,
+    orders,
     stats,
     webhooks,
 )
@@ -63,6 +64,7 @@ def create_app(gw: Groupwire, *, lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(customers.router)
     app.include_router(customer_addresses.router)  # /admin/customers/{id}/addresses
     app.include_router(events.router)
+    app.include_router(orders.router)  # the order ledger smart groups read
     app.include_router(api_keys.router)
     app.include_router(webhooks.router)
     app.include_router(ops.router)  # /health, /metrics

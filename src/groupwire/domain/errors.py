@@ -58,6 +58,7 @@ LABELS = {
     "customer_group": "Customer group",
     "customer": "Customer",
     "customer_address": "Customer address",
+    "order": "Order",
 }
 
 

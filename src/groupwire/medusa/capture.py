@@ -60,12 +60,25 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa import tables as bookkeeping
 from groupwire.medusa.decoding import TransactionDecoder
 from groupwire.medusa.mapping import MedusaTransaction, TransactionApplier, apply_transaction
+from groupwire.medusa.orders import (
+    MedusaOrders,
+    backfill,
+    has_orders,
+    import_orders,
+    read_orders,
+)
 from groupwire.medusa.stream import Keepalive, ReplicationStream
-from groupwire.medusa.tables import medusa_membership, medusa_stream
+from groupwire.medusa.tables import (
+    medusa_membership,
+    medusa_order,
+    medusa_order_summary,
+    medusa_stream,
+)
 from groupwire.service import AfterHook, ExternalChange, Service
 from groupwire.store import bulk, tables
 from groupwire.store.address_tables import customer_address
 from groupwire.store.engine import connection_lost
+from groupwire.store.order_tables import customer_order
 from groupwire.store.statistics import refresh_statistics
 from groupwire.store.unit_of_work import UnitOfWork
 
@@ -83,6 +96,9 @@ IMPORTED_TABLES = (
     tables.membership,
     customer_address,
     medusa_membership,
+    customer_order,
+    medusa_order,
+    medusa_order_summary,
 )
 Initial = Literal["silent", "events"]
 
@@ -220,12 +236,19 @@ class MedusaCapture:
         """
         bookkeeping.require(self.engine)
         conn = self.connection()
-        slots.ensure_publication(conn, self.options.publication, self.options.schema)
+        try:
+            added = slots.ensure_publication(conn, self.options.publication, self.options.schema)
+        except slots.PublicationDenied as error:
+            raise CaptureError(str(error)) from None
         state = slots.slot_state(conn, self.options.slot)
         if state is not None and state.invalidated:
             raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
         position = self.position()
         if state is not None and position is not None:
+            if (added and "order" in added) or not has_orders(self.engine):
+                # installed before capture read orders (or that copy did not commit)
+                emit = self.options.initial == "events"
+                backfill(self.service, self.options.medusa_url, self.options.schema, emit=emit)
             return "resumed"
         if state is not None:
             raise CaptureError(
@@ -244,8 +267,9 @@ class MedusaCapture:
             try:
                 with slots.snapshot_connection(url, new.snapshot) as snapshot:
                     state_now = read_state(snapshot, self.options.schema)
+                    orders_now = read_orders(snapshot, self.options.schema)
                 self.service.apply_external_change(
-                    lambda uow: self._import(uow, state_now, new),
+                    lambda uow: self._import(uow, state_now, new, orders_now),
                     context=Context(correlation_id="medusa:snapshot"),
                     durable=True,
                 )
@@ -257,9 +281,10 @@ class MedusaCapture:
         return "created"
 
     def _import(
-        self, uow: UnitOfWork, state: MedusaState, new: slots.NewSlot
+        self, uow: UnitOfWork, state: MedusaState, new: slots.NewSlot, orders: MedusaOrders
     ) -> tuple[None, list[AfterHook]]:
         import_state(uow, state, emit=self.options.initial == "events")
+        import_orders(uow, orders, emit=self.options.initial == "events")
         conn = uow.connection
         conn.execute(delete(medusa_stream).where(medusa_stream.c.slot == new.name))
         conn.execute(

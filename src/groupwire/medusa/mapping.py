@@ -37,6 +37,7 @@ from groupwire.domain import events as ev
 from groupwire.domain.addresses import ADDRESS_FIELDS, CustomerAddress
 from groupwire.domain.changes import Context
 from groupwire.domain.models import Customer, CustomerGroup
+from groupwire.medusa.orders import ORDER_TABLE, SUMMARY_TABLE, OrderChanges
 from groupwire.medusa.pgoutput import UNCHANGED, Value
 from groupwire.medusa.rows import Row, RowLayout
 from groupwire.medusa.tables import medusa_membership
@@ -145,6 +146,7 @@ class TransactionApplier:
         self.map_removed: list[str] = []
         # customers this transaction deletes: their addresses go with them (see module doc)
         self.customers_deleted: set[str] = set()
+        self.orders = OrderChanges(uow)  # order facts, recorded at finish
 
     def apply(self, changes: Sequence[RowChange], *, complete: bool) -> int:
         """Apply ``changes`` in order, the next ones of the transaction; returns how many
@@ -171,6 +173,8 @@ class TransactionApplier:
                 GROUP_TABLE: self.group,
                 CUSTOMER_TABLE: self.customer,
                 ADDRESS_TABLE: self.address,
+                ORDER_TABLE: self.orders.change,
+                SUMMARY_TABLE: self.orders.change,
             }.get(change.table)
             if handler is not None:
                 handler(change)
@@ -180,6 +184,7 @@ class TransactionApplier:
         """Record what is still pending; returns the after-hooks, each told ``context``
         (the transaction's, see :meth:`MedusaTransaction.context`)."""
         self.end_run()
+        self.orders.finish()
         return [
             AfterHook(name, {**arguments, "context": context}) for name, arguments in self.hooks
         ]

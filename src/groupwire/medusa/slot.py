@@ -4,8 +4,9 @@ protocol).
 
 Capture reads Medusa's committed changes with PostgreSQL's logical decoding, output plugin
 ``pgoutput`` (built in, allowed on managed PostgreSQL services), and a publication on Medusa's
-customer tables (:data:`TABLES`, the one list of them: the publication is created from it and
-the statements printed for a store's operator follow it).
+customer tables and its ``order`` and ``order_summary`` tables (:data:`TABLES`, the one list
+of them: the publication is created from it and the statements printed for a store's
+operator follow it).
 
 The slot is created over the replication protocol (a ``replication=database`` connection):
 ``CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export')`` hands out a snapshot that sees exactly
@@ -26,7 +27,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-TABLES = ("customer_group", "customer_group_customer", "customer", "customer_address")
+TABLES = (
+    "customer_group",
+    "customer_group_customer",
+    "customer",
+    "customer_address",
+    "order",
+    "order_summary",
+)
+"""Medusa's tables capture reads: the publication's tables, the initial copy's, the decoder's."""
 NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -97,8 +106,8 @@ class SlotState:
 
 
 class PublicationDenied(RuntimeError):
-    """The role may not create the publication; the message says what is missing and the
-    statements that would fix it."""
+    """The role may not create the publication, or add to it the tables it lacks; the message
+    says what is missing and the statements that would fix it."""
 
 
 def publication_statement(publication: str, schema: str) -> sql.Composed:
@@ -107,23 +116,49 @@ def publication_statement(publication: str, schema: str) -> sql.Composed:
     return sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(sql.Identifier(publication), tables)
 
 
-def ensure_publication(conn: psycopg.Connection[Any], publication: str, schema: str) -> bool:
-    """Create the publication on Medusa's tables unless it exists; True if created.
+def ensure_publication(
+    conn: psycopg.Connection[Any], publication: str, schema: str
+) -> tuple[str, ...] | None:
+    """Create the publication on :data:`TABLES` unless it exists; None if created, else the
+    tables it lacked and were added to it now (a publication made before capture read
+    orders lacks ``order`` and ``order_summary``).
 
     Raises :class:`PublicationDenied` when the role may not: ``CREATE PUBLICATION ... FOR
-    TABLE`` needs ``CREATE`` on the database and ownership of the tables."""
+    TABLE`` needs ``CREATE`` on the database and ownership of the tables, adding a table
+    needs its ownership."""
     check_name(publication, "publication")
     exists = conn.execute(
         "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
     ).fetchone()
-    if exists:
-        return False
-    statement = publication_statement(publication, schema)
+    if not exists:
+        try:
+            conn.execute(publication_statement(publication, schema))
+        except psycopg.errors.InsufficientPrivilege as error:
+            raise PublicationDenied(_publication_denied(conn, publication, schema, error)) from None
+        return None
+    present = {
+        row[0]
+        for row in conn.execute(
+            "SELECT tablename FROM pg_publication_tables WHERE pubname = %s AND schemaname = %s",
+            (publication, schema),
+        )
+    }
+    missing = tuple(table for table in TABLES if table not in present)
+    if not missing:
+        return ()
+    command = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+        sql.Identifier(publication),
+        sql.SQL(", ").join(sql.Identifier(schema, table) for table in missing),
+    )
     try:
-        conn.execute(statement)
-    except psycopg.errors.InsufficientPrivilege as error:
-        raise PublicationDenied(_publication_denied(conn, publication, schema, error)) from None
-    return True
+        conn.execute(command)
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectNotInPrerequisiteState):
+        raise PublicationDenied(
+            f"publication {publication!r} lacks the tables {', '.join(missing)} and this role"
+            f" may not add them: as the owner of Medusa's tables, run"
+            f" `{command.as_string(conn)}`, then start capture again"
+        ) from None
+    return missing
 
 
 def _publication_denied(

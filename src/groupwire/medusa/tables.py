@@ -11,15 +11,34 @@ again after a restart: this row is what makes the effect exactly once.
 membership row outright and, with the default replica identity, the DELETE carries only the
 row's ``id``; this map says which customer left which group.
 
-They are created by Groupwire's migrations like every other table (revision
-``0011_medusa_capture``, written with plain Alembic operations so that the core's migrations
-import nothing of this adapter); they stay empty in a store that never captures. They are
-declared here, on a metadata of the adapter's own, for the adapter's queries.
+``medusa_order`` and ``medusa_order_summary``: what capture keeps of Medusa's ``order`` and
+``order_summary`` rows to tell an order's facts (``groupwire.medusa.orders``): an UPDATE
+carries the new row only and a DELETE only the key, and an order's total is in the summary of
+its current version, which may come in another row change, or transaction, than the order's.
+
+They are created by Groupwire's migrations like every other table (revisions
+``0011_medusa_capture`` and ``0014_medusa_orders``, written with plain Alembic operations so
+that the core's migrations import nothing of this adapter); they stay empty in a store that
+never captures. They are declared here, on a metadata of the adapter's own, for the
+adapter's queries.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, delete, inspect
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    delete,
+    inspect,
+)
 
 from groupwire.store.tables import NAMING, Id, UTCDateTime
 
@@ -43,18 +62,48 @@ medusa_membership = Table(
     Column("customer_id", Id, nullable=False),
 )
 
+medusa_order = Table(
+    "medusa_order",
+    metadata,
+    Column("id", String(255), primary_key=True),  # Medusa's order.id
+    Column("customer_id", String(255), nullable=True),
+    Column("currency_code", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("is_draft_order", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("canceled_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+)
+
+medusa_order_summary = Table(
+    "medusa_order_summary",
+    metadata,
+    Column("id", String(255), primary_key=True),  # Medusa's order_summary.id
+    Column("order_id", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("total", Numeric(30, 4), nullable=True),  # current_order_total; None: unknown
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Index("ix_medusa_order_summary_order_id_version", "order_id", "version"),
+)
+
+TABLES = (medusa_stream, medusa_membership, medusa_order, medusa_order_summary)
+
 
 def exists(engine: Engine) -> bool:
     """Whether the store has the bookkeeping tables (it is migrated far enough)."""
     names = set(inspect(engine).get_table_names())
-    return {medusa_stream.name, medusa_membership.name} <= names
+    return {table.name for table in TABLES} <= names
 
 
 def require(engine: Engine) -> None:
     """Refuse to capture into a store whose schema is older than capture."""
     if not exists(engine):
         raise RuntimeError(
-            "this Groupwire store has no medusa_stream table: run `groupwire migrate` first"
+            "this Groupwire store lacks capture's tables (medusa_stream, medusa_order...):"
+            " run `groupwire migrate` first"
         )
 
 
@@ -64,6 +113,18 @@ def forget(engine: Engine, slot: str) -> None:
     with engine.begin() as conn:
         conn.execute(delete(medusa_stream).where(medusa_stream.c.slot == slot))
         conn.execute(delete(medusa_membership))
+        conn.execute(delete(medusa_order_summary))
+        conn.execute(delete(medusa_order))
 
 
-__all__ = ["exists", "forget", "medusa_membership", "medusa_stream", "metadata", "require"]
+__all__ = [
+    "TABLES",
+    "exists",
+    "forget",
+    "medusa_membership",
+    "medusa_order",
+    "medusa_order_summary",
+    "medusa_stream",
+    "metadata",
+    "require",
+]

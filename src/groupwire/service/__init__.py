@@ -20,6 +20,7 @@ The package holds one module per part; :class:`Service` is composed of them:
   deletions;
 - ``updates``: the field update shared by groups and customers (metadata merged, no-ops
   dropped);
+- ``orders``: the order ledger smart groups' rules read (record an order by its id);
 - ``external``: changes another system makes (recorded once committed there, or put to the
   before-hooks just before);
 - ``validation``: the checks of proposed values, run before and after the before-hooks;
@@ -36,10 +37,13 @@ from groupwire.service.customers import CustomerOperations
 from groupwire.service.external import AfterHook, BeforeHook, ExternalChange, ExternalChanges
 from groupwire.service.groups import GroupOperations
 from groupwire.service.memberships import MembershipChange, MembershipOperations
+from groupwire.service.orders import OrderOperations, OrderRecord
 from groupwire.service.updates import UNSET, merge_metadata
 
 
-class Service(GroupOperations, CustomerOperations, MembershipOperations, ExternalChanges):
+class Service(
+    GroupOperations, CustomerOperations, MembershipOperations, OrderOperations, ExternalChanges
+):
     """Customer groups, customers and memberships, with hooks and events on every change.
 
     One class, put together from one part per aggregate (each a module of this package, all
@@ -55,6 +59,7 @@ __all__ = [
     "HookFailure",
     "HookRejected",
     "MembershipChange",
+    "OrderRecord",
     "Service",
     "merge_metadata",
 ]

@@ -12,6 +12,7 @@ import groupwire.events.bus_tables
 import groupwire.mail.tables
 import groupwire.notify.tables
 import groupwire.store.address_tables
+import groupwire.store.order_tables
 import groupwire.ui.tables
 import groupwire.webhooks.tables  # noqa: F401  (webhook_endpoint, _message, _attempt)
 from groupwire.store import tables
