@@ -626,8 +626,9 @@ def read_state(conn: psycopg.Connection[Any], schema: str) -> MedusaState:
 
 
 def import_state(uow: UnitOfWork, state: MedusaState, *, emit: bool) -> None:
-    """Write ``state`` as Groupwire's copy (and the membership map); with ``emit``, record
-    it as events too: groups and customers created, addresses created, members added."""
+    """Write ``state`` as Groupwire's copy (and the membership map of the live rows); with
+    ``emit``, record it as events too: groups and customers created, addresses created,
+    members added."""
     conn, now = uow.connection, uow.now
     if state.groups:
         conn.execute(insert(tables.customer_group), [asdict(g) for g in state.groups])
@@ -660,7 +661,11 @@ def import_state(uow: UnitOfWork, state: MedusaState, *, emit: bool) -> None:
         conn,
         medusa_membership,
         ("id", "customer_group_id", "customer_id"),
-        [(r["id"], r["customer_group_id"], r["customer_id"]) for r in state.memberships],
+        [
+            (r["id"], r["customer_group_id"], r["customer_id"])
+            for r in state.memberships
+            if r["deleted_at"] is None
+        ],
     )
     if not emit:
         return

@@ -14,7 +14,13 @@ them. What a row change alone does not say comes from Groupwire's copy:
   ``customer.deleted``. Medusa's own soft delete of those addresses, in the same transaction,
   adds nothing;
 - a batch removal is a hard DELETE whose record carries only the membership row's ``id``:
-  the adapter's map (``medusa_membership``) says which customer left which group.
+  the adapter's map (``medusa_membership``, Medusa's live membership rows) says which
+  customer left which group;
+- Medusa has no unique constraint on (group, customer): adding a member again writes a
+  second row (its API reads show the customer once, its removal deletes every row). The copy
+  holds the distinct live pairs: a second row tells nothing, and a customer leaves a group
+  only when the last live row of the pair goes (hard DELETE or ``deleted_at`` set). What the
+  map holds after a run's rows decides which pairs leave.
 
 Consecutive membership rows of one kind (a batch add of 10,000 customers is 10,000 INSERTs)
 are gathered per group and recorded as one run of events per group, as Groupwire's own batch
@@ -28,9 +34,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from groupwire.domain import events as ev
@@ -266,21 +274,27 @@ class TransactionApplier:
         row = change.row
         raw = row.raw
         row_id = str(raw("id"))
-        if change.operation == "insert" and not _is_set(raw("deleted_at")):
-            group_id, customer_id = str(raw("customer_group_id")), str(raw("customer_id"))
-            self.map_added[row_id] = (group_id, customer_id)
-            self.queue("add", group_id, customer_id, raw("created_by"))
-            return
+        live = change.operation != "delete" and not _is_set(raw("deleted_at"))
+        if change.operation == "insert":
+            if live:
+                group_id, customer_id = str(raw("customer_group_id")), str(raw("customer_id"))
+                self.map_added[row_id] = (group_id, customer_id)
+                self.queue("add", group_id, customer_id, raw("created_by"))
+            return  # a row inserted soft-deleted: no live row, nothing to tell
         pair = self.resolve(row_id, row)
         if pair is None:
-            log.warning("membership row %s: no group and customer known for it", row_id)
+            # a row the map does not hold: deleted while soft-deleted (never live for us),
+            # or written before capture by plain SQL with no group or customer
+            log.debug("membership row %s: no group and customer known for it", row_id)
             return
-        if change.operation == "delete" or _is_set(raw("deleted_at")):
-            self.map_added.pop(row_id, None)
-            self.map_removed.append(row_id)
-            self.queue("remove", *pair, None)
-        elif change.operation == "update":  # un-deleted, or metadata: add if not a member
+        # The map holds the live rows only; written again whole (the delete goes first)
+        self.map_added.pop(row_id, None)
+        self.map_removed.append(row_id)
+        if live:  # un-deleted, or its metadata changed: a member, if not one already
+            self.map_added[row_id] = pair
             self.queue("add", *pair, row.get("created_by"))
+        else:  # deleted, hard or soft: the pair leaves only with its last live row
+            self.queue("remove", *pair, None)
 
     def resolve(self, row_id: str, row: Row) -> tuple[str, str] | None:
         """(group, customer) of a membership row: the row itself when it says (an INSERT, an
@@ -314,6 +328,8 @@ class TransactionApplier:
         the end of their run."""
         kind, pending = self.pending_kind, self.pending
         self.pending = {}
+        # The map first: a pair leaves only when no live row of it is left in the map
+        self.save_map()
         for group_id, customer_ids in pending.items():
             known = self.run.get(group_id)
             if known is None:
@@ -329,9 +345,8 @@ class TransactionApplier:
                     self.conn, group.id, ids, self.uow.now, self.pending_by
                 )
             else:
-                written = repo.delete_memberships(self.conn, group.id, ids)
+                written = delete_unheld_memberships(self.conn, group.id, ids)
             done.extend(cid for cid in ids if cid in written)
-        self.save_map()
 
     def end_run(self) -> None:
         """Write what is pending and record the run's events: one run of events per group."""
@@ -501,6 +516,45 @@ class TransactionApplier:
             address=replace(live, **values),
             changes=changes,
         )
+
+
+# --- memberships held by several Medusa rows ----------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def _delete_unheld(dialect: str) -> Any:
+    """``DELETE`` the group's memberships of the ids (one bound parameter, as the
+    repository binds id lists) that no live Medusa row holds any more, ``RETURNING`` the
+    customer ids deleted. Medusa keeps no unique constraint on (group, customer): adding a
+    member twice writes a second row, and a pair is a member while any row of it is live."""
+    M, H = tables.membership, medusa_membership
+    if dialect == "postgresql":
+        listed = M.c.customer_id == any_(bindparam("ids", type_=ARRAY(String)))
+    else:
+        values = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+        listed = M.c.customer_id.in_(select(values.c.value))
+    held = (
+        select(H.c.id)
+        .where(H.c.customer_group_id == M.c.customer_group_id, H.c.customer_id == M.c.customer_id)
+        .exists()
+    )
+    return (
+        delete(M)
+        .where(M.c.customer_group_id == bindparam("group_id"), listed, ~held)
+        .returning(M.c.customer_id)
+    )
+
+
+def delete_unheld_memberships(
+    conn: Connection, group_id: str, customer_ids: Sequence[str]
+) -> set[str]:
+    """Delete the memberships of ``customer_ids`` in the group that no row of the membership
+    map (the live Medusa rows) still holds; returns the customer ids really deleted."""
+    statement = _delete_unheld(conn.dialect.name)
+    deleted: set[str] = set()
+    for params in repo._id_chunks(conn, customer_ids):
+        deleted.update(conn.execute(statement, {"group_id": group_id, **params}).scalars())
+    return deleted
 
 
 # --- reading the copy, whatever its state ---------------------------------------------------

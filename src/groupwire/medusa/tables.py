@@ -7,9 +7,11 @@ same transaction as the Groupwire copy and events of each Medusa transaction it 
 transaction at or below it was applied already and is skipped when the slot hands it out
 again after a restart: this row is what makes the effect exactly once.
 
-``medusa_membership``: Medusa's membership row id -> (group, customer). Medusa deletes a
+``medusa_membership``: Medusa's live membership row id -> (group, customer). Medusa deletes a
 membership row outright and, with the default replica identity, the DELETE carries only the
-row's ``id``; this map says which customer left which group.
+row's ``id``; this map says which customer left which group. Medusa may hold several live
+rows of one pair (no unique constraint): the pair is a member until the last one goes, which
+the index on (group, customer) finds (revision ``0013_medusa_membership_pairs``).
 
 They are created by Groupwire's migrations like every other table (revision
 ``0011_medusa_capture``, written with plain Alembic operations so that the core's migrations
@@ -19,7 +21,17 @@ declared here, on a metadata of the adapter's own, for the adapter's queries.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, delete, inspect
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Index,
+    MetaData,
+    String,
+    Table,
+    delete,
+    inspect,
+)
 
 from groupwire.store.tables import NAMING, Id, UTCDateTime
 
@@ -41,6 +53,7 @@ medusa_membership = Table(
     Column("id", String(255), primary_key=True),  # Medusa's customer_group_customer.id
     Column("customer_group_id", Id, nullable=False),
     Column("customer_id", Id, nullable=False),
+    Index("ix_medusa_membership_pair", "customer_group_id", "customer_id"),
 )
 
 
