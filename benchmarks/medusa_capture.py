@@ -25,7 +25,10 @@ Measures, against a real Medusa 2.21.2 (the test harness starts one unless ``--b
    statements capture uses (the membership INSERT per 2,000 ids, the membership map, one run
    of events, the position), in one durable transaction, with nothing read or decoded: how
    long the store alone needs to take that change. Capture cannot be faster than this, nor
-   than the raw read; printed as ratios to both.
+   than the raw read; printed as ratios to both;
+5. a batch removal of the same customers in one request (one Medusa transaction of DELETEs
+   that carry only the membership row's id, resolved through capture's membership map):
+   captured time and changes/s, beside a raw read of it from a third slot.
 
     uv run python benchmarks/medusa_capture.py --customers 10000 --singles 100
     uv run python benchmarks/medusa_capture.py --store postgresql+psycopg://127.0.0.1/test
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
     suffix = uuid.uuid4().hex[:8]
     slot, publication = f"bench_{suffix}", f"bench_pub_{suffix}"
     replay_slot = f"bench_replay_{suffix}"
+    removal_slot = f"bench_removal_{suffix}"
     conn = slots.connect(medusa_db)
     ids = [f"cus_bench{uuid.uuid4().hex}" for _ in range(args.customers + args.singles)]
     with conn.transaction(), conn.cursor() as cursor:
@@ -177,6 +181,13 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
                 if change.table == "customer_group_customer" and change.operation == "insert":
                     read_wall = wall - (now - transaction.read_at)
                     steps[str(change.row["customer_id"])] = (read_wall, wall)
+
+    removed: set[str] = set()
+
+    @gw.subscriber("customer_group.customer_removed", name="bench-removed", batch=True)
+    def record_removed(events: list[Event]) -> None:
+        with lock:
+            removed.update(event.data["customer_id"] for event in events)
 
     capture.on_applied.append(on_applied)
     stop = threading.Event()
@@ -221,6 +232,20 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         replay_seconds = replay.commit_at - replay.first_at
         replay_messages = replay.messages
         replay.stream.close()
+
+        # 5. the same customers removed in one request: DELETEs carrying only the row id,
+        # each resolved through the membership map
+        conn.execute(
+            "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (removal_slot,)
+        ).fetchall()
+        applied.clear()
+        client.post(f"/admin/customer-groups/{group_id}/customers", json={"remove": batch})
+        wait(lambda: len(removed) >= len(batch), 300)
+        removal_changes, removal_read_at, removal_committed, _ = max(applied)
+        removal_replay = RawReader(medusa_db, removal_slot, publication)
+        removal_replay.read_until(len(batch), 300)
+        removal_replay_seconds = removal_replay.commit_at - removal_replay.first_at
+        removal_replay.stream.close()
         stop.set()
         loop.join(timeout=30)
         floor_seconds = store_floor(gw, batch, slot)
@@ -231,7 +256,7 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         capture.close()
         time.sleep(0.5)  # the walsenders let go of the slots
         with slots.connect(medusa_db) as admin:
-            for name in (slot, replay_slot):
+            for name in (slot, replay_slot, removal_slot):
                 with suppress(psycopg.Error):
                     admin.execute("SELECT pg_drop_replication_slot(%s)", (name,))
             admin.execute(f'DROP PUBLICATION IF EXISTS "{publication}"')
@@ -271,6 +296,16 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
     )
     print(f"  Medusa commit -> Groupwire commit {ms(gw_committed_wall - committed)}")
     print(f"  Medusa commit -> last event at the Groupwire subscriber {ms(last - committed)}")
+    removal_seconds = removal_committed - removal_read_at
+    print(
+        f"batch remove of the same {len(batch)} customers"
+        f" (one Medusa transaction, {removal_changes} rows):"
+    )
+    print(
+        f"  captured: {ms(removal_seconds)} = {len(batch) / removal_seconds:,.0f} captured"
+        f" changes/s; raw read {ms(removal_replay_seconds)};"
+        f" capture / raw replay {removal_replay_seconds / removal_seconds:.2f}x"
+    )
 
 
 def store_floor(gw: Groupwire, customer_ids: list[str], slot: str) -> float:

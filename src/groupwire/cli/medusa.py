@@ -91,6 +91,15 @@ def capture(
             "'events' records it as created / customer_added events"
         ),
     ] = "silent",
+    resync: Annotated[
+        bool,
+        typer.Option(
+            "--resync",
+            help="When this store holds a copy but the slot is gone or lost: compare Medusa's "
+            "state with the copy, record the differences as events (reason 'resync'), then "
+            "capture from a new slot (docs/medusa.md, Recovery)",
+        ),
+    ] = False,
     plugin: PluginOption = None,
     medusa_redis: Annotated[
         str | None,
@@ -133,6 +142,7 @@ def capture(
         publication=publication,
         schema=schema,
         initial=initial,  # type: ignore[arg-type]
+        resync=resync,
     )
     plugins: list[object] = [*(plugin or []), *publishing]
     with stop_requested() as stopping, open_groupwire(url, plugins=plugins) as gw:

@@ -49,6 +49,9 @@ REASON_GROUP_DELETED = "group_deleted"
 REASON_CUSTOMER_DELETED = "customer_deleted"
 # Why an address was deleted: on its own, or with its customer (REASON_CUSTOMER_DELETED).
 REASON_ADDRESS_DELETED = "deleted"
+# A change found by comparing another system's state with the copy (the Medusa bridge's
+# re-sync), not seen as it happened: on every event it records, joins included.
+REASON_RESYNC = "resync"
 
 GROUP_FIELDS = ("name", "description", "metadata")
 CUSTOMER_FIELDS = ("email", "first_name", "last_name", "company_name", "phone", "metadata")
@@ -169,9 +172,14 @@ def group_deleted(group: CustomerGroup, member_count: int) -> PendingEvent:
     )
 
 
-def customers_added(group_id: str, customer_ids: list[str], at: datetime) -> PendingRun:
-    """One ``customer_added`` per id, as one run."""
-    data = {"group_id": group_id, "customer_id": None, "timestamp": _iso(at)}
+def customers_added(
+    group_id: str, customer_ids: list[str], at: datetime, reason: str | None = None
+) -> PendingRun:
+    """One ``customer_added`` per id, as one run; a ``reason`` only when one is given (a
+    join found by re-sync)."""
+    data: dict[str, Any] = {"group_id": group_id, "customer_id": None, "timestamp": _iso(at)}
+    if reason is not None:
+        data["reason"] = reason
     return PendingRun(CUSTOMER_ADDED, group_id, group_id, data, "customer_id", customer_ids)
 
 

@@ -66,7 +66,9 @@ from groupwire.medusa.orders import (
     has_orders,
     import_orders,
     read_orders,
+    resync_orders,
 )
+from groupwire.medusa.resync import resync_state
 from groupwire.medusa.stream import Keepalive, ReplicationStream
 from groupwire.medusa.tables import (
     medusa_membership,
@@ -133,6 +135,7 @@ class CaptureOptions:
     schema: str = "public"
     read_timeout: float = 0.2
     initial: Initial = "silent"
+    resync: bool = False
 
     def __post_init__(self) -> None:
         slots.check_name(self.slot, "slot")
@@ -231,8 +234,19 @@ class MedusaCapture:
         from the slot's exported snapshot (see ``CaptureOptions.initial``) and stores the
         slot's consistent point as the position, in one Groupwire transaction, then has
         PostgreSQL gather the planner statistics of the tables it filled (capture's first
-        transactions would otherwise be planned as if they were empty). Returns
-        ``"created"`` or ``"resumed"``.
+        transactions would otherwise be planned as if they were empty).
+
+        When the store already holds a copy but the slot is gone, or lost (PostgreSQL
+        invalidated it), or the position was forgotten: what Medusa changed meanwhile never
+        came through. With ``CaptureOptions.resync`` the same steps re-sync the copy instead
+        of copying: a new slot first, then Medusa's state as its snapshot saw it compared
+        with the copy, the differences written with their events
+        (:mod:`groupwire.medusa.resync`) and the slot's consistent point stored as the
+        position, in one Groupwire transaction. Every change committed after the snapshot
+        comes through the new slot, everything before it is in the snapshot: nothing is
+        missed, nothing told twice. Without ``resync`` it refuses (:class:`CaptureError`).
+
+        Returns ``"created"``, ``"resumed"`` or ``"resynced"``.
         """
         bookkeeping.require(self.engine)
         conn = self.connection()
@@ -241,36 +255,44 @@ class MedusaCapture:
         except slots.PublicationDenied as error:
             raise CaptureError(str(error)) from None
         state = slots.slot_state(conn, self.options.slot)
-        if state is not None and state.invalidated:
-            raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
         position = self.position()
-        if state is not None and position is not None:
+        lost = state is not None and state.invalidated
+        if lost and not self.options.resync:
+            raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
+        if state is not None and position is not None and not lost:
             if (added and "order" in added) or not has_orders(self.engine):
                 # installed before capture read orders (or that copy did not commit)
                 emit = self.options.initial == "events"
                 backfill(self.service, self.options.medusa_url, self.options.schema, emit=emit)
             return "resumed"
-        if state is not None:
+        if state is not None and position is None:
             raise CaptureError(
                 f"replication slot {self.options.slot!r} exists but this Groupwire store has no"
                 " position for it (another store uses it?): pick another --slot, or drop it"
                 " with `groupwire medusa uninstall`"
             )
+        resync = position is not None or holds_copy(self.engine)
+        if resync and not self.options.resync:
+            raise CaptureError(self._blind(lost, position is not None))
         if position is not None:
-            raise CaptureError(
-                f"replication slot {self.options.slot!r} is gone but this store captured from"
-                " it: changes made since may be missing. Start over on a fresh store, or"
-                " forget the position with `groupwire medusa uninstall --forget`"
-            )
+            # No process may resume from the old position while this one re-syncs (it would
+            # stream the new slot onto a copy not re-synced yet): without it, the new slot
+            # is refused as "no position" until the re-sync has committed its own.
+            with self.engine.begin() as gw_conn:
+                S = medusa_stream
+                gw_conn.execute(delete(S).where(S.c.slot == self.options.slot))
+        if lost:  # ours (the position said so), and it can never stream again
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (self.options.slot,))
         url = self.options.medusa_url
+        correlation = "medusa:resync" if resync else "medusa:snapshot"
         with slots.create_slot(url, self.options.slot) as new:
             try:
                 with slots.snapshot_connection(url, new.snapshot) as snapshot:
                     state_now = read_state(snapshot, self.options.schema)
                     orders_now = read_orders(snapshot, self.options.schema)
                 self.service.apply_external_change(
-                    lambda uow: self._import(uow, state_now, new, orders_now),
-                    context=Context(correlation_id="medusa:snapshot"),
+                    lambda uow: self._import(uow, state_now, new, orders_now, resync=resync),
+                    context=Context(correlation_id=correlation),
                     durable=True,
                 )
             except BaseException:
@@ -278,13 +300,39 @@ class MedusaCapture:
                 raise
         # Outside the block above: the import is committed, so nothing here may drop the slot.
         refresh_statistics(self.engine, IMPORTED_TABLES)
-        return "created"
+        return "resynced" if resync else "created"
+
+    def _blind(self, lost: bool, positioned: bool) -> str:
+        slot = repr(self.options.slot)
+        if lost:
+            what = f"replication slot {slot} is lost (PostgreSQL removed the WAL it needed)"
+        elif positioned:
+            what = f"replication slot {slot} is gone but this store captured from it"
+        else:
+            what = "this Groupwire store already holds a copy but has no capture position"
+        return (
+            f"{what}: changes made in Medusa since capture last read are missing. Re-sync the"
+            " copy and capture again with `groupwire medusa capture --resync` (it records"
+            " every difference as events; docs/medusa.md, Recovery)"
+        )
 
     def _import(
-        self, uow: UnitOfWork, state: MedusaState, new: slots.NewSlot, orders: MedusaOrders
+        self,
+        uow: UnitOfWork,
+        state: MedusaState,
+        new: slots.NewSlot,
+        orders: MedusaOrders,
+        *,
+        resync: bool,
     ) -> tuple[None, list[AfterHook]]:
-        import_state(uow, state, emit=self.options.initial == "events")
-        import_orders(uow, orders, emit=self.options.initial == "events")
+        hooks: list[AfterHook] = []
+        if resync:
+            counts, hooks = resync_state(uow, state)
+            counts["order facts"] = resync_orders(uow, orders)
+            log.info("re-sync: %s", ", ".join(f"{n} {what}" for what, n in counts.items()))
+        else:
+            import_state(uow, state, emit=self.options.initial == "events")
+            import_orders(uow, orders, emit=self.options.initial == "events")
         conn = uow.connection
         conn.execute(delete(medusa_stream).where(medusa_stream.c.slot == new.name))
         conn.execute(
@@ -292,7 +340,7 @@ class MedusaCapture:
                 slot=new.name, lsn=new.consistent_lsn, applied_at=datetime.now(UTC)
             )
         )
-        return None, []
+        return None, hooks
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -568,7 +616,11 @@ class MedusaCapture:
                 raise CaptureError(f"capture from slot {self.options.slot!r} is not installed")
             state = slots.slot_state(self.connection(), self.options.slot)
             if state is None:
-                raise CaptureError(f"replication slot {self.options.slot!r} is gone")
+                raise CaptureError(
+                    f"replication slot {self.options.slot!r} is gone: changes made since are"
+                    " missing; stop capture and re-sync with `groupwire medusa capture"
+                    " --resync` (docs/medusa.md, Recovery)"
+                )
             if state.invalidated:
                 raise SlotInvalidated(slots.invalidated_way_out(self.options.slot))
             self.decoder.reset()
@@ -603,6 +655,15 @@ def _one_line(error: BaseException) -> str:
     statement and a link on further lines), its first line."""
     text = str(getattr(error, "orig", None) or error).strip()
     return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+
+
+def holds_copy(engine: Engine) -> bool:
+    """Whether the store holds groups or customers already (a copy, deleted rows included)."""
+    with engine.connect() as conn:
+        for table in (tables.customer_group, tables.customer):
+            if conn.execute(select(table.c.id).limit(1)).first() is not None:
+                return True
+    return False
 
 
 def capture_status(engine: Engine, conn: psycopg.Connection[Any], slot: str) -> CaptureStatus:
@@ -689,8 +750,9 @@ def read_state(conn: psycopg.Connection[Any], schema: str) -> MedusaState:
 
 
 def import_state(uow: UnitOfWork, state: MedusaState, *, emit: bool) -> None:
-    """Write ``state`` as Groupwire's copy (and the membership map); with ``emit``, record
-    it as events too: groups and customers created, addresses created, members added."""
+    """Write ``state`` as Groupwire's copy (and the membership map of the live rows); with
+    ``emit``, record it as events too: groups and customers created, addresses created,
+    members added."""
     conn, now = uow.connection, uow.now
     if state.groups:
         conn.execute(insert(tables.customer_group), [asdict(g) for g in state.groups])
@@ -723,7 +785,11 @@ def import_state(uow: UnitOfWork, state: MedusaState, *, emit: bool) -> None:
         conn,
         medusa_membership,
         ("id", "customer_group_id", "customer_id"),
-        [(r["id"], r["customer_group_id"], r["customer_id"]) for r in state.memberships],
+        [
+            (r["id"], r["customer_group_id"], r["customer_id"])
+            for r in state.memberships
+            if r["deleted_at"] is None
+        ],
     )
     if not emit:
         return
@@ -745,6 +811,7 @@ __all__ = [
     "MedusaState",
     "SlotInvalidated",
     "capture_status",
+    "holds_copy",
     "import_state",
     "read_state",
 ]

@@ -14,7 +14,14 @@ them. What a row change alone does not say comes from Groupwire's copy:
   ``customer.deleted``. Medusa's own soft delete of those addresses, in the same transaction,
   adds nothing;
 - a batch removal is a hard DELETE whose record carries only the membership row's ``id``:
-  the adapter's map (``medusa_membership``) says which customer left which group.
+  the adapter's map (``medusa_membership``, Medusa's live membership rows) says which
+  customer left which group, read once for all the DELETEs of a run (a batch removal is
+  10,000 of them), not once per row;
+- Medusa has no unique constraint on (group, customer): adding a member again writes a
+  second row (its API reads show the customer once, its removal deletes every row). The copy
+  holds the distinct live pairs: a second row tells nothing, and a customer leaves a group
+  only when the last live row of the pair goes (hard DELETE or ``deleted_at`` set). What the
+  map holds after a run's rows decides which pairs leave.
 
 Consecutive membership rows of one kind (a batch add of 10,000 customers is 10,000 INSERTs)
 are gathered per group and recorded as one run of events per group, as Groupwire's own batch
@@ -28,9 +35,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, any_, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from groupwire.domain import events as ev
@@ -144,6 +153,9 @@ class TransactionApplier:
         self.run: dict[str, tuple[CustomerGroup | None, list[str]]] = {}
         self.map_added: dict[str, tuple[str, str]] = {}
         self.map_removed: list[str] = []
+        # deleted membership rows of the current run, in order, with their pair when known
+        # without the map (the DELETE of a row carries its id only)
+        self.removals: list[tuple[str, tuple[str, str] | None]] = []
         # customers this transaction deletes: their addresses go with them (see module doc)
         self.customers_deleted: set[str] = set()
         self.orders = OrderChanges(uow)  # order facts, recorded at finish
@@ -271,28 +283,44 @@ class TransactionApplier:
         row = change.row
         raw = row.raw
         row_id = str(raw("id"))
-        if change.operation == "insert" and not _is_set(raw("deleted_at")):
-            group_id, customer_id = str(raw("customer_group_id")), str(raw("customer_id"))
-            self.map_added[row_id] = (group_id, customer_id)
-            self.queue("add", group_id, customer_id, raw("created_by"))
+        live = change.operation != "delete" and not _is_set(raw("deleted_at"))
+        if change.operation == "insert":
+            if live:
+                group_id, customer_id = str(raw("customer_group_id")), str(raw("customer_id"))
+                self.map_added[row_id] = (group_id, customer_id)
+                self.queue("add", group_id, customer_id, raw("created_by"))
+            return  # a row inserted soft-deleted: no live row, nothing to tell
+        if change.operation == "delete":
+            # Resolved through the map when written, all the run's at once (see write)
+            if self.pending_kind != "remove":
+                self.end_run()
+                self.pending_kind = "remove"
+            pair = _carried(row) or self.map_added.get(row_id)
+            self.map_added.pop(row_id, None)
+            self.map_removed.append(row_id)
+            self.removals.append((row_id, pair))
             return
         pair = self.resolve(row_id, row)
         if pair is None:
-            log.warning("membership row %s: no group and customer known for it", row_id)
+            # a row the map does not hold: deleted while soft-deleted (never live for us),
+            # or written before capture by plain SQL with no group or customer
+            log.debug("membership row %s: no group and customer known for it", row_id)
             return
-        if change.operation == "delete" or _is_set(raw("deleted_at")):
-            self.map_added.pop(row_id, None)
-            self.map_removed.append(row_id)
-            self.queue("remove", *pair, None)
-        elif change.operation == "update":  # un-deleted, or metadata: add if not a member
+        # The map holds the live rows only; written again whole (the delete goes first)
+        self.map_added.pop(row_id, None)
+        self.map_removed.append(row_id)
+        if live:  # un-deleted, or its metadata changed: a member, if not one already
+            self.map_added[row_id] = pair
             self.queue("add", *pair, row.get("created_by"))
+        else:  # deleted, hard or soft: the pair leaves only with its last live row
+            self.queue("remove", *pair, None)
 
     def resolve(self, row_id: str, row: Row) -> tuple[str, str] | None:
         """(group, customer) of a membership row: the row itself when it says (an INSERT, an
         UPDATE, a DELETE under REPLICA IDENTITY FULL), else the map."""
-        group_id, customer_id = row.get("customer_group_id"), row.get("customer_id")
-        if isinstance(group_id, str) and isinstance(customer_id, str):
-            return group_id, customer_id
+        carried = _carried(row)
+        if carried is not None:
+            return carried
         if row_id in self.map_added:
             return self.map_added[row_id]
         found = self.conn.execute(
@@ -301,6 +329,22 @@ class TransactionApplier:
             )
         ).first()
         return (str(found[0]), str(found[1])) if found else None
+
+    def resolve_removals(self) -> None:
+        """Queue the deleted rows' pairs, those the rows did not carry read from the map in
+        one query per chunk (not one per row: a batch removal deletes 10,000 rows)."""
+        removals, self.removals = self.removals, []
+        unknown = [row_id for row_id, pair in removals if pair is None]
+        found = _mapped_pairs(self.conn, unknown) if unknown else {}
+        pending = self.pending
+        for row_id, known in removals:
+            pair = known or found.get(row_id)
+            if pair is None:
+                # a row the map does not hold: deleted while soft-deleted (never live for
+                # us), or written before capture by plain SQL with no group or customer
+                log.debug("membership row %s: no group and customer known for it", row_id)
+                continue
+            pending.setdefault(pair[0], []).append(pair[1])
 
     def queue(self, kind: str, group_id: str, customer_id: str, by: Any) -> None:
         if self.pending_kind != kind:
@@ -317,8 +361,12 @@ class TransactionApplier:
     def write(self) -> None:
         """Write the membership rows gathered so far (and the map); their events wait for
         the end of their run."""
+        if self.removals:
+            self.resolve_removals()
         kind, pending = self.pending_kind, self.pending
         self.pending = {}
+        # The map first: a pair leaves only when no live row of it is left in the map
+        self.save_map()
         for group_id, customer_ids in pending.items():
             known = self.run.get(group_id)
             if known is None:
@@ -334,9 +382,8 @@ class TransactionApplier:
                     self.conn, group.id, ids, self.uow.now, self.pending_by
                 )
             else:
-                written = repo.delete_memberships(self.conn, group.id, ids)
+                written = delete_unheld_memberships(self.conn, group.id, ids)
             done.extend(cid for cid in ids if cid in written)
-        self.save_map()
 
     def end_run(self) -> None:
         """Write what is pending and record the run's events: one run of events per group."""
@@ -508,6 +555,63 @@ class TransactionApplier:
         )
 
 
+# --- memberships held by several Medusa rows ----------------------------------------------
+
+
+def _listed(dialect: str, column: Any) -> Any:
+    """``column`` among the ids bound as one parameter, as the repository binds id lists:
+    an array on PostgreSQL, a JSON array read by ``json_each`` on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    values = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+    return column.in_(select(values.c.value))
+
+
+@lru_cache(maxsize=2)
+def _map_lookup(dialect: str) -> Any:
+    H = medusa_membership
+    return select(H.c.id, H.c.customer_group_id, H.c.customer_id).where(_listed(dialect, H.c.id))
+
+
+def _mapped_pairs(conn: Connection, row_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Medusa row id -> (group, customer) for those of ``row_ids`` the map holds."""
+    statement = _map_lookup(conn.dialect.name)
+    found: dict[str, tuple[str, str]] = {}
+    for params in repo.id_chunks(conn, row_ids):
+        for row_id, group_id, customer_id in conn.execute(statement, params):
+            found[row_id] = (group_id, customer_id)
+    return found
+
+
+@lru_cache(maxsize=2)
+def _held_lookup(dialect: str) -> Any:
+    """The customers among the ids bound (as the repository binds id lists) that still have
+    a row in the membership map for the group (the index ``ix_medusa_membership_pair``)."""
+    H = medusa_membership
+    return select(H.c.customer_id).where(
+        H.c.customer_group_id == bindparam("group_id"), _listed(dialect, H.c.customer_id)
+    )
+
+
+def delete_unheld_memberships(
+    conn: Connection, group_id: str, customer_ids: Sequence[str]
+) -> set[str]:
+    """Delete the memberships of ``customer_ids`` in the group that no row of the membership
+    map (the live Medusa rows) still holds; returns the customer ids really deleted.
+
+    Medusa keeps no unique constraint on (group, customer): adding a member twice writes a
+    second row, and a pair is a member while any row of it is live. Two plain statements
+    per chunk, the lookup then the repository's delete: one ``DELETE ... WHERE NOT EXISTS``
+    did the same, but PostgreSQL planned its anti-join against the young map (analyzed
+    empty at install) as a nested loop over sequential scans: 92 s for 10,000 rows."""
+    statement = _held_lookup(conn.dialect.name)
+    held: set[str] = set()
+    for params in repo.id_chunks(conn, customer_ids):
+        held.update(conn.execute(statement, {"group_id": group_id, **params}).scalars())
+    unheld = [customer_id for customer_id in customer_ids if customer_id not in held]
+    return repo.delete_memberships(conn, group_id, unheld) if unheld else set()
+
+
 # --- reading the copy, whatever its state ---------------------------------------------------
 
 
@@ -530,6 +634,14 @@ def _any_address(conn: Connection, address_id: str) -> CustomerAddress | None:
 
 
 # --- small helpers ----------------------------------------------------------------------------
+
+
+def _carried(row: Row) -> tuple[str, str] | None:
+    """(group, customer) when the row carries both (not a DELETE's key of the id only)."""
+    group_id, customer_id = row.get("customer_group_id"), row.get("customer_id")
+    if isinstance(group_id, str) and isinstance(customer_id, str):
+        return group_id, customer_id
+    return None
 
 
 def _is_set(value: Any) -> bool:

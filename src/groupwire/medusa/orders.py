@@ -333,6 +333,45 @@ def import_orders(uow: UnitOfWork, state: MedusaOrders, *, emit: bool) -> int:
     return recorded
 
 
+def resync_orders(uow: UnitOfWork, state: MedusaOrders) -> int:
+    """Make capture's copy of the orders equal to ``state`` (Medusa's, as a re-sync's snapshot
+    saw it) and record every fact that differs from the ledger through the service layer,
+    with its event (``order.recorded`` for an order placed while capture was blind,
+    ``order.updated`` for one cancelled, edited or refunded meanwhile); a fact the ledger
+    already holds records nothing. Returns the number of facts recorded or changed."""
+    conn = uow.connection
+    conn.execute(delete(S))
+    conn.execute(delete(O))
+    for start in range(0, len(state.orders), 1000):
+        conn.execute(insert(O), state.orders[start : start + 1000])
+    for start in range(0, len(state.summaries), 1000):
+        conn.execute(insert(S), state.summaries[start : start + 1000])
+    by_order: dict[str, list[tuple[int, Decimal]]] = {}
+    for r in state.summaries:
+        if r["total"] is not None:
+            by_order.setdefault(r["order_id"], []).append((r["version"], r["total"]))
+    candidates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for order in state.orders:
+        below = [v for v in by_order.get(order["id"], []) if v[0] <= order["version"]]
+        values = fact(order, max(below)[1] if below else None, uow.now)
+        if values is not None:
+            candidates.append((order, values))
+    live = _live_customers(conn, {values["customer_id"] for _, values in candidates})
+    changed = 0
+    for order, values in candidates:
+        if values["customer_id"] not in live:
+            continue
+        if ledger.get_order(conn, order["id"]) is None:
+            values = {**values, "placed_at": order["created_at"] or uow.now}
+        try:
+            record = record_order_in(uow, order["id"], **values)
+        except GroupwireError as error:
+            log.warning("order %s is not recorded: %s", order["id"], error)
+            continue
+        changed += bool(record.created or record.changes)
+    return changed
+
+
 def _live_customers(conn: Connection, customer_ids: set[str]) -> set[str]:
     C = tables.customer
     live: set[str] = set()
@@ -380,5 +419,6 @@ __all__ = [
     "has_orders",
     "import_orders",
     "read_orders",
+    "resync_orders",
     "summary_total",
 ]

@@ -62,6 +62,11 @@ class MedusaSettings(BaseSettings):
     initial: Literal["silent", "events"] = Field(
         "silent", description="First start: copy Medusa's state silently, or as events"
     )
+    resync: bool = Field(
+        False,
+        description="When the store holds a copy but the slot is gone or lost: re-sync the"
+        " copy, recording the differences as events, then capture from a new slot",
+    )
     max_lag_bytes: int = Field(
         1024**3, ge=0, description="WAL the slot may retain before /health reports an error"
     )
@@ -147,6 +152,7 @@ class CaptureThread:
             publication=settings.publication,
             schema=settings.schema_name,
             initial=settings.initial,
+            resync=settings.resync,
         )
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None

@@ -271,10 +271,10 @@ def invalidated_way_out(slot: str) -> str:
     return (
         f"replication slot {slot!r} is invalidated (wal_status 'lost'): it fell more than"
         " max_slot_wal_keep_size behind and PostgreSQL removed the WAL it held, so the changes"
-        " made in Medusa since capture last read it cannot be read any more. The way out: drop"
-        f" the slot with `groupwire medusa uninstall --slot {slot}`, then run `groupwire medusa"
-        " capture` again into a fresh Groupwire store (--db): it creates a new slot and copies"
-        " Medusa's current state (the changes in between are not told as events)"
+        " made in Medusa since capture last read it cannot be read any more. The way out, on"
+        " the same store: `groupwire medusa capture --resync` drops this slot, creates a new"
+        " one and records every difference between Medusa and Groupwire's copy as events"
+        " (docs/medusa.md, Recovery)"
     )
 
 

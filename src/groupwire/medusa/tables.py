@@ -7,9 +7,11 @@ same transaction as the Groupwire copy and events of each Medusa transaction it 
 transaction at or below it was applied already and is skipped when the slot hands it out
 again after a restart: this row is what makes the effect exactly once.
 
-``medusa_membership``: Medusa's membership row id -> (group, customer). Medusa deletes a
+``medusa_membership``: Medusa's live membership row id -> (group, customer). Medusa deletes a
 membership row outright and, with the default replica identity, the DELETE carries only the
-row's ``id``; this map says which customer left which group.
+row's ``id``; this map says which customer left which group. Medusa may hold several live
+rows of one pair (no unique constraint): the pair is a member until the last one goes, which
+the index on (group, customer) finds (revision ``0015_medusa_membership_pairs``).
 
 ``medusa_order`` and ``medusa_order_summary``: what capture keeps of Medusa's ``order`` and
 ``order_summary`` rows to tell an order's facts (``groupwire.medusa.orders``): an UPDATE
@@ -17,10 +19,10 @@ carries the new row only and a DELETE only the key, and an order's total is in t
 its current version, which may come in another row change, or transaction, than the order's.
 
 They are created by Groupwire's migrations like every other table (revisions
-``0011_medusa_capture`` and ``0014_medusa_orders``, written with plain Alembic operations so
-that the core's migrations import nothing of this adapter); they stay empty in a store that
-never captures. They are declared here, on a metadata of the adapter's own, for the
-adapter's queries.
+``0011_medusa_capture``, ``0014_medusa_orders`` and ``0015_medusa_membership_pairs``, written
+with plain Alembic operations so that the core's migrations import nothing of this adapter);
+they stay empty in a store that never captures. They are declared here, on a metadata of the
+adapter's own, for the adapter's queries.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ medusa_membership = Table(
     Column("id", String(255), primary_key=True),  # Medusa's customer_group_customer.id
     Column("customer_group_id", Id, nullable=False),
     Column("customer_id", Id, nullable=False),
+    Index("ix_medusa_membership_pair", "customer_group_id", "customer_id"),
 )
 
 medusa_order = Table(

@@ -55,7 +55,7 @@ from groupwire.store.repository.related import (
     members_of_groups,
 )
 from groupwire.store.repository.rows import CHUNK, chunks, like_pattern, to_customer, to_group
-from groupwire.store.repository.statements import update_row
+from groupwire.store.repository.statements import id_chunks, update_row
 
 __all__ = [
     "CHUNK",
@@ -72,6 +72,7 @@ __all__ = [
     "group_name_taken",
     "groups_json_of_customers",
     "groups_of_customers",
+    "id_chunks",
     "insert_customer",
     "insert_group",
     "insert_memberships",

@@ -16,7 +16,7 @@ from groupwire.domain.models import Customer
 from groupwire.store import filters
 from groupwire.store.repository.listing import _page, _time_filters
 from groupwire.store.repository.rows import C, M, to_customer
-from groupwire.store.repository.statements import _EMAIL_TAKEN, _INSERT, _id_chunks, _sql, _taken
+from groupwire.store.repository.statements import _EMAIL_TAKEN, _INSERT, _sql, _taken, id_chunks
 
 
 def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> Customer | None:
@@ -28,7 +28,7 @@ def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> C
 
 def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Customer]:
     found: dict[str, Customer] = {}
-    for params in _id_chunks(conn, customer_ids):
+    for params in id_chunks(conn, customer_ids):
         for row in conn.execute(_sql(conn).customers, params).mappings().all():
             found[row["id"]] = to_customer(row)
     return found
@@ -37,7 +37,7 @@ def get_customers(conn: Connection, customer_ids: Sequence[str]) -> dict[str, Cu
 def live_customer_ids(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
     """Which of these ids are live customers: ids only, no rows built, no lock."""
     found: set[str] = set()
-    for params in _id_chunks(conn, customer_ids):
+    for params in id_chunks(conn, customer_ids):
         found.update(conn.execute(_sql(conn).live_customer_ids, params).scalars().all())
     return found
 
@@ -45,7 +45,7 @@ def live_customer_ids(conn: Connection, customer_ids: Sequence[str]) -> set[str]
 def share_lock_customers(conn: Connection, customer_ids: Sequence[str]) -> set[str]:
     """Key-share-lock live customers (so none is deleted under us); returns the ids found."""
     found: set[str] = set()
-    for params in _id_chunks(conn, sorted(customer_ids)):
+    for params in id_chunks(conn, sorted(customer_ids)):
         rows = conn.execute(_sql(conn).customers_share_locked, params)
         found.update(rows.scalars().all())
     return found

@@ -18,9 +18,9 @@ from groupwire.store.repository.rows import G, M, to_group
 from groupwire.store.repository.statements import (
     _GROUP_NAME_TAKEN,
     _INSERT,
-    _id_chunks,
     _sql,
     _taken,
+    id_chunks,
 )
 
 
@@ -34,7 +34,7 @@ def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> Custome
 def lock_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, CustomerGroup]:
     """Lock live groups in id order; returns those that exist."""
     found: dict[str, CustomerGroup] = {}
-    for params in _id_chunks(conn, sorted(set(group_ids))):
+    for params in id_chunks(conn, sorted(set(group_ids))):
         for row in conn.execute(_sql(conn).groups_locked, params).mappings().all():
             found[row["id"]] = to_group(row)
     return found

@@ -16,7 +16,7 @@ from groupwire.store import bulk
 from groupwire.store.repository.customers import share_lock_customers
 from groupwire.store.repository.groups import get_group
 from groupwire.store.repository.rows import G, M, to_group
-from groupwire.store.repository.statements import _id_chunks, _sql
+from groupwire.store.repository.statements import _sql, id_chunks
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def membership_scope(
     inserts nothing), and sequences still follow the commit order (the outbox counter)."""
     sql = _sql(conn)
     if sql.group_scope is not None and len(customer_ids) <= sql.chunk:
-        params = next(_id_chunks(conn, customer_ids), {"ids": "[]"})
+        params = next(id_chunks(conn, customer_ids), {"ids": "[]"})
         row = conn.execute(sql.group_scope, {"id": group_id, **params}).mappings().first()
         if row is not None and row["scope_customers"] == len(customer_ids):
             return MembershipScope(to_group(row), [], set(json.loads(row["scope_members"])))
@@ -62,7 +62,7 @@ def membership_scope(
 
 def members_among(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for params in _id_chunks(conn, customer_ids):
+    for params in id_chunks(conn, customer_ids):
         rows = conn.execute(_sql(conn).members_among, {"group_id": group_id, **params})
         found.update(rows.scalars().all())
     return found
@@ -124,7 +124,7 @@ def add_live_memberships(
     already, in one statement per chunk (no id list read back first); returns those added."""
     added: set[str] = set()
     statement = _sql(conn).add_live_members
-    for params in _id_chunks(conn, customer_ids):
+    for params in id_chunks(conn, customer_ids):
         rows = statement.execute(conn, {"group_id": group_id, "at": at, "by": by, **params})
         added.update(rows.scalars().all())
     return added
@@ -133,7 +133,7 @@ def add_live_memberships(
 def delete_memberships(conn: Connection, group_id: str, customer_ids: Sequence[str]) -> set[str]:
     """Delete memberships; returns the customer ids whose row was really deleted."""
     deleted: set[str] = set()
-    for params in _id_chunks(conn, customer_ids):
+    for params in id_chunks(conn, customer_ids):
         result = conn.execute(_sql(conn).delete_members, {"group_id": group_id, **params})
         deleted.update(result.scalars().all())
     return deleted

@@ -129,7 +129,7 @@ def _sql(conn: Connection) -> _Statements:
     return _statements(conn.dialect.name)
 
 
-def _id_chunks(conn: Connection, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
+def id_chunks(conn: Connection, ids: Sequence[str]) -> Iterator[dict[str, Any]]:
     """``{"ids": [...]}`` parameter sets covering ``ids``, as large as the dialect allows."""
     postgres = conn.dialect.name == "postgresql"
     for part in chunks(ids, _sql(conn).chunk):
