@@ -34,6 +34,9 @@ HEAVY = (
     "aiosmtplib",
     "orjson",
 )
+# Not heavy, but no help needs them: Rich prints a command's results (its consoles, tables and
+# progress bars are imported by the commands that print), pluggy runs the hooks of a service.
+NOT_FOR_A_HELP = ("rich", "pluggy")
 PROBE = """
 import json, sys
 from groupwire.cli import app
@@ -45,9 +48,28 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
 
-def modules_after(*args: str) -> set[str]:
+BARE_APP = """
+import json, sys
+from typing import Annotated
+import typer
+app = typer.Typer(rich_markup_mode=None)
+@app.callback()
+def root(db: Annotated[str | None, typer.Option(help="A database URL.")] = None) -> None:
+    pass
+@app.command()
+def one(count: int = 1) -> None:
+    pass
+try:
+    app(prog_name="bare", args=sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def modules_after(*args: str, probe: str = PROBE) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
+        [sys.executable, "-c", probe, *args],
         cwd=REPO,
         env={**os.environ, "COLUMNS": "200"},
         capture_output=True,
@@ -74,6 +96,17 @@ def test_help_imports_none_of_the_heavy_stack(args: tuple[str, ...]) -> None:
 
     assert "typer" in loaded  # the probe did run the command line
     assert sorted(loaded & set(HEAVY)) == []
+    assert sorted(loaded & set(NOT_FOR_A_HELP)) == []
+
+
+def test_the_root_help_imports_only_what_a_bare_typer_apps_help_does() -> None:
+    """Besides Groupwire's own light modules (the command line's and the domain's), the root
+    ``--help`` loads no module a two-command Typer app's ``--help`` does not load too."""
+    loaded = modules_after("--help")
+    bare = modules_after("--help", probe=BARE_APP)
+
+    assert "typer" in bare
+    assert sorted(loaded - bare - {"groupwire", "__future__"}) == []
 
 
 def test_the_public_names_still_import_from_the_package_root() -> None:

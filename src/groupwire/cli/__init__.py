@@ -1,13 +1,14 @@
 """The ``groupwire`` command line (Typer). Sub-commands live in modules of this package and
 are added below, one line each.
 
-Heavy imports inside commands: a module of this package imports only Typer, Rich, the
-standard library and light Groupwire modules (the domain, ``groupwire.cli.common``) at its
-top; the store, the service, the API, the adapters and their libraries (SQLAlchemy, FastAPI,
-psycopg, redis, httpx...) are imported inside the command function that uses them (types for
-annotations only under ``TYPE_CHECKING``). So ``groupwire --help`` or a command's ``--help``
-starts in the time of Typer itself; ``tests/cli/test_cli_startup.py`` holds this, and
-``benchmarks/cli_startup.py`` measures it.
+Heavy imports inside commands: a module of this package imports only Typer, the standard
+library and light Groupwire modules (the domain, ``groupwire.cli.common``) at its top; Rich
+(consoles, tables, progress bars: ``common.out()``, ``common.err()`` and ``common.escape()``
+import it on first use), pluggy, the store, the service, the API, the adapters and their
+libraries (SQLAlchemy, FastAPI, psycopg, redis, httpx...) are imported inside the function
+that uses them (types for annotations only under ``TYPE_CHECKING``). So ``groupwire --help``
+or a command's ``--help`` starts in the time of Typer itself; ``tests/cli/test_cli_startup.py``
+holds this, and ``benchmarks/cli_startup.py`` measures it.
 """
 
 from __future__ import annotations

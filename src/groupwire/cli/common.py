@@ -7,14 +7,13 @@ default embedded SQLite file ``groupwire.db`` in the current directory.
 Domain errors (``NotFound``, ``Duplicate``, ``HookRejected``, ...) become one red line on
 stderr and exit code 1; bad command-line input exits with 2 (Click's usage error).
 
-Like every module of the command line, this one imports only Typer, Rich, the standard
-library and the domain at its top: the store, the service and the servers are imported by
-the functions that use them, when a command runs (see :mod:`groupwire.cli`).
+Like every module of the command line, this one imports only Typer, the standard library
+and the domain at its top: Rich, the store, the service and the servers are imported by the
+functions that use them, when a command runs (see :mod:`groupwire.cli`).
 """
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,14 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import GroupwireError, NotFound
 from groupwire.domain.models import CustomerGroup
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
     from groupwire.app import Groupwire
@@ -57,12 +55,27 @@ class CliState:
 
 def out() -> Console:
     """The console for results (stdout). Built per call so redirections are honoured."""
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def err() -> Console:
     """The console for errors, warnings and progress (stderr)."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """``text`` with Rich's markup escaped, for printing user data through a console.
+
+    Rich's markup module is imported here, on first use, not at the top: a help needs none
+    of Rich.
+    """
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -129,6 +142,8 @@ def open_engine(url: str) -> Engine:
 
 def cli_context() -> Context:
     """The actor recorded in events written from the command line: ``cli:<os user>``."""
+    import getpass
+
     from groupwire.domain.ids import new_id
 
     try:

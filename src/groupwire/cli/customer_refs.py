@@ -13,7 +13,6 @@ Resolution reads the store only; it reports every reference that names no live c
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +67,8 @@ def refs_from_values(values: Iterable[str]) -> list[CustomerRef]:
 
 def refs_from_csv(path: Path) -> list[CustomerRef]:
     """Read the references of a CSV file (see the module's docstring for the format)."""
+    import csv
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from groupwire.cli.common import (
     DbOption,
@@ -14,6 +12,7 @@ from groupwire.cli.common import (
     cli_context,
     database_url,
     domain_errors,
+    escape,
     find_group,
     open_groupwire,
     out,
@@ -66,6 +65,8 @@ def list_customers(
     if as_json:
         print_json_lines([customer_json(c) for c in page.items])
         return
+    from rich.table import Table
+
     table = Table(title=f"Customers ({len(page.items)} of {page.count})", title_justify="left")
     table.add_column("id", overflow="fold", style="dim")
     table.add_column("email", overflow="fold")

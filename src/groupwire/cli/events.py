@@ -12,13 +12,13 @@ import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
     database_url,
     domain_errors,
+    escape,
     open_groupwire,
     out,
     print_json_lines,

@@ -19,15 +19,11 @@ Adding or removing members from a file (``--csv``) works in two steps:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from groupwire.cli.common import (
     DbOption,
@@ -36,6 +32,7 @@ from groupwire.cli.common import (
     database_url,
     domain_errors,
     err,
+    escape,
     fail,
     find_group,
     open_groupwire,
@@ -136,6 +133,8 @@ def list_groups(
     if as_json:
         print_json_lines([group_json(g, counts[g.id]) for g in page.items])
         return
+    from rich.table import Table
+
     table = Table(
         title=f"Customer groups ({len(page.items)} of {page.count})", title_justify="left"
     )
@@ -195,6 +194,8 @@ def list_members(
     if as_json:
         print_json_lines([{"id": c.id, "email": c.email} for c in members])
         return
+    from rich.table import Table
+
     table = Table(title=f"{found.name}: {plural(len(members), 'member')}", title_justify="left")
     table.add_column("id", overflow="fold", style="dim")
     table.add_column("email")
@@ -297,6 +298,8 @@ class ChunkWritten:
 
 def chunk_key(action: str, group_id: str, chunk: list[str]) -> str:
     """The idempotency key of one chunk: the same action, group and customers, the same key."""
+    import hashlib
+
     digest = hashlib.sha256("\n".join([action, group_id, *chunk]).encode("utf-8"))
     return f"cli-{action}-{digest.hexdigest()}"
 
@@ -313,6 +316,13 @@ def _write_in_chunks(
     """Write chunk after chunk; stop at the first that fails. Returns the written chunks and
     the failure's description (None when every chunk was written). Each chunk carries its
     idempotency key (none when ``fresh``)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from sqlalchemy.exc import SQLAlchemyError
 
     base = cli_context()

@@ -10,8 +10,6 @@ import enum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from groupwire.cli.common import (
     DbOption,
@@ -19,6 +17,7 @@ from groupwire.cli.common import (
     database_url,
     domain_errors,
     err,
+    escape,
     open_engine,
     out,
     print_json_lines,
@@ -92,6 +91,8 @@ def list_(ctx: typer.Context, as_json: JsonOption = False, db: DbOption = None) 
     if as_json:
         print_json_lines([key_json(k) for k in keys])
         return
+    from rich.table import Table
+
     table = Table(title=f"API keys ({len(keys)})", title_justify="left")
     table.add_column("id", overflow="fold", style="dim")
     table.add_column("name")

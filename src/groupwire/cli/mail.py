@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from groupwire.cli.common import (
     DbOption,
     JsonOption,
     database_url,
     domain_errors,
+    escape,
     fail,
     find_group,
     open_groupwire,

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from groupwire.cli.common import (
     DbOption,
     database_url,
     display_url,
     err,
+    escape,
     fail,
     open_engine,
     open_groupwire,

@@ -17,17 +17,16 @@ were all revoked gets no new key: that was someone's decision.
 from __future__ import annotations
 
 import os
-import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from groupwire.cli.common import (
     DbOption,
     database_url,
     display_url,
     err,
+    escape,
     fail,
     open_groupwire,
     out,
@@ -35,6 +34,8 @@ from groupwire.cli.common import (
 from groupwire.cli.signals import stop_requested
 
 if TYPE_CHECKING:
+    import socket
+
     from sqlalchemy import Engine
 
 PluginOption = Annotated[
@@ -159,6 +160,8 @@ def bind_server_socket(host: str, port: int) -> socket.socket:
     started, so a client never waits on an app still starting. Bound as uvicorn binds the
     socket of its worker processes: one address (a host name, the first IPv4 one it resolves
     to; an address with ``:``, IPv6)."""
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

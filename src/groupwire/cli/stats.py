@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from groupwire.cli.audit import _time
 from groupwire.cli.common import (
@@ -46,6 +45,8 @@ def show(
     if as_json:
         print_json_lines([stats.as_dict()])
         return
+    from rich.table import Table
+
     table = Table(title=f"{stats.group_id}: {stats.member_count} members", title_justify="left")
     table.add_column(granularity)
     for name in ("joins", "leaves", "members"):

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from groupwire.cli.common import (
     DbOption,
@@ -24,6 +22,7 @@ from groupwire.cli.common import (
     database_url,
     domain_errors,
     err,
+    escape,
     open_groupwire,
     out,
     print_json_lines,
@@ -136,6 +135,8 @@ def list_(
     if as_json:
         print_json_lines([_plain(e) for e in page.items])
         return
+    from rich.table import Table
+
     table = Table(title=f"Webhooks ({page.count})", title_justify="left")
     for column in ("id", "url", "events", "groups", "ordered", "status"):
         table.add_column(column, overflow="fold")
@@ -234,6 +235,8 @@ def messages(
     if as_json:
         print_json_lines([_plain(m) for m in page.items])
         return
+    from rich.table import Table
+
     table = Table(title=f"Messages ({page.count})", title_justify="left")
     for column in ("id", "event", "status", "attempts", "last", "next attempt"):
         table.add_column(column, overflow="fold")
@@ -260,6 +263,8 @@ def attempts(
     if as_json:
         print_json_lines([_plain(a) for a in page.items])
         return
+    from rich.table import Table
+
     table = Table(title=f"Attempts ({page.count})", title_justify="left")
     for column in ("at", "message", "#", "status", "ms", "error"):
         table.add_column(column, overflow="fold")

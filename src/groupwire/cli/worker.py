@@ -8,13 +8,13 @@ database, so a restarted worker resumes where the last one stopped.
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from groupwire.cli.common import (
     DbOption,
     database_url,
     display_url,
     err,
+    escape,
     fail,
     open_groupwire,
     out,
