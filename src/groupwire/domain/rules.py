@@ -428,8 +428,8 @@ def _value(kind: Kind, op: Op, arg: Any, path: str, *, nullable: bool) -> Scalar
     if kind == "time":
         return _time(arg, path)
     if kind == "count":
-        if isinstance(arg, bool) or not isinstance(arg, int) or arg < 0:
-            raise InvalidData(f"{path} takes a whole number, 0 or more")
+        if isinstance(arg, bool) or not isinstance(arg, int) or not 0 <= arg < 2**31:
+            raise InvalidData(f"{path} takes a whole number, 0 or more (below 2^31)")
         return arg
     if kind == "amount":
         return amount(arg, path)

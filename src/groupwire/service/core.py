@@ -27,7 +27,7 @@ from groupwire.domain.errors import Duplicate, Unavailable
 from groupwire.domain.models import Event
 from groupwire.store import idempotency_keys
 from groupwire.store.engine import WRITE, connection_lost
-from groupwire.store.unit_of_work import UnitOfWork
+from groupwire.store.unit_of_work import RulesChanged, UnitOfWork
 
 log = logging.getLogger("groupwire.service")
 
@@ -103,6 +103,13 @@ class ServiceCore:
                     subject = result[0] if isinstance(result, tuple) else result
                     committed = uow.commit(subject)
                 break
+            except RulesChanged:
+                if attempt == MAX_TRANSACTION_ATTEMPTS:
+                    raise
+                log.info(
+                    "retrying a transaction: smart groups' rules changed (attempt %d)", attempt
+                )
+                continue
             except (DBAPIError, PoolTimeout) as error:
                 if connection_lost(error):
                     raise Unavailable(NOTHING_WRITTEN_MESSAGE) from error
@@ -113,6 +120,8 @@ class ServiceCore:
         if context.idempotency_key is not None:
             self._prune_keys()
         self._tell_listeners(committed)
+        for later in uow.after_commit:
+            later()
         return result
 
     def _tell_listeners(self, committed: Sequence[Event]) -> None:

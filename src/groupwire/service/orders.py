@@ -23,7 +23,7 @@ from groupwire.domain.orders import (
     validate_order_id,
     validate_order_values,
 )
-from groupwire.service.core import ServiceCore
+from groupwire.service.memberships import MembershipSteps
 from groupwire.store import orders as ledger
 from groupwire.store import repository as repo
 from groupwire.store.unit_of_work import UnitOfWork
@@ -39,7 +39,7 @@ class OrderRecord:
     changes: dict[str, dict[str, Any]]
 
 
-class OrderOperations(ServiceCore):
+class OrderOperations(MembershipSteps):
     """Recording orders."""
 
     def record_order(
@@ -67,8 +67,19 @@ class OrderOperations(ServiceCore):
             for cid in sorted(str(c) for c in customer_ids if c):
                 repo.get_customer(conn, cid, lock=True)  # one customer's changes in turn
             if current is None:
-                return self._new_order(uow, order_id, values), True, {}
+                order = self._new_order(uow, order_id, values)
+                trigger = "order_placed" if order.counted else "order_updated"
+                self._follow_rules(uow, [order.customer_id], ["orders"], trigger, context)
+                return order, True, {}
             order, changes = self._changed_order(uow, current, values)
+            if changes:
+                self._follow_rules(
+                    uow,
+                    sorted({current.customer_id, order.customer_id}),
+                    ["orders"],
+                    _trigger(current, order),
+                    context,
+                )
             return order, False, changes
 
         order, created, changes = self._transaction(context, work)
@@ -122,3 +133,12 @@ class OrderOperations(ServiceCore):
         order = replace(current, **row)
         uow.emit(order_updated(order, changes))
         return order, changes
+
+
+def _trigger(before: RecordedOrder, after: RecordedOrder) -> str:
+    """Why the rules reading orders are evaluated again (the membership events' trigger)."""
+    if after.status == CANCELED and before.status != CANCELED:
+        return "order_canceled"
+    if after.counted and not before.counted:
+        return "order_placed"
+    return "order_updated"
