@@ -211,7 +211,9 @@ CUSTOMER_KIND = _Kind(
     table=tables.customer,
     fields=ev.CUSTOMER_FIELDS,
     unique="email",
-    get=repo.get_customer,
+    get=lambda conn, customer_id, lock=False: repo.get_customer(
+        conn, customer_id, lock=lock, no_key=True
+    ),
     taken=_customer_email_taken,
     duplicate=lambda current, email: _duplicate_customer(email, current.has_account),
     validate=_validate_customer_fields,

@@ -65,7 +65,7 @@ class OrderOperations(MembershipSteps):
             if current is not None:
                 customer_ids.add(current.customer_id)
             for cid in sorted(str(c) for c in customer_ids if c):
-                repo.get_customer(conn, cid, lock=True)  # one customer's changes in turn
+                repo.get_customer(conn, cid, lock=True, no_key=True)  # one change at a time
             if current is None:
                 order = self._new_order(uow, order_id, values)
                 trigger = "order_placed" if order.counted else "order_updated"

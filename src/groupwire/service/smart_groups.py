@@ -48,7 +48,7 @@ from groupwire.service.validation import _kept_ids
 from groupwire.store import repository as repo
 from groupwire.store import smart_groups as store
 from groupwire.store.rules import matching_ids
-from groupwire.store.unit_of_work import UnitOfWork, change_rules
+from groupwire.store.unit_of_work import RulesChanged, UnitOfWork, change_rules
 
 log = logging.getLogger("groupwire.smart_groups")
 
@@ -240,7 +240,8 @@ class SmartGroupSteps(MembershipSteps):
                         )
                     if smart.rule.matches(shot, uow.now):
                         desired.add(cid)
-                change = self._converge(uow, smart, ids, desired, trigger, context)
+                current = {cid for cid in shots if gid in groups_of[cid]}
+                change = self._converge(uow, smart, ids, desired, trigger, context, current)
                 for cid in change.added:
                     groups_of[cid].add(gid)
                 for cid in change.removed:
@@ -261,8 +262,12 @@ class SmartGroupSteps(MembershipSteps):
         desired: set[str],
         trigger: str,
         context: Context,
+        current: set[str] | None = None,
     ) -> RuleChange:
-        current = repo.members_among(uow.connection, smart.group.id, ids)
+        """Move ``ids`` so that ``desired`` are the members among them (``current``: the
+        members among them now, when the caller knows)."""
+        if current is None:
+            current = repo.members_among(uow.connection, smart.group.id, ids)
         joining = [cid for cid in ids if cid in desired and cid not in current]
         leaving = [cid for cid in ids if cid in current and cid not in desired]
         return self._move(uow, smart.group, joining, leaving, trigger, context)
@@ -282,6 +287,10 @@ class SmartGroupSteps(MembershipSteps):
         if not joining and not leaving:
             return change
         conn = uow.connection
+        if not uow.changes_rules:  # wait for a change of this group's rule to commit first
+            repo.key_share_group(conn, group.id)
+            if store.rules_version(conn) != uow.expect_rules_version:
+                raise RulesChanged("a rule changed while this change decided with it")
         version = group.rule_version
         if joining:
             kept, vetoed, message = self._ask(

@@ -108,6 +108,7 @@ class _Statements:
     groups_locked: Select[Any]
     customer: Select[Any]
     customer_locked: Select[Any]
+    customer_no_key_locked: Select[Any]
     customers: Select[Any]
     customers_share_locked: Select[Any]
     members_among: Select[Any]
@@ -158,6 +159,7 @@ def _statements(dialect: str) -> _Statements:
         .with_for_update(),
         customer=customer,
         customer_locked=customer.with_for_update(),
+        customer_no_key_locked=customer.with_for_update(key_share=True),
         customers=select(C).where(among(C.c.id), C.c.deleted_at.is_(None)),
         customers_share_locked=select(C.c.id)
         .where(among(C.c.id), C.c.deleted_at.is_(None))
@@ -216,6 +218,13 @@ def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> Custome
     query = sql.group_locked if lock else sql.group
     row = conn.execute(query, {"id": group_id}).mappings().first()
     return to_group(row) if row else None
+
+
+def key_share_group(conn: Connection, group_id: str) -> None:
+    """Key-share-lock a group's row (PostgreSQL) before writing its memberships: waits for a
+    change that holds it for update (a smart group's rule being changed) to commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_sql(conn).group_key_shared, {"id": group_id}).first()
 
 
 def lock_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, CustomerGroup]:
@@ -357,9 +366,16 @@ def _group_sort_key(field: str) -> Any:
 # --- customers -------------------------------------------------------------------------------
 
 
-def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> Customer | None:
+def get_customer(
+    conn: Connection, customer_id: str, *, lock: bool = False, no_key: bool = False
+) -> Customer | None:
+    """A live customer; ``lock``: locked for update until the commit (``no_key``: for an
+    update of its fields, which lets other transactions still reference the row, as a new
+    membership's foreign key does: PostgreSQL's ``FOR NO KEY UPDATE``)."""
     sql = _sql(conn)
-    query = sql.customer_locked if lock else sql.customer
+    query = (
+        sql.customer if not lock else sql.customer_no_key_locked if no_key else sql.customer_locked
+    )
     row = conn.execute(query, {"id": customer_id}).mappings().first()
     return to_customer(row) if row else None
 

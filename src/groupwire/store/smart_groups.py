@@ -42,7 +42,7 @@ def lock_customers(conn: Connection, customer_ids: Sequence[str]) -> None:
         select(C.c.id)
         .where(C.c.id.in_(sorted(customer_ids)), C.c.deleted_at.is_(None))
         .order_by(C.c.id)
-        .with_for_update()
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: memberships may still refer
     )
     conn.execute(query).all()
 

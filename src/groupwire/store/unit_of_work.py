@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -105,6 +105,14 @@ def change_rules(conn: Connection) -> int:
     check (:attr:`UnitOfWork.expect_rules_version`) and be retried.
     """
     return int(conn.execute(_CHANGE_RULES).scalar_one())
+
+
+def wait_for_rule_changes(engine: Engine) -> None:
+    """Wait until no change that holds the outbox counter's lock (a rule's change is one)
+    is in flight: the counter's row is locked and released at once (PostgreSQL)."""
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(_COUNTER.c.id).where(_COUNTER.c.id == 1).with_for_update())
 
 
 class RulesChanged(Exception):
