@@ -23,6 +23,17 @@ RUNS = {
     "api_floor": ["api_floor.py", "--quick", "--postgres", POSTGRES],
     "idempotency": ["idempotency_cost.py", "--writes", "10", "--postgres", POSTGRES],
     "redis": ["redis_throughput.py", "--events", "300", "--workers", "1"],
+    "smart_groups": [
+        "smart_groups.py",
+        "--customers",
+        "300",
+        "--rules",
+        "5",
+        "--updates",
+        "10",
+        "--postgres",
+        POSTGRES,
+    ],
     "redis_loss": [
         "redis_loss.py",
         "--rate",

@@ -95,8 +95,10 @@ class RuleIndex:
             except InvalidData as error:  # validated on write: only a hand-edited row
                 log.error("smart group %s has an invalid rule, ignored: %s", group.id, error)
         self.readers: dict[str, set[str]] = {}
+        self.reads: dict[str, frozenset[str]] = {}
         for gid, smart in self.groups.items():
-            for dependency in smart.rule.dependencies:
+            self.reads[gid] = smart.rule.dependencies
+            for dependency in self.reads[gid]:
                 self.readers.setdefault(dependency, set()).add(gid)
         self.order = _dependency_order(
             {gid: smart.rule.group_ids for gid, smart in self.groups.items()}
@@ -118,7 +120,7 @@ class RuleIndex:
         return [gid for gid in self.order if gid in found]
 
     def needs(self, group_ids: Iterable[str], dependency: str) -> bool:
-        return any(dependency in self.groups[gid].rule.dependencies for gid in group_ids)
+        return any(dependency in self.reads[gid] for gid in group_ids)
 
 
 def _dependency_order(reads: dict[str, frozenset[str]]) -> list[str]:
