@@ -250,10 +250,12 @@ class Groups:
         *,
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
+        rule: dict[str, Any] | None = None,
         context: Context | None = None,
     ) -> CustomerGroup:
+        """Create a group; with a ``rule`` a smart group (``docs/smart-groups.md``)."""
         return self._service.create_group(
-            name, description=description, metadata=metadata, context=context
+            name, description=description, metadata=metadata, rule=rule, context=context
         )
 
     def get(self, group_id: str) -> CustomerGroup:
@@ -269,17 +271,25 @@ class Groups:
         name: str = UNSET,
         description: str | None = UNSET,
         metadata: dict[str, Any] | None = UNSET,
+        rule: dict[str, Any] | None = UNSET,
         expected_version: int | None = None,
         context: Context | None = None,
     ) -> CustomerGroup:
+        """``rule``: a new rule (applied to every customer at once) or None (manual again)."""
         return self._service.update_group(
             group_id,
             name=name,
             description=description,
             metadata=metadata,
+            rule=rule,
             expected_version=expected_version,
             context=context,
         )
+
+    def preview_rule(self, group_id: str, rule: dict[str, Any] | None, *, limit: int = 20) -> Any:
+        """Who would join and leave the group under ``rule`` (a ``RulePreview``); nothing
+        is written."""
+        return self._service.preview_rule(group_id, rule, limit=limit)
 
     def delete(
         self, group_id: str, *, expected_version: int | None = None, context: Context | None = None

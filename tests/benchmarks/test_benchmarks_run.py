@@ -24,6 +24,17 @@ RUNS = {
     "cli_startup": ["cli_startup.py", "--runs", "1"],
     "idempotency": ["idempotency_cost.py", "--writes", "10", "--postgres", POSTGRES],
     "redis": ["redis_throughput.py", "--events", "300", "--workers", "1"],
+    "smart_groups": [
+        "smart_groups.py",
+        "--customers",
+        "300",
+        "--rules",
+        "5",
+        "--updates",
+        "10",
+        "--postgres",
+        POSTGRES,
+    ],
     "redis_loss": [
         "redis_loss.py",
         "--rate",

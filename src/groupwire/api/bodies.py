@@ -134,10 +134,20 @@ MERGED = 'Merged: keys set, a key set to "" removed; null clears'
 # customer workflows offer.
 
 
+RULE_HELP = (
+    "A smart group's rule (Groupwire addition, see docs/smart-groups.md): Medusa's filter"
+    " operators over customer fields, metadata.<key>, addresses.<field>, orders.count,"
+    " orders.total, orders.first_placed_at, orders.last_placed_at and groups.id, with"
+    " include and exclude lists of customer ids; null makes the group manual"
+)
+GroupRule = Annotated[dict[str, Any] | None, Field(description=RULE_HELP)]
+
+
 class CreateCustomerGroup(BodyWithAdditionalData):
     name: Name
     metadata: Metadata = None
     description: Description = None
+    rule: GroupRule = None
     additional_data: AdditionalData = None
 
 
@@ -145,7 +155,14 @@ class UpdateCustomerGroup(BodyWithAdditionalData):
     name: Name = None  # type: ignore[assignment]  # null is refused, as Medusa does
     metadata: Metadata = Field(None, description=MERGED)
     description: Description = None
+    rule: GroupRule = None
     additional_data: AdditionalData = None
+
+
+class PreviewRule(Body):
+    """The rule to preview (null: the group would become manual and nobody would move)."""
+
+    rule: GroupRule = None
 
 
 EMAIL_SCHEMA: JsonDict = {"format": "email"}

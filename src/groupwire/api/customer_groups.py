@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import Connection
 
 from groupwire.api.answers import ChangeAnswer
-from groupwire.api.bodies import BatchIds, CreateCustomerGroup, UpdateCustomerGroup
+from groupwire.api.bodies import BatchIds, CreateCustomerGroup, PreviewRule, UpdateCustomerGroup
 from groupwire.api.caller import GW, ChangeContext
+from groupwire.api.idempotency import OUTSIDE_SERVICE
 from groupwire.api.list_filters import (
     GROUP_FILTERS,
     openapi_parameters,
@@ -120,6 +121,7 @@ def create_customer_group(
         body.name,
         description=body.description,
         metadata=body.metadata,
+        rule=body.rule,
         context=answer.on(body.hook_context(context)),
     )
     return answer.response()
@@ -180,3 +182,25 @@ def update_customer_group_customers(
         id, add=body.add, remove=body.remove, context=answer.on(body.hook_context(context))
     )
     return answer.response()
+
+
+@router.post(
+    "/{id}/preview-rule",
+    summary="Who would join and who would leave under a rule (nothing is written)",
+    dependencies=[OUTSIDE_SERVICE],  # a read: a key only makes a retry answer the same
+)
+def preview_customer_group_rule(
+    gw: GW,
+    id: str,
+    body: PreviewRule,
+    limit: Annotated[int, Query(ge=0, le=1000, description="Ids listed of each")] = 20,
+) -> JSONResponse:
+    preview = gw.groups.preview_rule(id, body.rule, limit=limit)
+    return JSONResponse(
+        {
+            "preview": {
+                "joining": {"count": preview.joining, "customer_ids": preview.joining_ids},
+                "leaving": {"count": preview.leaving, "customer_ids": preview.leaving_ids},
+            }
+        }
+    )

@@ -76,7 +76,11 @@ ADDRESS_DEFAULTS = (
 ADDRESS_OPTIONAL = ("is_default_shipping", "is_default_billing", "deleted_at")
 ADDRESS_SHAPE = Shape(ADDRESS_DEFAULTS, optional=ADDRESS_OPTIONAL)
 ADDRESS_ORDER = (*ADDRESS_DEFAULTS, *ADDRESS_OPTIONAL)
-GROUP_SHAPE = Shape(GROUP_DEFAULTS, {"customers": Shape(CUSTOMER_DEFAULTS)})
+GROUP_OPTIONAL = ("rule", "rule_version")
+"""A smart group's rule, with ``fields=+rule,+rule_version`` (a Groupwire addition)."""
+GROUP_SHAPE = Shape(
+    GROUP_DEFAULTS, {"customers": Shape(CUSTOMER_DEFAULTS)}, optional=GROUP_OPTIONAL
+)
 CUSTOMER_SHAPE = Shape(
     CUSTOMER_DEFAULTS,
     {"groups": Shape(GROUP_DEFAULTS), "addresses": Shape(ADDRESS_DEFAULTS + ADDRESS_OPTIONAL)},

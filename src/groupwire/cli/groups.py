@@ -375,3 +375,97 @@ def _report_unknown(unknown: list[Unknown], *, written: bool) -> None:
         console.print(f"  {escape(item.describe())}", soft_wrap=True)
     if len(unknown) > MAX_LISTED_UNKNOWN:
         console.print(f"  ... and {len(unknown) - MAX_LISTED_UNKNOWN} more", soft_wrap=True)
+
+
+# --- smart groups ----------------------------------------------------------------------------
+
+RuleArg = Annotated[
+    str,
+    typer.Argument(
+        help='The rule as JSON, e.g. \'{"orders.total": {"currency": "eur", "$gte": 1000}}\','
+        ' "null" for none, or @file.json (see docs/smart-groups.md).'
+    ),
+]
+
+
+def _parse_rule_argument(text: str) -> dict[str, object] | None:
+    import json
+
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as error:
+            fail(f"cannot read the rule file: {error}")
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        fail(f"the rule is not JSON: {error}")
+    if value is not None and not isinstance(value, dict):
+        fail("the rule must be a JSON object or null")
+    return value
+
+
+@app.command("preview-rule")
+def preview_rule(
+    ctx: typer.Context,
+    group: GroupArg,
+    rule: RuleArg,
+    limit: Annotated[int, typer.Option(help="Customer ids listed of each.")] = 10,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Who would join and who would leave the group under RULE (nothing is written)."""
+    parsed = _parse_rule_argument(rule)
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        preview = gw.groups.preview_rule(found.id, parsed, limit=limit)
+    if as_json:
+        print_json_lines(
+            [
+                {
+                    "joining": {"count": preview.joining, "customer_ids": preview.joining_ids},
+                    "leaving": {"count": preview.leaving, "customer_ids": preview.leaving_ids},
+                }
+            ]
+        )
+        return
+    console = out()
+    console.print(
+        f"[bold]{escape(found.name)}[/]: {plural(preview.joining, 'customer')} would join,"
+        f" {plural(preview.leaving, 'customer')} would leave",
+        soft_wrap=True,
+    )
+    for label, ids in (("join", preview.joining_ids), ("leave", preview.leaving_ids)):
+        for cid in ids:
+            console.print(f"  {label}  {cid}", soft_wrap=True)
+
+
+@app.command("set-rule")
+def set_rule(
+    ctx: typer.Context,
+    group: GroupArg,
+    rule: RuleArg,
+    db: DbOption = None,
+) -> None:
+    """Make the group a smart group with RULE (applied to every customer at once, in one
+    transaction), or manual again with "null" (its members stay)."""
+    parsed = _parse_rule_argument(rule)
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        before = gw.events.last_sequence()
+        updated = gw.groups.update(found.id, rule=parsed, context=cli_context())
+        moved = gw.events.list(
+            type=["customer_group.customer_added", "customer_group.customer_removed"],
+            subject=found.id,
+            after=before,
+            limit=None,
+        )
+    joined = sum(1 for e in moved if e.type.endswith("customer_added"))
+    if parsed is None:
+        out().print(f"[bold]{escape(found.name)}[/] is a manual group again", soft_wrap=True)
+        return
+    out().print(
+        f"[bold]{escape(found.name)}[/] rule version {updated.rule_version}:"
+        f" {plural(joined, 'customer')} joined, {plural(len(moved) - joined, 'customer')} left",
+        soft_wrap=True,
+    )

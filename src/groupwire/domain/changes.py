@@ -67,6 +67,8 @@ class GroupDraft:
     name: str
     description: str | None = None
     metadata: dict[str, Any] | None = None
+    rule: dict[str, Any] | None = None
+    """A smart group's rule (``docs/smart-groups.md``); None for a manual group."""
 
 
 @dataclass(slots=True)

@@ -107,6 +107,12 @@ class HookRejected(GroupwireError):
         super().__init__(reason)
 
 
+class NotAllowed(GroupwireError):
+    """A change that is never allowed on its target (a smart group's members by hand)."""
+
+    type = "not_allowed"
+
+
 class PreconditionFailed(GroupwireError):
     """An optimistic-concurrency check failed: the caller's version is stale."""
 

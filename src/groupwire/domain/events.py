@@ -27,6 +27,7 @@ CUSTOMER_DELETED = "customer.deleted"
 ADDRESS_CREATED = "customer.address_created"
 ADDRESS_UPDATED = "customer.address_updated"
 ADDRESS_DELETED = "customer.address_deleted"
+RULE_VETOED = "customer_group.rule_vetoed"
 
 ALL_TYPES = (
     GROUP_CREATED,
@@ -41,12 +42,14 @@ ALL_TYPES = (
     ADDRESS_CREATED,
     ADDRESS_UPDATED,
     ADDRESS_DELETED,
+    RULE_VETOED,
 )
 
 # Why a customer left a group (the contract's `reason` values).
 REASON_REMOVED = "removed"
 REASON_GROUP_DELETED = "group_deleted"
 REASON_CUSTOMER_DELETED = "customer_deleted"
+REASON_RULE = "rule"  # a smart group's rule added or removed the customer
 # Why an address was deleted: on its own, or with its customer (REASON_CUSTOMER_DELETED).
 REASON_ADDRESS_DELETED = "deleted"
 # A change found by comparing another system's state with the copy (the Medusa bridge's
@@ -130,17 +133,16 @@ def _iso(moment: datetime) -> str:
 
 
 def group_created(group: CustomerGroup) -> PendingEvent:
-    return PendingEvent(
-        GROUP_CREATED,
-        group.id,
-        group.id,
-        {
-            "id": group.id,
-            "name": group.name,
-            "description": group.description,
-            "metadata": group.metadata,
-        },
-    )
+    """The new group; a smart group's also carries its ``rule`` and ``rule_version``."""
+    data: dict[str, Any] = {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "metadata": group.metadata,
+    }
+    if group.rule is not None:
+        data.update(rule=group.rule, rule_version=group.rule_version)
+    return PendingEvent(GROUP_CREATED, group.id, group.id, data)
 
 
 def group_updated(group_id: str, changes: dict[str, dict[str, Any]]) -> PendingEvent:
@@ -189,6 +191,62 @@ def customers_removed(
     """One ``customer_removed`` per id, all with the same reason, as one run."""
     data = {"group_id": group_id, "customer_id": None, "timestamp": _iso(at), "reason": reason}
     return PendingRun(CUSTOMER_REMOVED, group_id, group_id, data, "customer_id", customer_ids)
+
+
+def rule_customers_added(
+    group_id: str, customer_ids: list[str], at: datetime, rule_version: int, trigger: str
+) -> PendingRun:
+    """One ``customer_added`` per id that a smart group's rule brought in, as one run."""
+    data = {
+        "group_id": group_id,
+        "customer_id": None,
+        "timestamp": _iso(at),
+        "reason": REASON_RULE,
+        "rule_version": rule_version,
+        "trigger": trigger,
+    }
+    return PendingRun(CUSTOMER_ADDED, group_id, group_id, data, "customer_id", customer_ids)
+
+
+def rule_customers_removed(
+    group_id: str, customer_ids: list[str], at: datetime, rule_version: int, trigger: str
+) -> PendingRun:
+    """One ``customer_removed`` (reason ``rule``) per id a smart group's rule let go."""
+    data = {
+        "group_id": group_id,
+        "customer_id": None,
+        "timestamp": _iso(at),
+        "reason": REASON_RULE,
+        "rule_version": rule_version,
+        "trigger": trigger,
+    }
+    return PendingRun(CUSTOMER_REMOVED, group_id, group_id, data, "customer_id", customer_ids)
+
+
+def rule_vetoed(
+    group_id: str,
+    action: str,
+    customer_ids: list[str],
+    message: str | None,
+    rule_version: int,
+    trigger: str,
+) -> PendingEvent:
+    """A before-hook kept customers from joining (``action: add``) or leaving (``remove``)
+    a smart group as its rule asked; ``message`` is the veto's reason (None when the hook
+    only dropped them from the list)."""
+    return PendingEvent(
+        RULE_VETOED,
+        group_id,
+        group_id,
+        {
+            "group_id": group_id,
+            "action": action,
+            "customer_ids": customer_ids,
+            "message": message,
+            "rule_version": rule_version,
+            "trigger": trigger,
+        },
+    )
 
 
 def customer_created(customer: Customer) -> PendingEvent:

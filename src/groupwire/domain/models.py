@@ -18,6 +18,14 @@ class CustomerGroup:
     updated_at: datetime
     deleted_at: datetime | None = None
     version: int = 1
+    rule: dict[str, Any] | None = None
+    """A smart group's rule (``docs/smart-groups.md``); None for a manual group."""
+    rule_version: int = 0
+
+    @property
+    def smart(self) -> bool:
+        """Whether the group's members follow a rule (and are not changed by hand)."""
+        return self.rule is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Literal
 
 from groupwire.domain.addresses import CustomerAddress
@@ -428,8 +429,8 @@ def _value(kind: Kind, op: Op, arg: Any, path: str, *, nullable: bool) -> Scalar
     if kind == "time":
         return _time(arg, path)
     if kind == "count":
-        if isinstance(arg, bool) or not isinstance(arg, int) or arg < 0:
-            raise InvalidData(f"{path} takes a whole number, 0 or more")
+        if isinstance(arg, bool) or not isinstance(arg, int) or not 0 <= arg < 2**31:
+            raise InvalidData(f"{path} takes a whole number, 0 or more (below 2^31)")
         return arg
     if kind == "amount":
         return amount(arg, path)
@@ -588,8 +589,7 @@ def _compare(test: Test, value: Any, now: datetime) -> bool:
     if op in PATTERNS:
         if not isinstance(value, str):
             return False
-        flags = re.IGNORECASE | re.DOTALL if op == "ilike" else re.DOTALL
-        return re.match(like_regex(str(arg)), value, flags) is not None
+        return _like_pattern(str(arg), op == "ilike").match(value) is not None
     left, right = _comparable(value, arg, now)
     if left is None:
         return False
@@ -633,6 +633,12 @@ def _comparable(value: Any, arg: Any, now: datetime) -> tuple[Any, Any]:
     if kind != _kind_of(arg) or kind in ("bool", "other"):
         return None, None
     return value, arg
+
+
+@lru_cache(maxsize=4096)
+def _like_pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+    return re.compile(like_regex(pattern), flags)
 
 
 def like_regex(pattern: str) -> str:

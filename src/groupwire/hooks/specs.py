@@ -100,6 +100,10 @@ def before_add_customer_to_group(
 
     May veto the whole call, or remove entries from ``customers`` (in place) to leave those
     customers out. Adding entries is refused: only validated customers can join.
+
+    Also called when a smart group's rule brings customers in (``docs/smart-groups.md``):
+    a veto (or a removed entry) keeps them out, is recorded as a
+    ``customer_group.rule_vetoed`` event, and does not undo the change that caused it.
     """
 
 
@@ -116,9 +120,11 @@ def before_remove_customer_from_group(
 ) -> None:
     """Before customers leave a group, once per call with every member that would leave.
 
-    ``reason`` is ``removed``, ``group_deleted`` or ``customer_deleted``. May veto, or remove
-    entries from ``customers`` (only for reason ``removed``: a deleted group or customer takes
-    all its memberships with it).
+    ``reason`` is ``removed``, ``group_deleted``, ``customer_deleted`` or ``rule`` (a smart
+    group's rule lets them go). May veto, or remove entries from ``customers`` (only for
+    reasons ``removed`` and ``rule``: a deleted group or customer takes all its memberships
+    with it). For ``rule``, a veto keeps the customers in and is recorded as a
+    ``customer_group.rule_vetoed`` event; the change that caused it still commits.
     """
 
 

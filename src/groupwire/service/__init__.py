@@ -21,6 +21,7 @@ The package holds one module per part; :class:`Service` is composed of them:
 - ``updates``: the field update shared by groups and customers (metadata merged, no-ops
   dropped);
 - ``orders``: the order ledger smart groups' rules read (record an order by its id);
+- ``smart_groups``: groups whose members follow a rule, in the transaction of each cause;
 - ``external``: changes another system makes (recorded once committed there, or put to the
   before-hooks just before);
 - ``validation``: the checks of proposed values, run before and after the before-hooks;
@@ -38,11 +39,17 @@ from groupwire.service.external import AfterHook, BeforeHook, ExternalChange, Ex
 from groupwire.service.groups import GroupOperations
 from groupwire.service.memberships import MembershipChange, MembershipOperations
 from groupwire.service.orders import OrderOperations, OrderRecord
+from groupwire.service.smart_groups import RulePreview, SmartGroupOperations
 from groupwire.service.updates import UNSET, merge_metadata
 
 
 class Service(
-    GroupOperations, CustomerOperations, MembershipOperations, OrderOperations, ExternalChanges
+    GroupOperations,
+    CustomerOperations,
+    MembershipOperations,
+    OrderOperations,
+    SmartGroupOperations,
+    ExternalChanges,
 ):
     """Customer groups, customers and memberships, with hooks and events on every change.
 
@@ -60,6 +67,7 @@ __all__ = [
     "HookRejected",
     "MembershipChange",
     "OrderRecord",
+    "RulePreview",
     "Service",
     "merge_metadata",
 ]

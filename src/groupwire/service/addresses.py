@@ -73,6 +73,7 @@ class AddressService:
             _clear_previous_defaults(uow, address, values)
             addresses.insert_address(uow.connection, _row(address))
             uow.emit(ev.address_created(address))
+            _follow_rules(self._service, uow, customer, "address_created", context)
             return customer, address
 
         customer, address = self._service._transaction(context, work)
@@ -118,6 +119,7 @@ class AddressService:
             _clear_previous_defaults(uow, current, row)
             repo.update_row(uow.connection, customer_address, current.id, row)
             uow.emit(ev.address_updated(current, changes))
+            _follow_rules(self._service, uow, customer, "address_updated", context)
             return customer, _replace(current, row), changes
 
         customer, address, changes = self._service._transaction(context, work)
@@ -147,6 +149,7 @@ class AddressService:
             row = {"deleted_at": uow.now, "updated_at": uow.now}
             repo.update_row(uow.connection, customer_address, address.id, row)
             uow.emit(ev.address_deleted(address, reason))
+            _follow_rules(self._service, uow, customer, "address_deleted", context)
             return customer, _replace(address, row)
 
         customer, address = self._service._transaction(context, work)
@@ -217,6 +220,13 @@ def _clear_previous_defaults(
         row["updated_at"] = uow.now
         repo.update_row(uow.connection, customer_address, other.id, row)
         uow.emit(ev.address_updated(other, changes))
+
+
+def _follow_rules(
+    service: Service, uow: UnitOfWork, customer: Customer, trigger: str, context: Context
+) -> None:
+    """The smart groups whose rules read addresses follow the change."""
+    service._follow_rules(uow, [customer.id], ["addresses"], trigger, context)
 
 
 def _row(address: CustomerAddress) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from groupwire.domain.errors import Duplicate, Unavailable
 from groupwire.domain.models import Event
 from groupwire.store import idempotency_keys
 from groupwire.store.engine import WRITE, connection_lost
-from groupwire.store.unit_of_work import UnitOfWork
+from groupwire.store.unit_of_work import RulesChanged, UnitOfWork, wait_for_rule_changes
 
 log = logging.getLogger("groupwire.service")
 
@@ -39,6 +39,8 @@ NOTHING_WRITTEN_MESSAGE = (
     " Retry later."
 )
 MAX_TRANSACTION_ATTEMPTS = 5
+MAX_RULE_RACES = 50
+"""Times a change runs again because a smart group's rule changed under it."""
 PRUNE_INTERVAL = 600.0
 """Seconds between two deletions of expired idempotency keys by one process."""
 
@@ -90,7 +92,10 @@ class ServiceCore:
         A lost connection is not retried: before the COMMIT it is :class:`Unavailable`
         (nothing written), during it :class:`OutcomeUnknown` (raised by the unit of work).
         """
-        for attempt in range(1, MAX_TRANSACTION_ATTEMPTS + 1):
+        rule_races = 0
+        attempt = 0
+        while attempt < MAX_TRANSACTION_ATTEMPTS:
+            attempt += 1
             try:
                 with UnitOfWork(
                     self.engine,
@@ -103,6 +108,15 @@ class ServiceCore:
                     subject = result[0] if isinstance(result, tuple) else result
                     committed = uow.commit(subject)
                 break
+            except RulesChanged:
+                # a rule changed while this evaluated the old one: wait until no rule change
+                # is in flight, then run again (not counted as an attempt, up to a bound)
+                rule_races += 1
+                if rule_races == MAX_RULE_RACES:
+                    raise
+                log.info("retrying a transaction: smart groups' rules changed (%d)", rule_races)
+                wait_for_rule_changes(self.engine)
+                attempt -= 1
             except (DBAPIError, PoolTimeout) as error:
                 if connection_lost(error):
                     raise Unavailable(NOTHING_WRITTEN_MESSAGE) from error
@@ -113,6 +127,8 @@ class ServiceCore:
         if context.idempotency_key is not None:
             self._prune_keys()
         self._tell_listeners(committed)
+        for later in uow.after_commit:
+            later()
         return result
 
     def _tell_listeners(self, committed: Sequence[Event]) -> None:

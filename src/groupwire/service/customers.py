@@ -92,6 +92,7 @@ class CustomerOperations(EntityUpdates, MembershipSteps):
             with _unique_violation(duplicate):
                 repo.insert_customer(uow.connection, _customer_row(customer))
             uow.emit(ev.customer_created(customer))
+            self._follow_rules(uow, [customer.id], ["*"], "customer_created", context)
             return customer
 
         customer = self._transaction(context, work)
@@ -191,17 +192,33 @@ def _lower_email(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _follow_customer_update(
+    service: MembershipSteps,
+    uow: UnitOfWork,
+    customer: Customer,
+    changes: dict[str, dict[str, Any]],
+    context: Context,
+) -> None:
+    """The smart groups whose rules read a changed field follow (``updated_at`` always)."""
+    touched = {"metadata" if name == "metadata" else f"customer.{name}" for name in changes}
+    touched.add("customer.updated_at")
+    service._follow_rules(uow, [customer.id], touched, "customer_updated", context)
+
+
 CUSTOMER_KIND = _Kind(
     name="customer",
     hook_arg="customer",
     table=tables.customer,
     fields=ev.CUSTOMER_FIELDS,
     unique="email",
-    get=repo.get_customer,
+    get=lambda conn, customer_id, lock=False: repo.get_customer(
+        conn, customer_id, lock=lock, no_key=True
+    ),
     taken=_customer_email_taken,
     duplicate=lambda current, email: _duplicate_customer(email, current.has_account),
     validate=_validate_customer_fields,
     normalise=_lower_email,
     updated_event=ev.customer_updated,
     metadata_event=None,
+    written=_follow_customer_update,
 )

@@ -7,12 +7,12 @@ and events included); the membership operations use them, and so do the deletion
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
-from groupwire.domain.errors import InvalidData, NotFound
+from groupwire.domain.errors import InvalidData, NotAllowed, NotFound
 from groupwire.domain.limits import listing
 from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.hooks.plugins import has_impls
@@ -39,6 +39,18 @@ class MembershipChange:
 
 class MembershipSteps(ServiceCore):
     """The membership steps shared by the operations (run inside a transaction)."""
+
+    def _follow_rules(
+        self,
+        uow: UnitOfWork,
+        customer_ids: Sequence[str],
+        touched: Iterable[str],
+        trigger: str,
+        context: Context,
+    ) -> None:
+        """Let the smart groups whose rules read ``touched`` follow a change of these
+        customers, in its transaction. Overridden by
+        :class:`groupwire.service.smart_groups.SmartGroupSteps`; nothing here."""
 
     def _add_members(
         self,
@@ -185,10 +197,13 @@ class MembershipOperations(MembershipSteps):
                 group = scope.group
                 if group is None:
                     raise NotFound("customer_group", group_id, field="customer_group_id")
+            _refuse_smart([group])
             added = self._add_members(uow, group, add_ids, context, present=scope.members)
             removed = self._remove_members(
                 uow, group, removing, ev.REASON_REMOVED, context, present=scope.members
             )
+            touched = {f"group:{group.id}"}
+            self._follow_rules(uow, added + removed, touched, "membership_changed", context)
             return group, MembershipChange(added=added, removed=removed, group=group)
 
         group, change = self._transaction(context, work)
@@ -259,6 +274,11 @@ class MembershipOperations(MembershipSteps):
             unknown = [gid for gid in add_ids if gid not in groups]
             if unknown:
                 raise NotFound("customer_group", unknown, field="customer_group_id")
+            _refuse_smart([groups[gid] for gid in add_ids])
+            if remove_ids is None:  # "exactly these groups" leaves smart groups as they are
+                leaving = [gid for gid in leaving if gid not in groups or not groups[gid].smart]
+            else:
+                _refuse_smart([groups[gid] for gid in leaving if gid in groups])
             # Leaving a group that does not exist (or no longer does) is a no-op, as in Medusa:
             # the customer is not in it.
             removing = [gid for gid in leaving if gid in groups]
@@ -276,6 +296,8 @@ class MembershipOperations(MembershipSteps):
                 )
                 if added or removed:
                     done.append((group, MembershipChange(added=added, removed=removed)))
+            touched = {f"group:{group.id}" for group, _ in done}
+            self._follow_rules(uow, [customer_id], touched, "membership_changed", context)
             return customer, done
 
         customer, done = self._transaction(context, work)
@@ -284,3 +306,13 @@ class MembershipOperations(MembershipSteps):
         joined = [group.id for group, change in done if change.added]
         left = [group.id for group, change in done if change.removed]
         return MembershipChange(added=joined, removed=left, customer=customer)
+
+
+def _refuse_smart(groups: Sequence[CustomerGroup]) -> None:
+    """A smart group's members follow its rule: they are not changed by hand."""
+    for group in groups:
+        if group.smart:
+            raise NotAllowed(
+                f"Customer group {group.name} ({group.id}) is a smart group: its members follow"
+                " its rule. Change the rule, or its include and exclude lists"
+            )

@@ -23,7 +23,7 @@ from groupwire.domain.orders import (
     validate_order_id,
     validate_order_values,
 )
-from groupwire.service.core import ServiceCore
+from groupwire.service.memberships import MembershipSteps
 from groupwire.store import orders as ledger
 from groupwire.store import repository as repo
 from groupwire.store.unit_of_work import UnitOfWork
@@ -39,7 +39,7 @@ class OrderRecord:
     changes: dict[str, dict[str, Any]]
 
 
-class OrderOperations(ServiceCore):
+class OrderOperations(MembershipSteps):
     """Recording orders."""
 
     def record_order(
@@ -57,9 +57,22 @@ class OrderOperations(ServiceCore):
         validate_order_id(order_id)
         values = validate_order_values(fields)
 
-        order, created, changes = self._transaction(
-            context, lambda uow: _record(uow, order_id, values)
-        )
+        def work(uow: UnitOfWork) -> tuple[RecordedOrder, bool, dict[str, dict[str, Any]]]:
+            order, before, changes = _record(uow, order_id, values)
+            if before is None:
+                trigger = "order_placed" if order.counted else "order_updated"
+                self._follow_rules(uow, [order.customer_id], ["orders"], trigger, context)
+            elif changes:
+                self._follow_rules(
+                    uow,
+                    sorted({before.customer_id, order.customer_id}),
+                    ["orders"],
+                    _trigger(before, order),
+                    context,
+                )
+            return order, before is None, changes
+
+        order, created, changes = self._transaction(context, work)
         return OrderRecord(order, created, changes)
 
     @staticmethod
@@ -118,14 +131,20 @@ def record_order_in(uow: UnitOfWork, order_id: str, **fields: Any) -> OrderRecor
     """:meth:`OrderOperations.record_order` inside a transaction already open: for a change
     another system committed (capture from Medusa's orders), through
     :meth:`Service.apply_external_change`. Raises as ``record_order`` does (bad values, an
-    unknown customer) before writing anything."""
+    unknown customer) before writing anything.
+
+    It follows no rule: beside a Medusa store the memberships are Medusa's, and what rules
+    make of the captured orders is the reconciler's (docs/smart-groups.md)."""
     validate_order_id(order_id)
-    return OrderRecord(*_record(uow, order_id, validate_order_values(fields)))
+    order, before, changes = _record(uow, order_id, validate_order_values(fields))
+    return OrderRecord(order, before is None, changes)
 
 
 def _record(
     uow: UnitOfWork, order_id: str, values: dict[str, Any]
-) -> tuple[RecordedOrder, bool, dict[str, dict[str, Any]]]:
+) -> tuple[RecordedOrder, RecordedOrder | None, dict[str, dict[str, Any]]]:
+    """Write the order: (the order as it now is, as it was before or None when new, the
+    fields that changed)."""
     conn = uow.connection
     ledger.lock_order_id(conn, order_id)
     current = ledger.get_order(conn, order_id)
@@ -133,8 +152,17 @@ def _record(
     if current is not None:
         customer_ids.add(current.customer_id)
     for cid in sorted(str(c) for c in customer_ids if c):
-        repo.get_customer(conn, cid, lock=True)  # one customer's changes in turn
+        repo.get_customer(conn, cid, lock=True, no_key=True)  # one customer's changes in turn
     if current is None:
-        return OrderOperations._new_order(uow, order_id, values), True, {}
+        return OrderOperations._new_order(uow, order_id, values), None, {}
     order, changes = OrderOperations._changed_order(uow, current, values)
-    return order, False, changes
+    return order, current, changes
+
+
+def _trigger(before: RecordedOrder, after: RecordedOrder) -> str:
+    """Why the rules reading orders are evaluated again (the membership events' trigger)."""
+    if after.status == CANCELED and before.status != CANCELED:
+        return "order_canceled"
+    if after.counted and not before.counted:
+        return "order_placed"
+    return "order_updated"

@@ -63,6 +63,10 @@ class _Kind:
     normalise: Callable[[dict[str, Any]], dict[str, Any]]
     updated_event: Callable[[str, dict[str, dict[str, Any]]], ev.PendingEvent]
     metadata_event: Callable[[str, dict[str, Any]], ev.PendingEvent] | None
+    # (service, uow, current, changes, row): before the row is written; may add to both
+    prepare: Callable[..., None] | None = None
+    # (service, uow, updated, changes, context): after the row and its events
+    written: Callable[..., None] | None = None
 
 
 class EntityUpdates(ServiceCore):
@@ -115,6 +119,8 @@ class EntityUpdates(ServiceCore):
                 "updated_at": uow.now,
                 "version": current.version + 1,
             }
+            if kind.prepare is not None:
+                kind.prepare(self, uow, current, changes, row)
             with _unique_violation(duplicate):
                 repo.update_row(conn, kind.table, current.id, row)
             updated = _replace(current, row)
@@ -123,6 +129,8 @@ class EntityUpdates(ServiceCore):
                 diff = ev.metadata_diff(current.metadata, updated.metadata)
                 if diff:
                     uow.emit(kind.metadata_event(current.id, diff))
+            if kind.written is not None:
+                kind.written(self, uow, updated, changes, context)
             return updated, changes
 
         entity, changes = self._transaction(context, work)

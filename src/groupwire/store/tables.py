@@ -65,6 +65,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+RuleJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""JSON whose None is SQL's NULL (``rule IS NULL``: a manual group)."""
 Id = String(64)
 
 customer_group = Table(
@@ -79,6 +81,10 @@ customer_group = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("deleted_at", UTCDateTime, nullable=True),
     Column("version", Integer, nullable=False, server_default=text("1")),
+    # A smart group's rule (groupwire.domain.rules) and how many times it was set; a manual
+    # group has none (rule_version counts on when a rule is set again after null).
+    Column("rule", RuleJson, nullable=True),
+    Column("rule_version", Integer, nullable=False, server_default=text("0")),
     Index(
         "uq_customer_group_name_live",
         "name",
@@ -166,6 +172,10 @@ outbox_counter = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_sequence", BigInteger, nullable=False),
     Column("routing_version", BigInteger, nullable=False, server_default=text("0")),
+    # Counts the changes to smart groups' rules: bumped under the same lock at the start of
+    # a rule's change, read back by every event-writing commit that evaluated rules
+    # (service.smart_groups): a commit that evaluated an older set of rules is retried.
+    Column("rules_version", BigInteger, nullable=False, server_default=text("0")),
 )
 
 subscriber_checkpoint = Table(

@@ -11,12 +11,12 @@ never skips an event, on PostgreSQL as on SQLite.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, overload
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -49,7 +49,7 @@ _TAKE_SEQUENCES = (
     update(_COUNTER)
     .where(_COUNTER.c.id == 1)
     .values(last_sequence=_COUNTER.c.last_sequence + bindparam("count"))
-    .returning(_COUNTER.c.last_sequence, _COUNTER.c.routing_version)
+    .returning(_COUNTER.c.last_sequence, _COUNTER.c.routing_version, _COUNTER.c.rules_version)
 )
 
 
@@ -58,10 +58,11 @@ _TAKE_SEQUENCES = (
 # COMMIT only, not for a round trip more of this process.
 _TAKE_AND_RECORD = (
     "WITH taken AS (UPDATE outbox_counter SET last_sequence = last_sequence + %s"
-    " WHERE id = 1 RETURNING last_sequence, routing_version)"
+    " WHERE id = 1 RETURNING last_sequence, routing_version, rules_version)"
     f" INSERT INTO event ({', '.join(EVENT_COLUMNS)})"
     " SELECT last_sequence, %s, %s, %s, %s, %s, %s, CAST(%s AS JSONB), %s, %s, %s, %s"
-    " FROM taken RETURNING sequence, (SELECT routing_version FROM taken)"
+    " FROM taken RETURNING sequence, (SELECT routing_version FROM taken),"
+    " (SELECT rules_version FROM taken)"
 )
 
 _CHANGE_ROUTING = (
@@ -84,6 +85,39 @@ def change_routing(conn: Connection) -> int:
     holds for them without reading it again.
     """
     return int(conn.execute(_CHANGE_ROUTING).scalar_one())
+
+
+_CHANGE_RULES = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(rules_version=_COUNTER.c.rules_version + 1)
+    .returning(_COUNTER.c.rules_version)
+)
+
+
+def change_rules(conn: Connection) -> int:
+    """Record, in the caller's transaction, that smart groups' rules change in it; returns
+    the new rules version.
+
+    Like :func:`change_routing`, this takes the counter's row lock until the commit: called
+    first thing in a rule's change, it makes every event-writing commit that starts later
+    wait for it, and every commit that evaluated the rules of an older version fail its
+    check (:attr:`UnitOfWork.expect_rules_version`) and be retried.
+    """
+    return int(conn.execute(_CHANGE_RULES).scalar_one())
+
+
+def wait_for_rule_changes(engine: Engine) -> None:
+    """Wait until no change that holds the outbox counter's lock (a rule's change is one)
+    is in flight: the counter's row is locked and released at once (PostgreSQL)."""
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(_COUNTER.c.id).where(_COUNTER.c.id == 1).with_for_update())
+
+
+class RulesChanged(Exception):
+    """The smart groups' rules changed while this transaction evaluated older ones: it is
+    rolled back and run again (``ServiceCore._transaction``)."""
 
 
 OUTCOME_UNKNOWN_MESSAGE = (
@@ -125,6 +159,15 @@ class UnitOfWork:
         self._pending: list[PendingEvent | PendingRun] = []
         self.committed_events: Sequence[Event] = ()
         self.connection: Connection
+        self.expect_rules_version: int | None = None
+        """Set when the change evaluated smart groups' rules of this version: the commit
+        checks, under the counter's lock, that it is still the current one
+        (:class:`RulesChanged` otherwise)."""
+        self.changes_rules = False
+        """Set by a change that sets, edits or drops a smart group's rule."""
+        self.after_commit: list[Callable[[], None]] = []
+        """Work for after the commit (after-hooks of changes this one caused, such as a
+        smart group's members following their rule), run by the service."""
 
     def __enter__(self) -> UnitOfWork:
         self._begin()
@@ -225,13 +268,15 @@ class UnitOfWork:
             item = pending[0]
             spread = item.encoded_spread if isinstance(item, PendingRun) else None
             values = (item.type, source, item.subject, item.partition, at, json.dumps(item.data))
-            last, routing = self.connection.exec_driver_sql(
+            last, routing, rules = self.connection.exec_driver_sql(
                 _TAKE_AND_RECORD,
                 (count, first_id, *values, actor, correlation, item.span, spread),
             ).one()
+            self._check_rules(rules)
             self._pending = []
             return CommittedEvents(pending, first_id, last - count + 1, count, self, routing)
-        last, routing = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).one()
+        last, routing, rules = self.connection.execute(_TAKE_SEQUENCES, {"count": count}).one()
+        self._check_rules(rules)
         first = last - count + 1
         rows = []
         offset = 0
@@ -258,6 +303,11 @@ class UnitOfWork:
         bulk.insert_rows(self.connection, tables.event, EVENT_COLUMNS, rows)
         self._pending = []
         return CommittedEvents(pending, first_id, first, count, self, routing)
+
+    def _check_rules(self, version: int) -> None:
+        expected = self.expect_rules_version
+        if expected is not None and expected != version:
+            raise RulesChanged(f"rules version {version}, evaluated {expected}")
 
 
 class CommittedEvents(Sequence[Event]):

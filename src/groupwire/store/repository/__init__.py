@@ -31,6 +31,7 @@ from groupwire.store.repository.groups import (
     get_group,
     group_name_taken,
     insert_group,
+    key_share_group,
     list_groups,
     lock_groups,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "insert_memberships",
     "insert_new_memberships",
     "inserts_new_memberships",
+    "key_share_group",
     "last_sequence",
     "like_pattern",
     "list_customers",

@@ -19,9 +19,16 @@ from groupwire.store.repository.rows import C, M, to_customer
 from groupwire.store.repository.statements import _EMAIL_TAKEN, _INSERT, _sql, _taken, id_chunks
 
 
-def get_customer(conn: Connection, customer_id: str, *, lock: bool = False) -> Customer | None:
+def get_customer(
+    conn: Connection, customer_id: str, *, lock: bool = False, no_key: bool = False
+) -> Customer | None:
+    """A live customer; ``lock``: locked for update until the commit (``no_key``: for an
+    update of its fields, which lets other transactions still reference the row, as a new
+    membership's foreign key does: PostgreSQL's ``FOR NO KEY UPDATE``)."""
     sql = _sql(conn)
-    query = sql.customer_locked if lock else sql.customer
+    query = (
+        sql.customer if not lock else sql.customer_no_key_locked if no_key else sql.customer_locked
+    )
     row = conn.execute(query, {"id": customer_id}).mappings().first()
     return to_customer(row) if row else None
 

@@ -31,6 +31,13 @@ def get_group(conn: Connection, group_id: str, *, lock: bool = False) -> Custome
     return to_group(row) if row else None
 
 
+def key_share_group(conn: Connection, group_id: str) -> None:
+    """Key-share-lock a group's row (PostgreSQL) before writing its memberships: waits for a
+    change that holds it for update (a smart group's rule being changed) to commit."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_sql(conn).group_key_shared, {"id": group_id}).first()
+
+
 def lock_groups(conn: Connection, group_ids: Sequence[str]) -> dict[str, CustomerGroup]:
     """Lock live groups in id order; returns those that exist."""
     found: dict[str, CustomerGroup] = {}

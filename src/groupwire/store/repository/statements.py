@@ -33,6 +33,7 @@ class _Statements:
     groups_locked: Select[Any]
     customer: Select[Any]
     customer_locked: Select[Any]
+    customer_no_key_locked: Select[Any]
     customers: Select[Any]
     customers_share_locked: Select[Any]
     members_among: Select[Any]
@@ -83,6 +84,7 @@ def _statements(dialect: str) -> _Statements:
         .with_for_update(),
         customer=customer,
         customer_locked=customer.with_for_update(),
+        customer_no_key_locked=customer.with_for_update(key_share=True),
         customers=select(C).where(among(C.c.id), C.c.deleted_at.is_(None)),
         customers_share_locked=select(C.c.id)
         .where(among(C.c.id), C.c.deleted_at.is_(None))

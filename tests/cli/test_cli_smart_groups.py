@@ -1,0 +1,36 @@
+"""``groupwire groups preview-rule`` and ``set-rule``."""
+
+from __future__ import annotations
+
+from groupwire import Groupwire
+from tests.cli.conftest import Invoke, json_lines
+
+
+def test_preview_then_set_rule_then_manual_again(
+    cli: Invoke, gw: Groupwire, database_url: str
+) -> None:
+    ada = gw.customers.create("ada@shop.test", first_name="Ada")
+    gw.customers.create("bob@shop.test", first_name="Bob")
+    gw.groups.create("Adas")
+    rule = '{"first_name": "Ada"}'
+
+    preview = cli("groups", "preview-rule", "Adas", rule, "--json", "--db", database_url)
+    assert preview.exit_code == 0, preview.output
+    assert json_lines(preview.stdout) == [
+        {
+            "joining": {"count": 1, "customer_ids": [ada.id]},
+            "leaving": {"count": 0, "customer_ids": []},
+        }
+    ]
+    assert gw.groups.members(gw.groups.list().items[0].id) == []
+
+    applied = cli("groups", "set-rule", "Adas", rule, "--db", database_url)
+    assert applied.exit_code == 0, applied.output
+    assert "rule version 1: 1 customer joined, 0 customers left" in applied.stdout
+    bad = cli("groups", "set-rule", "Adas", '{"first_nme": "Ada"}', "--db", database_url)
+    assert bad.exit_code == 1 and "unknown field 'first_nme'" in bad.output
+    manual = cli("groups", "set-rule", "Adas", "null", "--db", database_url)
+    assert manual.exit_code == 0 and "manual group again" in manual.stdout
+    group = gw.groups.list().items[0]
+    assert (group.rule, group.rule_version) == (None, 2)
+    assert [c.id for c in gw.groups.members(group.id)] == [ada.id]
