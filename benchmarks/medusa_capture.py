@@ -53,7 +53,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -64,7 +64,7 @@ from groupwire.domain.models import Customer, Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
 from groupwire.medusa.capture import CHUNK_ROWS
-from groupwire.medusa.mapping import MedusaTransaction
+from groupwire.medusa.mapping import MedusaTransaction, TableWrites
 from groupwire.medusa.stream import ReplicationStream, XLogData
 from groupwire.medusa.tables import medusa_membership, medusa_stream
 from groupwire.store import bulk, tables
@@ -366,14 +366,15 @@ def customer_cases(
 
 def customers_floor(gw: Groupwire, count: int) -> float:
     """Seconds the store takes to write ``count`` new customers and their ``created`` events
-    with the statements capture uses (one multi-row INSERT, the events), in one durable
-    transaction, nothing read or decoded."""
+    with the statements capture uses (:class:`TableWrites`: one multi-row insert, a COPY on
+    PostgreSQL; the events), in one durable transaction, nothing read or decoded."""
     tag = uuid.uuid4().hex[:8]
     uow = UnitOfWork(gw.service.engine, source="floor", context=Context(), durable=True)
     with uow:
         started = time.perf_counter()
-        customers = [
-            Customer(
+        writes = TableWrites(tables.customer)
+        for n in range(count):
+            customer = Customer(
                 id=f"cus_floor{tag}{n:07d}",
                 email=f"floor{tag}{n}@bulk.example",
                 first_name="Ada",
@@ -382,13 +383,9 @@ def customers_floor(gw: Groupwire, count: int) -> float:
                 created_at=uow.now,
                 updated_at=uow.now,
             )
-            for n in range(count)
-        ]
-        names = [column.name for column in tables.customer.c]
-        rows = [{name: getattr(c, name) for name in names} for c in customers]
-        uow.connection.execute(insert(tables.customer), rows)
-        for customer in customers:
+            writes.put(customer, new=True)
             uow.emit(ev.customer_created(customer))
+        writes.write(uow.connection)
         uow.commit()
         return time.perf_counter() - started
 

@@ -3,7 +3,7 @@ order and after-hooks as row by row, one each, and a copy equal to Medusa's tabl
 
 Medusa is real (the harness); the transaction is written in plain SQL in its database, one
 statement per row, so that the order of its row changes is known; the Groupwire store is a
-PostgreSQL schema of its own.
+PostgreSQL schema of its own, or a SQLite file.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select
 
 from groupwire import hookimpl
 from groupwire.domain import events as ev
 from groupwire.domain.addresses import ADDRESS_FIELDS
 from groupwire.medusa import capture as capture_module
 from groupwire.medusa import slot as slots
-from tests.medusa.capturing import Captured, create_group, ok
+from groupwire.store import tables
+from groupwire.store.address_tables import customer_address
+from tests.medusa.capturing import Captured, capturing, create_group, ok
 from tests.medusa.harness import MedusaServer
 
 pytestmark = pytest.mark.medusa
@@ -73,6 +76,18 @@ class HookRecorder:
     def after_delete_customer_address(self, customer: Any, address: Any, reason: Any) -> None:
         gone = address.deleted_at is not None
         self.calls.append(("delete_address", customer.id, address.id, reason, gone))
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def captured(
+    request: pytest.FixtureRequest, medusa: MedusaServer, tmp_path: Path
+) -> Iterator[Captured]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("store_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'groupwire.db'}"
+    with capturing(medusa, url) as value:
+        yield value
 
 
 @pytest.fixture
@@ -290,35 +305,28 @@ def test_given_a_large_transaction_of_customer_and_address_rows_then_each_event_
     assert [c.id for c in captured.gw.groups.members(group["id"])] == [e[1]]
 
 
-CUSTOMER_COLUMNS = "id, email, first_name, last_name, company_name, phone, has_account"
-ADDRESS_COLUMNS = "id, customer_id, " + ", ".join(ADDRESS_FIELDS[:-1])  # all but metadata
+CUSTOMER_COLUMNS = ("id", "email", "first_name", "last_name", "company_name", "phone")
+ADDRESS_COLUMNS = ("id", "customer_id", *ADDRESS_FIELDS[:-1])  # all but metadata
 
 
 def medusa_customers(captured: Captured, ids: list[str]) -> list[tuple[Any, ...]]:
-    return [
-        (*row[:-1], row[-1] or None)
-        for row in captured.sql(
-            f"SELECT {CUSTOMER_COLUMNS}, metadata FROM customer"
-            " WHERE deleted_at IS NULL AND id = ANY(%s) ORDER BY id",
-            (ids,),
-        )
-    ]
+    return captured.sql(
+        f"SELECT {', '.join(CUSTOMER_COLUMNS)}, has_account, metadata FROM customer"
+        " WHERE deleted_at IS NULL AND id = ANY(%s) ORDER BY id",
+        (ids,),
+    )
 
 
 def copy_of_customers(captured: Captured, ids: list[str]) -> list[tuple[Any, ...]]:
+    C = tables.customer
+    columns = [C.c[name] for name in (*CUSTOMER_COLUMNS, "has_account", "metadata")]
+    query = select(*columns).where(C.c.deleted_at.is_(None), C.c.id.in_(ids)).order_by(C.c.id)
     with captured.gw.service.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                f"SELECT {CUSTOMER_COLUMNS}, metadata FROM customer"
-                " WHERE deleted_at IS NULL AND id = ANY(:ids) ORDER BY id"
-            ),
-            {"ids": ids},
-        ).all()
-    return [tuple(row) for row in rows]
+        return [tuple(row) for row in conn.execute(query)]
 
 
 def medusa_addresses(captured: Captured, ids: list[str]) -> list[tuple[Any, ...]]:
-    columns = ", ".join(f"a.{c.strip()}" for c in ADDRESS_COLUMNS.split(","))
+    columns = ", ".join(f"a.{name}" for name in ADDRESS_COLUMNS)
     return captured.sql(
         f"SELECT {columns} FROM customer_address a JOIN customer c ON c.id = a.customer_id"
         " WHERE a.deleted_at IS NULL AND c.deleted_at IS NULL AND c.id = ANY(%s) ORDER BY a.id",
@@ -327,15 +335,14 @@ def medusa_addresses(captured: Captured, ids: list[str]) -> list[tuple[Any, ...]
 
 
 def copy_of_addresses(captured: Captured, ids: list[str]) -> list[tuple[Any, ...]]:
+    A = customer_address
+    query = (
+        select(*(A.c[name] for name in ADDRESS_COLUMNS))
+        .where(A.c.deleted_at.is_(None), A.c.customer_id.in_(ids))
+        .order_by(A.c.id)
+    )
     with captured.gw.service.engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                f"SELECT {ADDRESS_COLUMNS} FROM customer_address"
-                " WHERE deleted_at IS NULL AND customer_id = ANY(:ids) ORDER BY id"
-            ),
-            {"ids": ids},
-        ).all()
-    return [tuple(row) for row in rows]
+        return [tuple(row) for row in conn.execute(query)]
 
 
 def test_given_a_large_transaction_of_customer_rows_then_it_is_applied_without_a_statement_a_row(

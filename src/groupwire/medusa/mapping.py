@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Literal
 
 from sqlalchemy import (
     ARRAY,
+    JSON,
     Select,
     String,
     Table,
@@ -41,9 +43,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -417,8 +417,8 @@ class CustomerRows:
         self.addresses_of: dict[str, list[str]] = {}
         self.groups_of: dict[str, list[str]] = {}
         self.groups: dict[str, CustomerGroup] = {}
-        self.customer_writes = _Writes(tables.customer)
-        self.address_writes = _Writes(customer_address)
+        self.customer_writes = TableWrites(tables.customer)
+        self.address_writes = TableWrites(customer_address)
         self.removals: dict[str, list[str]] = {}  # group -> customers leaving it (deleted)
 
     def apply(self, changes: Sequence[RowChange]) -> None:
@@ -491,11 +491,11 @@ class CustomerRows:
 
     def put_customer(self, customer: Customer, *, new: bool) -> None:
         self.customers[customer.id] = customer
-        self.customer_writes.put(_values(customer), new=new)
+        self.customer_writes.put(customer, new=new)
 
     def put_address(self, address: CustomerAddress, *, new: bool) -> None:
         self.addresses[address.id] = address
-        self.address_writes.put(_values(address), new=new)
+        self.address_writes.put(address, new=new)
         owned = self.addresses_of.get(address.customer_id)
         if owned is not None and address.id not in owned:
             owned.append(address.id)
@@ -631,59 +631,88 @@ class CustomerRows:
         )
 
 
-class _Writes:
-    """The rows of one table to write, in order, as runs: of new rows (one multi-row
-    ``INSERT``) or of updates of whole rows (one ``executemany``)."""
+class TableWrites:
+    """The rows of one table to write, in order, as runs: of new rows (one ``executemany``
+    of ``INSERT``, a ``COPY`` on PostgreSQL) or of updates of whole rows (one
+    ``executemany``), with the driver's own statements, the values converted as the column
+    types would (as :mod:`groupwire.store.bulk` does)."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self.runs: list[tuple[bool, list[dict[str, Any]], dict[str, int]]] = []
+        self.columns = tuple(column.name for column in table.c)
+        self.state = attrgetter(*self.columns)  # an entity's values, in the columns' order
+        self.runs: list[tuple[bool, list[Any], dict[str, int]]] = []
 
-    def put(self, values: dict[str, Any], *, new: bool) -> None:
-        row_id = values["id"]
+    def put(self, entity: Customer | CustomerAddress, *, new: bool) -> None:
+        row_id = entity.id
         last = self.runs[-1] if self.runs else None
         if last is not None and last[0] and row_id in last[2]:
-            last[1][last[2][row_id]] = values  # a row of the last insert run: its final state
+            last[1][last[2][row_id]] = entity  # a row of the last insert run: its final state
             return
         if last is None or last[0] != new:
             last = (new, [], {})
             self.runs.append(last)
         if new:
             last[2][row_id] = len(last[1])
-        last[1].append(values)
+        last[1].append(entity)
 
     def write(self, conn: Connection) -> None:
-        table = self.table
-        for new, rows, _ in self.runs:
+        runs, self.runs = self.runs, []
+        if not runs:
+            return
+        table, state, dialect = self.table, self.state, conn.dialect.name
+        convert = _converter(table, dialect)
+        for new, entities, _ in runs:
+            rows = [convert(state(entity)) for entity in entities]
             if new:
-                conn.execute(insert(table), rows)
-                continue
-            statement = _UPDATE_BY_ID.get(table.name)
-            if statement is None:
-                statement = _UPDATE_BY_ID[table.name] = update(table).where(
-                    table.c.id == bindparam("b_row_id")
-                )
-            conn.execute(
-                statement, [{**_without_id(values), "b_row_id": values["id"]} for values in rows]
-            )
-        self.runs = []
+                bulk.insert_rows(conn, table, self.columns, rows)
+            else:
+                statement = _update_statement(table, dialect == "postgresql")
+                conn.exec_driver_sql(statement, [(*row[1:], row[0]) for row in rows])
 
 
-_UPDATE_BY_ID: dict[str, Any] = {}
+@lru_cache(maxsize=8)
+def _converter(table: Table, dialect: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function turning an entity's values (in ``table``'s column order) into what the
+    driver takes, as the column types convert them: JSON as text (None as the JSON
+    ``null``), timestamps in UTC (as text on SQLite)."""
+    sqlite = dialect == "sqlite"
+
+    def timestamp(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None).strftime(bulk.SQLITE_DATETIME) if sqlite else value
+
+    steps: list[Callable[[Any], Any] | None] = []
+    for column in table.c:
+        if isinstance(column.type, tables.UTCDateTime):
+            steps.append(timestamp)
+        elif isinstance(column.type, JSON):
+            steps.append(json.dumps)
+        else:
+            steps.append(None)
+
+    def convert(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(
+            value if step is None else step(value)
+            for step, value in zip(steps, values, strict=True)
+        )
+
+    return convert
 
 
-def _without_id(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if name != "id"}
-
-
-_CUSTOMER_COLUMNS = tuple(f.name for f in fields(Customer))
-_ADDRESS_COLUMNS = tuple(f.name for f in fields(CustomerAddress))
-
-
-def _values(entity: Customer | CustomerAddress) -> dict[str, Any]:
-    """The entity's fields (the table's columns) as a row (``asdict`` without its deep copy)."""
-    names = _CUSTOMER_COLUMNS if isinstance(entity, Customer) else _ADDRESS_COLUMNS
-    return {name: getattr(entity, name) for name in names}
+@lru_cache(maxsize=8)
+def _update_statement(table: Table, postgres: bool) -> str:
+    """``UPDATE table SET <every column but id> = ... WHERE id = ...``, for the driver."""
+    mark = "%s" if postgres else "?"
+    assignments = [
+        f'"{column.name}" = '
+        + (f"CAST({mark} AS JSONB)" if postgres and isinstance(column.type, JSON) else mark)
+        for column in table.c
+        if column.name != "id"
+    ]
+    return f'UPDATE "{table.name}" SET {", ".join(assignments)} WHERE "id" = {mark}'
 
 
 def _created(address: CustomerAddress) -> datetime:
@@ -781,6 +810,7 @@ __all__ = [
     "CustomerRows",
     "MedusaTransaction",
     "RowChange",
+    "TableWrites",
     "TransactionApplier",
     "apply_transaction",
 ]
