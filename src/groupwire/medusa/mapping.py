@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import (
     ARRAY,
@@ -56,13 +56,13 @@ from groupwire.medusa.pgoutput import UNCHANGED, Value
 from groupwire.medusa.rows import Row, RowLayout
 from groupwire.medusa.tables import medusa_membership
 from groupwire.service import AfterHook
-from groupwire.store import address_repository as addresses
 from groupwire.store import bulk, tables
 from groupwire.store import repository as repo
 from groupwire.store.address_tables import customer_address
 from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.medusa")
+T = TypeVar("T")
 
 Operation = Literal["insert", "update", "delete"]
 GROUP_TABLE = "customer_group"
@@ -452,21 +452,20 @@ class CustomerRows:
         self.customers, self.addresses = {}, {}
         self.addresses_of, self.groups_of, self.groups = {}, {}, {}
         for params in _id_params(conn, list(address_ids)):
-            for found in conn.execute(reads.addresses, params).mappings():
-                address = addresses.to_address(found)
+            for address in _entities(CustomerAddress, conn.execute(reads.addresses, params)):
                 self.addresses[address.id] = address
                 customer_ids[address.customer_id] = None
         for params in _id_params(conn, list(customer_ids)):
-            for found in conn.execute(reads.customers, params).mappings():
-                customer = repo.to_customer(found)
+            for customer in _entities(Customer, conn.execute(reads.customers, params)):
                 self.customers[customer.id] = customer
         if not deleting:
             return
         for cid in deleting:
             self.addresses_of[cid], self.groups_of[cid] = [], []
         for params in _id_params(conn, list(deleting)):
-            for found in conn.execute(reads.live_addresses_of, params).mappings():
-                address = addresses.to_address(found)
+            for address in _entities(
+                CustomerAddress, conn.execute(reads.live_addresses_of, params)
+            ):
                 self.addresses.setdefault(address.id, address)
                 self.addresses_of[address.customer_id].append(address.id)
             for cid, gid in conn.execute(reads.memberships_of, params):
@@ -715,6 +714,15 @@ def _update_statement(table: Table, postgres: bool) -> str:
     return f'UPDATE "{table.name}" SET {", ".join(assignments)} WHERE "id" = {mark}'
 
 
+def _entities(entity: Callable[..., T], result: Any) -> list[T]:
+    """The entities of the rows of ``select(table)``, whose columns are the entity's fields
+    in order (as :class:`Customer` and :class:`CustomerAddress` are the tables' columns)."""
+    names = tuple(f.name for f in fields(cast(Any, entity)))
+    if tuple(result.keys()) != names:
+        raise RuntimeError(f"the columns of {result.keys()} are not the fields {names}")
+    return [entity(*row) for row in result]
+
+
 def _created(address: CustomerAddress) -> datetime:
     return address.created_at or datetime.min.replace(tzinfo=UTC)
 
@@ -786,7 +794,8 @@ def _time(row: Row, column: str, default: datetime) -> datetime:
 
 def _known_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:
     """The new values of ``fields`` the row carries (a TOASTed value left alone is not)."""
-    return {name: row[name] for name in fields if name in row and row[name] is not UNCHANGED}
+    values = {name: row.get(name, UNCHANGED) for name in fields}
+    return {name: value for name, value in values.items() if value is not UNCHANGED}
 
 
 def _group_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ class Row(Mapping[str, Any]):
             return default
         return self._value(name, position)
 
+    def __contains__(self, name: object) -> bool:
+        position = self._layout.index.get(name) if isinstance(name, str) else None
+        return position is not None and position < len(self._raw)
+
     def _value(self, name: str, position: int) -> Any:
         typed = self._typed
         if typed is not None and name in typed:
