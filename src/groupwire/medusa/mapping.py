@@ -18,19 +18,21 @@ them. What a row change alone does not say comes from Groupwire's copy:
 
 Consecutive membership rows of one kind (a batch add of 10,000 customers is 10,000 INSERTs)
 are gathered per group and recorded as one run of events per group, as Groupwire's own batch
-is. A membership whose group or customer is not live in the copy is remembered in the map but
-tells nothing (Medusa's API refuses those; plain SQL might write them).
+is. Consecutive customer and address rows are applied together (:class:`CustomerRows`): the
+copy's rows read at once, each row told in order as if alone, the copy written back in a few
+statements. A membership whose group or customer is not live in the copy is remembered in the
+map but tells nothing (Medusa's API refuses those; plain SQL might write them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import (
@@ -488,13 +490,13 @@ class CustomerRows:
         customer = self.customers.get(customer_id)
         return customer if customer is not None and customer.deleted_at is None else None
 
-    def put_customer(self, customer: Customer, *, new: bool) -> None:
+    def put_customer(self, customer: Customer, *, new: bool, changed: Iterable[str]) -> None:
         self.customers[customer.id] = customer
-        self.customer_writes.put(customer, new=new)
+        self.customer_writes.put(customer, new=new, changed=changed)
 
-    def put_address(self, address: CustomerAddress, *, new: bool) -> None:
+    def put_address(self, address: CustomerAddress, *, new: bool, changed: Iterable[str]) -> None:
         self.addresses[address.id] = address
-        self.address_writes.put(address, new=new)
+        self.address_writes.put(address, new=new, changed=changed)
         owned = self.addresses_of.get(address.customer_id)
         if owned is not None and address.id not in owned:
             owned.append(address.id)
@@ -520,7 +522,7 @@ class CustomerRows:
             return
         values.update(updated_at=_time(row, "updated_at", self.uow.now), version=live.version + 1)
         updated = replace(live, **values)
-        self.put_customer(updated, new=False)
+        self.put_customer(updated, new=False, changed=values)
         if changes:
             self.uow.emit(ev.customer_updated(live.id, changes))
             self.hook("after_update_customer", customer=updated, changes=changes)
@@ -536,7 +538,7 @@ class CustomerRows:
         )
         if previous is not None:  # a deleted customer restored
             customer = replace(customer, version=previous.version + 1)
-        self.put_customer(customer, new=previous is None)
+        self.put_customer(customer, new=previous is None, changed=_CUSTOMER_COLUMNS)
         self.uow.emit(ev.customer_created(customer))
         self.hook("after_create_customer", customer=customer)
 
@@ -559,11 +561,11 @@ class CustomerRows:
             if address.deleted_at is not None:
                 continue
             gone_address = replace(address, deleted_at=at, updated_at=at)
-            self.put_address(gone_address, new=False)
+            self.put_address(gone_address, new=False, changed=_GONE)
             self.uow.emit(ev.address_deleted(address, ev.REASON_CUSTOMER_DELETED))
             gone_addresses.append(gone_address)
         gone = replace(customer, deleted_at=at, updated_at=at, version=customer.version + 1)
-        self.put_customer(gone, new=False)
+        self.put_customer(gone, new=False, changed=(*_GONE, "version"))
         self.uow.emit(ev.customer_deleted(customer, len(left)))
         for group in left:
             self.hook(
@@ -596,7 +598,7 @@ class CustomerRows:
                 return  # the customer's deletion takes it along (see module doc)
             at = _time(row, "deleted_at", self.uow.now)
             gone = replace(live, deleted_at=at, updated_at=at)
-            self.put_address(gone, new=False)
+            self.put_address(gone, new=False, changed=_GONE)
             self.uow.emit(ev.address_deleted(live, ev.REASON_ADDRESS_DELETED))
             self.hook(
                 "after_delete_customer_address",
@@ -613,7 +615,7 @@ class CustomerRows:
                 created_at=_time(row, "created_at", self.uow.now),
                 updated_at=_time(row, "updated_at", self.uow.now),
             )
-            self.put_address(address, new=current is None)
+            self.put_address(address, new=current is None, changed=_ADDRESS_COLUMNS)
             self.uow.emit(ev.address_created(address))
             self.hook("after_create_customer_address", customer=customer, address=address)
             return
@@ -623,7 +625,7 @@ class CustomerRows:
         values: dict[str, Any] = {name: change["new"] for name, change in changes.items()}
         values["updated_at"] = _time(row, "updated_at", self.uow.now)
         updated = replace(live, **values)
-        self.put_address(updated, new=False)
+        self.put_address(updated, new=False, changed=values)
         self.uow.emit(ev.address_updated(live, changes))
         self.hook(
             "after_update_customer_address", customer=customer, address=updated, changes=changes
@@ -632,27 +634,35 @@ class CustomerRows:
 
 class TableWrites:
     """The rows of one table to write, in order, as runs: of new rows (one ``executemany``
-    of ``INSERT``, a ``COPY`` on PostgreSQL) or of updates of whole rows (one
-    ``executemany``), with the driver's own statements, the values converted as the column
-    types would (as :mod:`groupwire.store.bulk` does)."""
+    of ``INSERT``, a ``COPY`` on PostgreSQL) or of updates (one ``executemany`` setting the
+    columns any row of the run changes, from each row's whole state), with the driver's own
+    statements, the values converted as the column types would (as
+    :mod:`groupwire.store.bulk` does)."""
 
     def __init__(self, table: Table) -> None:
         self.table = table
         self.columns = tuple(column.name for column in table.c)
         self.state = attrgetter(*self.columns)  # an entity's values, in the columns' order
-        self.runs: list[tuple[bool, list[Any], dict[str, int]]] = []
+        # (new rows?, the rows' entities, their positions by id, the columns an update sets)
+        self.runs: list[tuple[bool, list[Any], dict[str, int], set[str]]] = []
 
-    def put(self, entity: Customer | CustomerAddress, *, new: bool) -> None:
+    def put(
+        self, entity: Customer | CustomerAddress, *, new: bool, changed: Iterable[str] = ()
+    ) -> None:
+        """Write ``entity`` (its whole state): a new row, or an update of ``changed``
+        (column names: the others hold what the copy has)."""
         row_id = entity.id
         last = self.runs[-1] if self.runs else None
         if last is not None and last[0] and row_id in last[2]:
             last[1][last[2][row_id]] = entity  # a row of the last insert run: its final state
             return
         if last is None or last[0] != new:
-            last = (new, [], {})
+            last = (new, [], {}, set())
             self.runs.append(last)
         if new:
             last[2][row_id] = len(last[1])
+        else:
+            last[3].update(changed)
         last[1].append(entity)
 
     def write(self, conn: Connection) -> None:
@@ -661,13 +671,17 @@ class TableWrites:
             return
         table, state, dialect = self.table, self.state, conn.dialect.name
         convert = _converter(table, dialect)
-        for new, entities, _ in runs:
+        for new, entities, _, changed in runs:
             rows = [convert(state(entity)) for entity in entities]
             if new:
                 bulk.insert_rows(conn, table, self.columns, rows)
-            else:
-                statement = _update_statement(table, dialect == "postgresql")
-                conn.exec_driver_sql(statement, [(*row[1:], row[0]) for row in rows])
+                continue
+            columns = tuple(name for name in self.columns if name in changed and name != "id")
+            if not columns:
+                continue
+            pick = itemgetter(*(self.columns.index(name) for name in (*columns, "id")))
+            statement = _update_statement(table, columns, dialect == "postgresql")
+            conn.exec_driver_sql(statement, [pick(row) for row in rows])
 
 
 @lru_cache(maxsize=8)
@@ -701,17 +715,21 @@ def _converter(table: Table, dialect: str) -> Callable[[tuple[Any, ...]], tuple[
     return convert
 
 
-@lru_cache(maxsize=8)
-def _update_statement(table: Table, postgres: bool) -> str:
-    """``UPDATE table SET <every column but id> = ... WHERE id = ...``, for the driver."""
+@lru_cache(maxsize=64)
+def _update_statement(table: Table, columns: tuple[str, ...], postgres: bool) -> str:
+    """``UPDATE table SET <columns> = ... WHERE id = ...``, for the driver."""
     mark = "%s" if postgres else "?"
     assignments = [
-        f'"{column.name}" = '
-        + (f"CAST({mark} AS JSONB)" if postgres and isinstance(column.type, JSON) else mark)
-        for column in table.c
-        if column.name != "id"
+        f'"{name}" = '
+        + (f"CAST({mark} AS JSONB)" if postgres and isinstance(table.c[name].type, JSON) else mark)
+        for name in columns
     ]
     return f'UPDATE "{table.name}" SET {", ".join(assignments)} WHERE "id" = {mark}'
+
+
+_CUSTOMER_COLUMNS = tuple(column.name for column in tables.customer.c)
+_ADDRESS_COLUMNS = tuple(column.name for column in customer_address.c)
+_GONE = ("deleted_at", "updated_at")  # what a soft delete sets
 
 
 def _entities(entity: Callable[..., T], result: Any) -> list[T]:
