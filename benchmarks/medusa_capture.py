@@ -29,6 +29,12 @@ Measures, against a real Medusa 2.21.2 (the test harness starts one unless ``--b
 5. a batch removal of the same customers in one request (one Medusa transaction of DELETEs
    that carry only the membership row's id, resolved through capture's membership map):
    captured time and changes/s, beside a raw read of it from a third slot.
+6. customer and address rows in bulk, each case ONE Medusa transaction of ``--customers``
+   rows written in SQL: customers inserted, the same customers updated (a name), an address
+   inserted for each, those addresses updated (a city), then soft-deleted. Each captured
+   (first byte read -> Groupwire commit, as in 2) and printed as a ratio to the membership
+   batch of the same run (the issue's target: customer inserts within 2x); for the customer
+   inserts, the store's floor too (the same rows, statements and events, nothing read).
 
     uv run python benchmarks/medusa_capture.py --customers 10000 --singles 100
     uv run python benchmarks/medusa_capture.py --store postgresql+psycopg://127.0.0.1/test
@@ -57,14 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from groupwire import Groupwire
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
-from groupwire.domain.models import Event
+from groupwire.domain.models import Customer, Event
 from groupwire.medusa import CaptureOptions, MedusaCapture
 from groupwire.medusa import slot as slots
 from groupwire.medusa.capture import CHUNK_ROWS
-from groupwire.medusa.mapping import MedusaTransaction
+from groupwire.medusa.mapping import MedusaTransaction, TableWrites
 from groupwire.medusa.stream import ReplicationStream, XLogData
 from groupwire.medusa.tables import medusa_membership, medusa_stream
-from groupwire.store import bulk
+from groupwire.store import bulk, tables
 from groupwire.store import repository as repo
 from groupwire.store.unit_of_work import UnitOfWork
 
@@ -246,9 +252,13 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         removal_replay.read_until(len(batch), 300)
         removal_replay_seconds = removal_replay.commit_at - removal_replay.first_at
         removal_replay.stream.close()
+
+        # 6. customer and address rows in bulk
+        people = customer_cases(conn, applied, args.customers)
         stop.set()
         loop.join(timeout=30)
         floor_seconds = store_floor(gw, batch, slot)
+        people_floor = customers_floor(gw, args.customers)
     finally:
         stop.set()
         if loop is not None:
@@ -306,6 +316,18 @@ def run(args: argparse.Namespace, store: str, base_url: str, api_key: str, medus
         f" changes/s; raw read {ms(removal_replay_seconds)};"
         f" capture / raw replay {removal_replay_seconds / removal_seconds:.2f}x"
     )
+    print(
+        f"customer and address rows, {args.customers} a Medusa transaction (captured: first"
+        " byte read -> Groupwire commit; x the membership batch above):"
+    )
+    for case, seconds in people.items():
+        print(f"  {case}: {ms(seconds)} = {seconds / capture_seconds:.2f}x")
+    inserted = people[CUSTOMERS_INSERTED]
+    print(
+        f"  the store's floor for the customer inserts (the same rows and events, nothing"
+        f" read): {ms(people_floor)}; capture takes {inserted / people_floor:.2f}x it"
+        "  (target for the inserts: <= 2x the membership batch)"
+    )
 
 
 def store_floor(gw: Groupwire, customer_ids: list[str], slot: str) -> float:
@@ -327,6 +349,80 @@ def store_floor(gw: Groupwire, customer_ids: list[str], slot: str) -> float:
             )
         uow.emit(ev.customers_added(group.id, customer_ids, uow.now))
         conn.execute(medusa_stream.update().where(medusa_stream.c.slot == slot).values(xid=0))
+        uow.commit()
+        return time.perf_counter() - started
+
+
+CUSTOMERS_INSERTED = "customers inserted"
+
+
+def customer_cases(
+    conn: psycopg.Connection[object],
+    applied: list[tuple[int, float, float, float]],
+    count: int,
+) -> dict[str, float]:
+    """Each case one Medusa transaction of ``count`` customer or address rows; returns the
+    seconds capture took for each (its Begin read -> its Groupwire commit)."""
+    tag = uuid.uuid4().hex[:8]
+    ids = [f"cus_bulk{tag}{n:07d}" for n in range(count)]
+    addresses = [f"cuaddr_bulk{tag}{n:07d}" for n in range(count)]
+    cases = {
+        CUSTOMERS_INSERTED: (
+            "INSERT INTO customer (id, email, first_name, last_name, metadata)"
+            " VALUES (%s, %s, 'Ada', %s, '{\"tier\": \"gold\"}')",
+            [(cid, f"{cid}@bulk.example", f"L{n}") for n, cid in enumerate(ids)],
+        ),
+        "customers updated (first_name)": (
+            "UPDATE customer SET first_name = %s, updated_at = now() WHERE id = %s",
+            [(f"F{n}", cid) for n, cid in enumerate(ids)],
+        ),
+        "addresses inserted (one per customer)": (
+            "INSERT INTO customer_address (id, customer_id, city, country_code, address_1)"
+            " VALUES (%s, %s, 'Paris', 'fr', '1 rue de Rivoli')",
+            list(zip(addresses, ids, strict=True)),
+        ),
+        "addresses updated (city)": (
+            "UPDATE customer_address SET city = %s, updated_at = now() WHERE id = %s",
+            [(f"City {n}", aid) for n, aid in enumerate(addresses)],
+        ),
+        "addresses soft-deleted": (
+            "UPDATE customer_address SET deleted_at = now() WHERE id = %s",
+            [(aid,) for aid in addresses],
+        ),
+    }
+    seconds: dict[str, float] = {}
+    for case, (statement, rows) in cases.items():
+        seen = len(applied)
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(statement, rows)
+        wait(lambda seen=seen: any(c >= count for c, *_ in applied[seen:]), 600)
+        _, read_at, committed_at, _ = next(a for a in applied[seen:] if a[0] >= count)
+        seconds[case] = committed_at - read_at
+    return seconds
+
+
+def customers_floor(gw: Groupwire, count: int) -> float:
+    """Seconds the store takes to write ``count`` new customers and their ``created`` events
+    with the statements capture uses (:class:`TableWrites`: one multi-row insert, a COPY on
+    PostgreSQL; the events), in one durable transaction, nothing read or decoded."""
+    tag = uuid.uuid4().hex[:8]
+    uow = UnitOfWork(gw.service.engine, source="floor", context=Context(), durable=True)
+    with uow:
+        started = time.perf_counter()
+        writes = TableWrites(tables.customer)
+        for n in range(count):
+            customer = Customer(
+                id=f"cus_floor{tag}{n:07d}",
+                email=f"floor{tag}{n}@bulk.example",
+                first_name="Ada",
+                last_name=f"L{n}",
+                metadata={"tier": "gold"},
+                created_at=uow.now,
+                updated_at=uow.now,
+            )
+            writes.put(customer, new=True)
+            uow.emit(ev.customer_created(customer))
+        writes.write(uow.connection)
         uow.commit()
         return time.perf_counter() - started
 

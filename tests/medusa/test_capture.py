@@ -829,3 +829,4 @@ def test_the_capture_benchmark_runs_to_its_report(medusa: MedusaServer, tmp_path
 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "captured changes/s" in done.stdout
+    assert "customers inserted" in done.stdout and "addresses soft-deleted" in done.stdout

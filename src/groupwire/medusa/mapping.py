@@ -25,22 +25,37 @@ them. What a row change alone does not say comes from Groupwire's copy:
 
 Consecutive membership rows of one kind (a batch add of 10,000 customers is 10,000 INSERTs)
 are gathered per group and recorded as one run of events per group, as Groupwire's own batch
-is. A membership whose group or customer is not live in the copy is remembered in the map but
-tells nothing (Medusa's API refuses those; plain SQL might write them).
+is. Consecutive customer and address rows are applied together (:class:`CustomerRows`): the
+copy's rows read at once, each row told in order as if alone, the copy written back in a few
+statements. A membership whose group or customer is not live in the copy is remembered in the
+map but tells nothing (Medusa's API refuses those; plain SQL might write them).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal
+from operator import attrgetter, itemgetter
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import String, any_, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from groupwire.domain import events as ev
 from groupwire.domain.addresses import ADDRESS_FIELDS, CustomerAddress
@@ -51,13 +66,13 @@ from groupwire.medusa.pgoutput import UNCHANGED, Value
 from groupwire.medusa.rows import Row, RowLayout
 from groupwire.medusa.tables import medusa_membership
 from groupwire.service import AfterHook
-from groupwire.store import address_repository as addresses
 from groupwire.store import bulk, tables
 from groupwire.store import repository as repo
 from groupwire.store.address_tables import customer_address
 from groupwire.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger("groupwire.medusa")
+T = TypeVar("T")
 
 Operation = Literal["insert", "update", "delete"]
 GROUP_TABLE = "customer_group"
@@ -159,6 +174,7 @@ class TransactionApplier:
         # customers this transaction deletes: their addresses go with them (see module doc)
         self.customers_deleted: set[str] = set()
         self.orders = OrderChanges(uow)  # order facts, recorded at finish
+        self.customer_rows = CustomerRows(self)
 
     def apply(self, changes: Sequence[RowChange], *, complete: bool) -> int:
         """Apply ``changes`` in order, the next ones of the transaction; returns how many
@@ -176,20 +192,27 @@ class TransactionApplier:
                 count = position
                 break
         membership = self.membership
+        people: list[RowChange] = []  # consecutive customer and address rows, applied at once
         for change in changes[:count] if count < len(changes) else changes:
-            if change.table == MEMBERSHIP_TABLE:
+            table = change.table
+            if table in (CUSTOMER_TABLE, ADDRESS_TABLE):
+                if not people:
+                    self.end_run()
+                people.append(change)
+                continue
+            if people:
+                self.customer_rows.apply(people)
+                people = []
+            if table == MEMBERSHIP_TABLE:
                 membership(change)
                 continue
             self.end_run()
-            handler = {
-                GROUP_TABLE: self.group,
-                CUSTOMER_TABLE: self.customer,
-                ADDRESS_TABLE: self.address,
-                ORDER_TABLE: self.orders.change,
-                SUMMARY_TABLE: self.orders.change,
-            }.get(change.table)
-            if handler is not None:
-                handler(change)
+            if table == GROUP_TABLE:
+                self.group(change)
+            elif table in (ORDER_TABLE, SUMMARY_TABLE):
+                self.orders.change(change)
+        if people:
+            self.customer_rows.apply(people)
         return count
 
     def finish(self, context: Context) -> list[AfterHook]:
@@ -417,11 +440,122 @@ class TransactionApplier:
         bulk.insert_rows(self.conn, M, ("id", "customer_group_id", "customer_id"), rows)
         self.map_added, self.map_removed = {}, []
 
+
+# --- customers and addresses ------------------------------------------------------------------
+
+
+class CustomerRows:
+    """Applies consecutive customer and address row changes of a transaction at once.
+
+    A batch of 10,000 customers inserted (or updated, or 10,000 addresses) in one Medusa
+    transaction is read from the copy in one query per table, told in order from that state
+    held in memory (the events, payloads and after-hooks of a row at a time: each row sees
+    the ones before it), and written back in one statement per run of inserts or of updates
+    and table. An update writes the row's whole state; updates are written in Medusa's order
+    (a default address handed from one row to another never has two at once); an insert run
+    takes the later changes of its rows as their final state (they are all new rows).
+    Customers are written before addresses (the foreign key), memberships of deleted
+    customers go per group.
+    """
+
+    def __init__(self, applier: TransactionApplier) -> None:
+        self.applier = applier
+        self.uow = applier.uow
+        self.conn = applier.conn
+        self.customers: dict[str, Customer] = {}  # any state: as in the copy, then as told
+        self.addresses: dict[str, CustomerAddress] = {}
+        # of the customers the changes may delete: their addresses (ids, in the copy's order)
+        # and the live groups they are members of, by id
+        self.addresses_of: dict[str, list[str]] = {}
+        self.groups_of: dict[str, list[str]] = {}
+        self.groups: dict[str, CustomerGroup] = {}
+        self.customer_writes = TableWrites(tables.customer)
+        self.address_writes = TableWrites(customer_address)
+        self.removals: dict[str, list[str]] = {}  # group -> customers leaving it (deleted)
+
+    def apply(self, changes: Sequence[RowChange]) -> None:
+        self.load(changes)
+        for change in changes:
+            if change.table == CUSTOMER_TABLE:
+                self.customer(change)
+            else:
+                self.address(change)
+        self.write()
+
+    def load(self, changes: Sequence[RowChange]) -> None:
+        """Read the rows ``changes`` are about (and, for the customers they may delete,
+        their addresses and groups) from the copy, which holds everything before them."""
+        conn, reads = self.conn, _reads(self.conn.dialect.name)
+        customer_ids: dict[str, None] = {}
+        address_ids: dict[str, None] = {}
+        deleting: dict[str, None] = {}
+        for change in changes:
+            row = change.row
+            row_id = str(row["id"])
+            if change.table == CUSTOMER_TABLE:
+                customer_ids[row_id] = None
+                if change.operation == "delete" or _is_set(row.raw("deleted_at")):
+                    deleting[row_id] = None
+            else:
+                address_ids[row_id] = None
+                owner = row.get("customer_id")
+                if isinstance(owner, str):
+                    customer_ids[owner] = None
+        self.customers, self.addresses = {}, {}
+        self.addresses_of, self.groups_of, self.groups = {}, {}, {}
+        for params in _id_params(conn, list(address_ids)):
+            for address in _entities(CustomerAddress, conn.execute(reads.addresses, params)):
+                self.addresses[address.id] = address
+                customer_ids[address.customer_id] = None
+        for params in _id_params(conn, list(customer_ids)):
+            for customer in _entities(Customer, conn.execute(reads.customers, params)):
+                self.customers[customer.id] = customer
+        if not deleting:
+            return
+        for cid in deleting:
+            self.addresses_of[cid], self.groups_of[cid] = [], []
+        for params in _id_params(conn, list(deleting)):
+            for address in _entities(
+                CustomerAddress, conn.execute(reads.live_addresses_of, params)
+            ):
+                self.addresses.setdefault(address.id, address)
+                self.addresses_of[address.customer_id].append(address.id)
+            for cid, gid in conn.execute(reads.memberships_of, params):
+                self.groups_of[cid].append(gid)
+        group_ids = sorted({gid for gids in self.groups_of.values() for gid in gids})
+        if group_ids:
+            self.groups = repo.lock_groups(conn, group_ids)
+
+    def write(self) -> None:
+        self.customer_writes.write(self.conn)
+        for group_id, customer_ids in self.removals.items():
+            repo.delete_memberships(self.conn, group_id, customer_ids)
+        self.removals = {}
+        self.address_writes.write(self.conn)
+
+    def hook(self, name: str, **arguments: Any) -> None:
+        self.applier.hooks.append((name, arguments))
+
+    def live_customer(self, customer_id: str) -> Customer | None:
+        customer = self.customers.get(customer_id)
+        return customer if customer is not None and customer.deleted_at is None else None
+
+    def put_customer(self, customer: Customer, *, new: bool, changed: Iterable[str]) -> None:
+        self.customers[customer.id] = customer
+        self.customer_writes.put(customer, new=new, changed=changed)
+
+    def put_address(self, address: CustomerAddress, *, new: bool, changed: Iterable[str]) -> None:
+        self.addresses[address.id] = address
+        self.address_writes.put(address, new=new, changed=changed)
+        owned = self.addresses_of.get(address.customer_id)
+        if owned is not None and address.id not in owned:
+            owned.append(address.id)
+
     # --- customers --------------------------------------------------------------------------
 
     def customer(self, change: RowChange) -> None:
         row = change.row
-        current = _any_customer(self.conn, str(row["id"]))
+        current = self.customers.get(str(row["id"]))
         live = current if current is not None and current.deleted_at is None else None
         if change.operation == "delete" or _is_set(row.get("deleted_at")):
             if live is not None:
@@ -437,10 +571,11 @@ class TransactionApplier:
         if not values:
             return
         values.update(updated_at=_time(row, "updated_at", self.uow.now), version=live.version + 1)
-        repo.update_row(self.conn, tables.customer, live.id, values)
+        updated = replace(live, **values)
+        self.put_customer(updated, new=False, changed=values)
         if changes:
             self.uow.emit(ev.customer_updated(live.id, changes))
-            self.hook("after_update_customer", customer=replace(live, **values), changes=changes)
+            self.hook("after_update_customer", customer=updated, changes=changes)
 
     def create_customer(self, row: Row, previous: Customer | None) -> None:
         customer = Customer(
@@ -451,40 +586,37 @@ class TransactionApplier:
             created_at=_time(row, "created_at", self.uow.now),
             updated_at=_time(row, "updated_at", self.uow.now),
         )
-        if previous is None:
-            repo.insert_customer(self.conn, asdict(customer))
-        else:
+        if previous is not None:  # a deleted customer restored
             customer = replace(customer, version=previous.version + 1)
-            repo.update_row(self.conn, tables.customer, customer.id, asdict(customer))
+        self.put_customer(customer, new=previous is None, changed=_CUSTOMER_COLUMNS)
         self.uow.emit(ev.customer_created(customer))
         self.hook("after_create_customer", customer=customer)
 
     def delete_customer(self, customer: Customer, row: Row) -> None:
-        conn, now = self.conn, self.uow.now
+        now = self.uow.now
         left: list[CustomerGroup] = []
-        groups = repo.lock_groups(conn, repo.group_ids_of(conn, customer.id))
-        for group in groups.values():
-            if repo.delete_memberships(conn, group.id, [customer.id]):
-                self.uow.emit(
-                    ev.customers_removed(group.id, [customer.id], now, ev.REASON_CUSTOMER_DELETED)
-                )
-                left.append(group)
-        at = _time(row, "deleted_at", now)
-        gone_addresses = []
-        for address in addresses.live_addresses_of(conn, customer.id):
-            repo.update_row(
-                conn, customer_address, address.id, {"deleted_at": at, "updated_at": at}
+        for group_id in self.groups_of.pop(customer.id, []):
+            group = self.groups.get(group_id)
+            if group is None:
+                continue
+            self.removals.setdefault(group_id, []).append(customer.id)
+            self.uow.emit(
+                ev.customers_removed(group_id, [customer.id], now, ev.REASON_CUSTOMER_DELETED)
             )
+            left.append(group)
+        at = _time(row, "deleted_at", now)
+        owned = [self.addresses[aid] for aid in self.addresses_of.get(customer.id, [])]
+        gone_addresses = []
+        for address in sorted(owned, key=_created):  # stable: the copy's order for ties
+            if address.deleted_at is not None:
+                continue
+            gone_address = replace(address, deleted_at=at, updated_at=at)
+            self.put_address(gone_address, new=False, changed=_GONE)
             self.uow.emit(ev.address_deleted(address, ev.REASON_CUSTOMER_DELETED))
-            gone_addresses.append(replace(address, deleted_at=at, updated_at=at))
-        values: dict[str, Any] = {
-            "deleted_at": at,
-            "updated_at": at,
-            "version": customer.version + 1,
-        }
-        repo.update_row(conn, tables.customer, customer.id, values)
+            gone_addresses.append(gone_address)
+        gone = replace(customer, deleted_at=at, updated_at=at, version=customer.version + 1)
+        self.put_customer(gone, new=False, changed=(*_GONE, "version"))
         self.uow.emit(ev.customer_deleted(customer, len(left)))
-        gone = replace(customer, **values)
         for group in left:
             self.hook(
                 "after_remove_customer_from_group",
@@ -505,23 +637,23 @@ class TransactionApplier:
 
     def address(self, change: RowChange) -> None:
         row = change.row
-        current = _any_address(self.conn, str(row["id"]))
+        current = self.addresses.get(str(row["id"]))
         live = current if current is not None and current.deleted_at is None else None
         customer_id = str(row.get("customer_id") or (current.customer_id if current else ""))
-        customer = repo.get_customer(self.conn, customer_id) if customer_id else None
+        customer = self.live_customer(customer_id) if customer_id else None
         if customer is None:
             return  # an address of a customer the copy does not have (or just deleted)
         if change.operation == "delete" or _is_set(row.get("deleted_at")):
-            if live is None or customer_id in self.customers_deleted:
+            if live is None or customer_id in self.applier.customers_deleted:
                 return  # the customer's deletion takes it along (see module doc)
             at = _time(row, "deleted_at", self.uow.now)
-            gone: dict[str, Any] = {"deleted_at": at, "updated_at": at}
-            repo.update_row(self.conn, customer_address, live.id, gone)
+            gone = replace(live, deleted_at=at, updated_at=at)
+            self.put_address(gone, new=False, changed=_GONE)
             self.uow.emit(ev.address_deleted(live, ev.REASON_ADDRESS_DELETED))
             self.hook(
                 "after_delete_customer_address",
                 customer=customer,
-                address=replace(live, **gone),
+                address=gone,
                 reason=ev.REASON_ADDRESS_DELETED,
             )
             return
@@ -533,10 +665,7 @@ class TransactionApplier:
                 created_at=_time(row, "created_at", self.uow.now),
                 updated_at=_time(row, "updated_at", self.uow.now),
             )
-            if current is None:
-                addresses.insert_address(self.conn, asdict(address))
-            else:
-                repo.update_row(self.conn, customer_address, address.id, asdict(address))
+            self.put_address(address, new=current is None, changed=_ADDRESS_COLUMNS)
             self.uow.emit(ev.address_created(address))
             self.hook("after_create_customer_address", customer=customer, address=address)
             return
@@ -545,14 +674,165 @@ class TransactionApplier:
             return
         values: dict[str, Any] = {name: change["new"] for name, change in changes.items()}
         values["updated_at"] = _time(row, "updated_at", self.uow.now)
-        repo.update_row(self.conn, customer_address, live.id, values)
+        updated = replace(live, **values)
+        self.put_address(updated, new=False, changed=values)
         self.uow.emit(ev.address_updated(live, changes))
         self.hook(
-            "after_update_customer_address",
-            customer=customer,
-            address=replace(live, **values),
-            changes=changes,
+            "after_update_customer_address", customer=customer, address=updated, changes=changes
         )
+
+
+class TableWrites:
+    """The rows of one table to write, in order, as runs: of new rows (one ``executemany``
+    of ``INSERT``, a ``COPY`` on PostgreSQL) or of updates (one ``executemany`` setting the
+    columns any row of the run changes, from each row's whole state), with the driver's own
+    statements, the values converted as the column types would (as
+    :mod:`groupwire.store.bulk` does)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.columns = tuple(column.name for column in table.c)
+        self.state = attrgetter(*self.columns)  # an entity's values, in the columns' order
+        # (new rows?, the rows' entities, their positions by id, the columns an update sets)
+        self.runs: list[tuple[bool, list[Any], dict[str, int], set[str]]] = []
+
+    def put(
+        self, entity: Customer | CustomerAddress, *, new: bool, changed: Iterable[str] = ()
+    ) -> None:
+        """Write ``entity`` (its whole state): a new row, or an update of ``changed``
+        (column names: the others hold what the copy has)."""
+        row_id = entity.id
+        last = self.runs[-1] if self.runs else None
+        if last is not None and last[0] and row_id in last[2]:
+            last[1][last[2][row_id]] = entity  # a row of the last insert run: its final state
+            return
+        if last is None or last[0] != new:
+            last = (new, [], {}, set())
+            self.runs.append(last)
+        if new:
+            last[2][row_id] = len(last[1])
+        else:
+            last[3].update(changed)
+        last[1].append(entity)
+
+    def write(self, conn: Connection) -> None:
+        runs, self.runs = self.runs, []
+        if not runs:
+            return
+        table, state, dialect = self.table, self.state, conn.dialect.name
+        convert = _converter(table, dialect)
+        for new, entities, _, changed in runs:
+            rows = [convert(state(entity)) for entity in entities]
+            if new:
+                bulk.insert_rows(conn, table, self.columns, rows)
+                continue
+            columns = tuple(name for name in self.columns if name in changed and name != "id")
+            if not columns:
+                continue
+            pick = itemgetter(*(self.columns.index(name) for name in (*columns, "id")))
+            statement = _update_statement(table, columns, dialect == "postgresql")
+            conn.exec_driver_sql(statement, [pick(row) for row in rows])
+
+
+@lru_cache(maxsize=8)
+def _converter(table: Table, dialect: str) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function turning an entity's values (in ``table``'s column order) into what the
+    driver takes, as the column types convert them: JSON as text (None as the JSON
+    ``null``), timestamps in UTC (as text on SQLite)."""
+    sqlite = dialect == "sqlite"
+
+    def timestamp(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None).strftime(bulk.SQLITE_DATETIME) if sqlite else value
+
+    steps: list[Callable[[Any], Any] | None] = []
+    for column in table.c:
+        if isinstance(column.type, tables.UTCDateTime):
+            steps.append(timestamp)
+        elif isinstance(column.type, JSON):
+            steps.append(json.dumps)
+        else:
+            steps.append(None)
+
+    def convert(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(
+            value if step is None else step(value)
+            for step, value in zip(steps, values, strict=True)
+        )
+
+    return convert
+
+
+@lru_cache(maxsize=64)
+def _update_statement(table: Table, columns: tuple[str, ...], postgres: bool) -> str:
+    """``UPDATE table SET <columns> = ... WHERE id = ...``, for the driver."""
+    mark = "%s" if postgres else "?"
+    assignments = [
+        f'"{name}" = '
+        + (f"CAST({mark} AS JSONB)" if postgres and isinstance(table.c[name].type, JSON) else mark)
+        for name in columns
+    ]
+    return f'UPDATE "{table.name}" SET {", ".join(assignments)} WHERE "id" = {mark}'
+
+
+_CUSTOMER_COLUMNS = tuple(column.name for column in tables.customer.c)
+_ADDRESS_COLUMNS = tuple(column.name for column in customer_address.c)
+_GONE = ("deleted_at", "updated_at")  # what a soft delete sets
+
+
+def _entities(entity: Callable[..., T], result: Any) -> list[T]:
+    """The entities of the rows of ``select(table)``, whose columns are the entity's fields
+    in order (as :class:`Customer` and :class:`CustomerAddress` are the tables' columns)."""
+    names = tuple(f.name for f in fields(cast(Any, entity)))
+    if tuple(result.keys()) != names:
+        raise RuntimeError(f"the columns of {result.keys()} are not the fields {names}")
+    return [entity(*row) for row in result]
+
+
+def _created(address: CustomerAddress) -> datetime:
+    return address.created_at or datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    customers: Select[Any]
+    addresses: Select[Any]
+    live_addresses_of: Select[Any]
+    memberships_of: Select[Any]
+
+
+@lru_cache(maxsize=4)
+def _reads(dialect: str) -> _Reads:
+    """The copy's rows of many ids at once: the ids bound as one array (PostgreSQL) or one
+    JSON list read by ``json_each`` (SQLite), as the repository binds them."""
+
+    def among(column: Any) -> ColumnElement[bool]:
+        if dialect == "postgresql":
+            return column == any_(bindparam("ids", type_=ARRAY(String)))
+        listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+
+    C, A = tables.customer, customer_address
+    G, M = tables.customer_group, tables.membership
+    return _Reads(
+        customers=select(C).where(among(C.c.id)),
+        addresses=select(A).where(among(A.c.id)),
+        live_addresses_of=select(A)
+        .where(among(A.c.customer_id), A.c.deleted_at.is_(None))
+        .order_by(A.c.customer_id, A.c.created_at, A.c.id),
+        memberships_of=select(M.c.customer_id, M.c.customer_group_id)
+        .join(G, G.c.id == M.c.customer_group_id)
+        .where(among(M.c.customer_id), G.c.deleted_at.is_(None))
+        .order_by(M.c.customer_id, M.c.customer_group_id),
+    )
+
+
+def _id_params(conn: Connection, ids: list[str]) -> Iterator[dict[str, Any]]:
+    postgres = conn.dialect.name == "postgresql"
+    for part in repo.chunks(ids, 50_000):
+        yield {"ids": list(part) if postgres else json.dumps(list(part))}
 
 
 # --- memberships held by several Medusa rows ----------------------------------------------
@@ -621,18 +901,6 @@ def _any_group(conn: Connection, group_id: str) -> CustomerGroup | None:
     return repo.to_group(row) if row else None
 
 
-def _any_customer(conn: Connection, customer_id: str) -> Customer | None:
-    C = tables.customer
-    row = conn.execute(select(C).where(C.c.id == customer_id)).mappings().first()
-    return repo.to_customer(row) if row else None
-
-
-def _any_address(conn: Connection, address_id: str) -> CustomerAddress | None:
-    A = customer_address
-    row = conn.execute(select(A).where(A.c.id == address_id)).mappings().first()
-    return addresses.to_address(row) if row else None
-
-
 # --- small helpers ----------------------------------------------------------------------------
 
 
@@ -659,7 +927,8 @@ def _time(row: Row, column: str, default: datetime) -> datetime:
 
 def _known_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:
     """The new values of ``fields`` the row carries (a TOASTed value left alone is not)."""
-    return {name: row[name] for name in fields if name in row and row[name] is not UNCHANGED}
+    values = {name: row.get(name, UNCHANGED) for name in fields}
+    return {name: value for name, value in values.items() if value is not UNCHANGED}
 
 
 def _group_values(row: Row, fields: Sequence[str]) -> dict[str, Any]:
@@ -679,4 +948,11 @@ def _changes(current: Any, row: Row, fields: Sequence[str], values: Any) -> dict
     }
 
 
-__all__ = ["MedusaTransaction", "RowChange", "TransactionApplier", "apply_transaction"]
+__all__ = [
+    "CustomerRows",
+    "MedusaTransaction",
+    "RowChange",
+    "TableWrites",
+    "TransactionApplier",
+    "apply_transaction",
+]

@@ -100,12 +100,27 @@ class Row(Mapping[str, Any]):
         return raw[position] if position is not None and position < len(raw) else None
 
     def __getitem__(self, name: str) -> Any:
-        typed = self._typed
-        if typed is not None and name in typed:
-            return typed[name]
         position = self._layout.index[name]  # KeyError for a column the row does not have
         if position >= len(self._raw):
             raise KeyError(name)
+        return self._value(name, position)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """As ``Mapping.get``, without its ``KeyError`` round (a customer row is read column
+        by column, 10,000 rows a batch)."""
+        position = self._layout.index.get(name)
+        if position is None or position >= len(self._raw):
+            return default
+        return self._value(name, position)
+
+    def __contains__(self, name: object) -> bool:
+        position = self._layout.index.get(name) if isinstance(name, str) else None
+        return position is not None and position < len(self._raw)
+
+    def _value(self, name: str, position: int) -> Any:
+        typed = self._typed
+        if typed is not None and name in typed:
+            return typed[name]
         value = self._raw[position]
         loader = self._layout.columns[position][1]
         if loader is None or not isinstance(value, str):
