@@ -207,3 +207,37 @@ def test_an_empty_or_null_rule_makes_the_group_manual_again_and_its_members_stay
     assert again.status_code == 400
     assert "it has none to remove" in alert(again.text)
     assert gw.groups.get(group.id).rule_version == 2
+
+
+def test_a_rule_saved_over_someone_elses_change_or_with_a_read_only_key_saves_nothing(
+    signed_in, gw: Groupwire
+) -> None:
+    client, _, csrf = signed_in(["write"])
+    reader, _, reader_csrf = signed_in(["read"])
+    shop(gw)
+    group = gw.groups.create("Companies")
+    page = client.get(f"/app/groups/{group.id}").text
+    gw.groups.update(group.id, name="Renamed elsewhere")
+    before = events(gw)
+
+    stale = client.post(
+        f"/app/groups/{group.id}/rule",
+        data={
+            "csrf_token": csrf,
+            "version": hidden(page, "version"),
+            "rule": ACME,
+            "action": "save",
+        },
+    )
+    refused = reader.post(
+        f"/app/groups/{group.id}/rule",
+        data={"csrf_token": reader_csrf, "rule": ACME, "action": "save"},
+    )
+
+    assert stale.status_code == 412
+    assert "Someone changed this group after you opened it" in alert(stale.text)
+    assert textarea(stale.text, "rule") == ACME
+    assert refused.status_code == 403
+    assert "lacks the 'write' scope" in alert(refused.text)
+    assert gw.groups.get(group.id).rule is None
+    assert events(gw) == before
