@@ -24,6 +24,7 @@ from groupwire.addresses import Addresses
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import NotFound
 from groupwire.domain.models import Customer, CustomerGroup, Event, Page
+from groupwire.domain.rules import Reason
 from groupwire.events import delivery
 from groupwire.events.delivery import DeadLetter, RetryPolicy
 from groupwire.events.idempotency import Idempotency
@@ -290,6 +291,14 @@ class Groups:
         """Who would join and leave the group under ``rule`` (a ``RulePreview``); nothing
         is written."""
         return self._service.preview_rule(group_id, rule, limit=limit)
+
+    def explain_members(
+        self, group_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, builtins.list[Reason]]:
+        """Why each of these members is in the smart group (``Reason``s: the ``include``
+        list, or the rule's top-level clauses that hold for the customer; none when the rule
+        would not keep it now)."""
+        return self._service.explain_members(group_id, customer_ids)
 
     def delete(
         self, group_id: str, *, expected_version: int | None = None, context: Context | None = None

@@ -10,7 +10,7 @@ import pytest
 
 from groupwire import InvalidData
 from groupwire.domain.models import Customer
-from groupwire.domain.rules import Order, Snapshot, parse_rule
+from groupwire.domain.rules import Order, Reason, Snapshot, explain, parse_rule
 
 NOW = datetime(2026, 12, 8, tzinfo=UTC)
 
@@ -98,3 +98,38 @@ def test_relative_times_and_metadata_times_compare_at_now():
         Snapshot(customer(metadata={"trial_ends_at": ends})), NOW + timedelta(days=2)
     )
     assert not trial.matches(Snapshot(customer(metadata={})), NOW)
+
+
+def test_explain_names_the_top_level_clauses_that_hold_and_the_or_branch_that_held():
+    rule = parse_rule(
+        {
+            "orders.total": {"currency": "eur", "$gte": 1000, "last": "365d"},
+            "$or": [{"company_name": {"$exists": True}}, {"email": {"$ilike": "%@acme.example"}}],
+            "has_account": True,
+        }
+    )
+    big = [Order("eur", Decimal(1200), "completed", NOW)]
+    member = Snapshot(customer(email="ada@acme.example", has_account=True), orders=big)
+
+    assert explain(rule, member, NOW) == [
+        Reason("clause", {"orders.total": {"currency": "eur", "$gte": 1000, "last": "365d"}}),
+        Reason("clause", {"email": {"$ilike": "%@acme.example"}}, branch=1),
+        Reason("clause", {"has_account": True}),
+    ]
+    first = Snapshot(customer(company_name="ACME", has_account=True), orders=big)
+    assert explain(rule, first, NOW)[1] == Reason(
+        "clause", {"company_name": {"$exists": True}}, branch=0
+    )
+    # Not a member: no reason, even though some clauses hold.
+    assert explain(rule, Snapshot(customer(email="ada@acme.example", has_account=True)), NOW) == []
+
+
+def test_explain_names_the_include_list_and_nothing_for_an_excluded_customer():
+    rule = parse_rule({"first_name": "Ada", "include": ["c"]})
+    assert explain(rule, Snapshot(customer(first_name="Bob")), NOW) == [Reason("include")]
+    assert explain(rule, Snapshot(customer(first_name="Ada")), NOW) == [
+        Reason("include"),
+        Reason("clause", {"first_name": "Ada"}),
+    ]
+    excluded = parse_rule({"first_name": "Ada", "exclude": ["c"]})
+    assert explain(excluded, Snapshot(customer(first_name="Ada")), NOW) == []

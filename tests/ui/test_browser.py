@@ -1,8 +1,9 @@
 """The admin page end to end, in a real headless Chromium against a real ``groupwire serve``.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (``/usr/bin/chromium``) and the
-``playwright`` Python package; the test fails, never skips, when they are missing. A
-screenshot of each step lands in ``test-artifacts/ui/``.
+``playwright`` Python package; the tests fail, never skip, when they are missing. A
+screenshot of each step lands in ``test-artifacts/ui/`` (the smart group's flow in
+``test-artifacts/ui/smart-group/``).
 """
 
 from __future__ import annotations
@@ -285,6 +286,91 @@ def test_an_admin_signs_in_creates_a_group_adds_a_member_and_sees_feed_chart_and
     assert [m for m in console_errors if not m.endswith(expected)] == []
 
 
+@pytest.mark.timeout(120)
+def test_an_admin_sets_a_rule_on_a_group_previews_it_saves_it_and_sees_why_members_are_in(
+    server: tuple[str, str],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).exists(), "install the Debian packages chromium and chromium-driver"
+    base, secret = server
+    folder = ARTIFACTS / "smart-group"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    outside: list[str] = []
+    console_errors: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(STEP_TIMEOUT_MS)
+            context.on(
+                "request",
+                lambda r: None if r.url.startswith(base) else outside.append(r.url),
+            )
+            page = context.new_page()
+            watch_errors(page, console_errors)
+            shot = Screenshots(page, folder)
+
+            page.goto(f"{base}/app")
+            page.get_by_label("API key").fill(secret)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page.get_by_role("heading", name="Customer groups")).to_be_visible()
+
+            # Two customers, one with a company.
+            page.get_by_role("link", name="Customers").click()
+            for email, first, company in [
+                ("ada@example.com", "Ada", "ACME"),
+                ("bob@example.com", "Bob", ""),
+            ]:
+                form = page.locator("#create-customer")
+                form.get_by_label("Email").fill(email)
+                form.get_by_label("First name").fill(first)
+                form.get_by_label("Company").fill(company)
+                form.get_by_role("button", name="Create customer").click()
+                expect(page.get_by_role("status")).to_have_text(f"Customer {email} created.")
+
+            # A manual group, then its rule: previewed first (nothing saved), then saved.
+            page.get_by_role("link", name="Groups").click()
+            form = page.locator("#create-group")
+            form.get_by_label("Name").fill("Companies")
+            form.get_by_role("button", name="Create group").click()
+            expect(page.get_by_role("heading", name="Companies")).to_be_visible()
+            expect(page.get_by_text("No member yet.")).to_be_visible()
+            rule = page.locator("#rule-form").get_by_label("Rule (JSON)")
+            rule.fill('{"company_name": {"$exists": true}}')
+            page.get_by_role("button", name="Preview").click()
+            preview = page.locator("#rule-preview")
+            expect(preview.locator("#preview-joining [data-count]")).to_have_text("1")
+            expect(preview.locator("#preview-joining")).to_contain_text("ada@example.com — Ada")
+            expect(preview.locator("#preview-leaving [data-count]")).to_have_text("0")
+            expect(page.get_by_text("No member yet.")).to_be_visible()
+            expect(rule).to_have_value('{"company_name": {"$exists": true}}')
+            shot("rule-preview")
+
+            page.get_by_role("button", name="Save rule").click()
+            expect(page.get_by_role("status")).to_have_text(
+                "Rule saved (version 1); members follow it now."
+            )
+            expect(page.locator("#rule-preview")).to_have_count(0)
+            expect(page.locator("#smart-badge")).to_have_text("smart · rule v1")
+            rows = page.locator("#members tbody tr")
+            expect(rows).to_have_count(1)
+            expect(rows.first).to_contain_text("ada@example.com")
+            expect(rows.first.locator("td.why")).to_have_text('{"company_name": {"$exists": true}}')
+            expect(page.get_by_role("button", name="Remove selected")).to_have_count(0)
+            expect(page.get_by_role("button", name="Add to group")).to_have_count(0)
+            expect(page.locator("#scheduled-flips")).to_contain_text("Not available yet")
+            expect(page.locator("#chart")).to_have_attribute("data-chart-state", "drawn")
+            shot("smart-group")
+        finally:
+            browser.close()
+
+    assert outside == [], "the page must load nothing from another origin"
+    assert console_errors == []
+
+
 def watch_errors(page: Any, errors: list[str]) -> None:
     """Collect what the page logs as an error, and every uncaught script exception."""
 
@@ -302,13 +388,14 @@ def watch_errors(page: Any, errors: list[str]) -> None:
 class Screenshots:
     """``shot("name")``: a numbered full-page screenshot in test-artifacts/ui/."""
 
-    def __init__(self, page: object) -> None:
+    def __init__(self, page: object, folder: Path = ARTIFACTS) -> None:
         self.page = page
+        self.folder = folder
         self.count = 0
 
     def __call__(self, name: str, page: object | None = None) -> None:
         self.count += 1
         target = page or self.page
         target.screenshot(  # type: ignore[attr-defined]
-            path=str(ARTIFACTS / f"{self.count:02d}-{name}.png"), full_page=True
+            path=str(self.folder / f"{self.count:02d}-{name}.png"), full_page=True
         )

@@ -661,12 +661,52 @@ def like_regex(pattern: str) -> str:
     return "^" + "".join(parts) + "\\Z"
 
 
+# --- why a customer is in ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a rule lets a customer in: the ``include`` list, or one top-level clause of the
+    rule's JSON that holds (for a top-level ``$or``, the branch that held, ``branch`` its
+    index)."""
+
+    kind: Literal["include", "clause"]
+    clause: Mapping[str, Any] = field(default_factory=dict)
+    branch: int | None = None
+
+
+def explain(rule: Rule, snapshot: Snapshot, now: datetime) -> list[Reason]:
+    """Why the customer of ``snapshot`` belongs to the group of ``rule`` at ``now``: the
+    ``include`` list if it names the customer, and the rule's top-level clauses that hold
+    for it when the whole condition holds. Empty when the customer does not belong."""
+    if not rule.matches(snapshot, now):
+        return []
+    found: list[Reason] = []
+    if snapshot.customer.id in rule.include:
+        found.append(Reason("include"))
+    if not holds(rule.condition, snapshot, now):
+        return found
+    for key, value in rule.source.items():
+        if key in ("include", "exclude"):
+            continue
+        if key == "$or":
+            for index, branch in enumerate(value):
+                if holds(_object(branch, "rule.$or", 1), snapshot, now):
+                    found.append(Reason("clause", branch, index))
+                    break
+        elif holds(_object({key: value}, "rule", 0), snapshot, now):
+            found.append(Reason("clause", {key: value}))
+    return found
+
+
 __all__ = [
     "Order",
+    "Reason",
     "Rule",
     "Snapshot",
     "amount",
     "duration",
+    "explain",
     "holds",
     "order_fact",
     "parse_rule",

@@ -41,7 +41,7 @@ from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import HookRejected, InvalidData, NotFound
 from groupwire.domain.models import CustomerGroup
-from groupwire.domain.rules import Rule, parse_rule
+from groupwire.domain.rules import Reason, Rule, explain, parse_rule
 from groupwire.hooks.plugins import has_impls
 from groupwire.service.memberships import MembershipSteps
 from groupwire.service.validation import _kept_ids
@@ -444,6 +444,29 @@ class SmartGroupOperations(SmartGroupSteps):
             if group_id in named:
                 raise InvalidData("rule.groups.id: a group's rule cannot read its own members")
             return self._preview(conn, group_id, parsed, datetime.now(UTC), limit)
+
+    def explain_members(
+        self, group_id: str, customer_ids: Sequence[str]
+    ) -> dict[str, list[Reason]]:
+        """Why each of ``customer_ids`` is in the smart group now: the ``include`` list or
+        the rule's top-level clauses that hold for it (:func:`~groupwire.domain.rules.explain`
+        over its snapshot); an empty list for a customer the rule would not keep (a veto
+        kept it in, or a time condition passed since its last change). A manual group: {}."""
+        with self.engine.connect() as conn:
+            group = repo.get_group(conn, group_id)
+            if group is None:
+                raise not_found(group_id)
+            if group.rule is None or not customer_ids:
+                return {}
+            rule = parse_rule(group.rule)
+            shots = store.snapshots(
+                conn,
+                list(customer_ids),
+                addresses="addresses" in rule.dependencies,
+                with_orders="orders" in rule.dependencies,
+            )
+        now = datetime.now(UTC)
+        return {cid: explain(rule, shot, now) for cid, shot in shots.items()}
 
 
 def parse_group_rule(rule: Any) -> Rule | None:

@@ -22,6 +22,7 @@ from groupwire.ui.web import (
     UiRoute,
     context_of,
     gw_of,
+    json_text,
     need,
     posted_form,
     redirect,
@@ -31,6 +32,7 @@ from groupwire.ui.web import (
 
 router = APIRouter(prefix=f"{PREFIX}/groups", route_class=UiRoute, include_in_schema=False)
 PAGE_SIZE = 50
+PREVIEW_LIMIT = 20
 Signed = Annotated[Session, Depends(session_of)]
 Posted = Annotated[Form, Depends(posted_form)]
 
@@ -102,12 +104,15 @@ def _group_page(
     paste: str = "",
     unknown: list[str] | None = None,
     invalid: list[str] | None = None,
+    rule_text: str | None = None,
+    preview: dict[str, Any] | None = None,
 ) -> Response:
     gw = gw_of(request)
     group = gw.groups.get(group_id)
     members = gw.customers.list(
         group_ids=[group.id], q=q or None, limit=PAGE_SIZE, offset=offset, order="email"
     )
+    reasons = gw.groups.explain_members(group.id, [c.id for c in members.items])
     trail = gw.events.list(subject=group.id, limit=15, descending=True)
     return render(
         request,
@@ -123,6 +128,9 @@ def _group_page(
         paste=paste,
         unknown=unknown or [],
         invalid=invalid or [],
+        reasons=reasons,
+        rule_text=json_text(group.rule) if rule_text is None else rule_text,
+        preview=preview,
     )
 
 
@@ -156,6 +164,72 @@ def update_group(request: Request, session: Signed, group_id: str, form: Posted)
     except GroupwireError as error:
         return _group_page(request, group_id, status_code=status_of(error), error=error, edit=form)
     return redirect(f"/groups/{group.id}", notice="Group saved.")
+
+
+@router.post("/{group_id}/rule")
+def save_rule(request: Request, session: Signed, group_id: str, form: Posted) -> Response:
+    """The rule form: ``action=preview`` shows who would join and leave (nothing written),
+    ``action=save`` sets the rule (empty or ``null``: the group is manual again)."""
+    gw = gw_of(request)
+    text = form.get("rule")
+    try:
+        if form.get("action") == "preview":
+            return _preview_page(request, group_id, text)
+        need(session, "write")
+        rule = rule_of(text)
+        current = gw.groups.get(group_id)
+        if rule is None and not current.smart:
+            raise InvalidData("Write a rule to make this group smart: it has none to remove")
+        version = form.get("version")
+        group = gw.groups.update(
+            group_id,
+            rule=rule,
+            expected_version=int(version) if version.isdigit() else None,
+            context=context_of(request, session),
+        )
+    except PreconditionFailed:
+        stale = ApiError(
+            "precondition_failed",
+            "Someone changed this group after you opened it: nothing was saved. "
+            "Reload the page to see their change, then edit again.",
+        )
+        return _group_page(request, group_id, status_code=412, error=stale, rule_text=text)
+    except GroupwireError as error:
+        return _group_page(
+            request, group_id, status_code=status_of(error), error=error, rule_text=text
+        )
+    if group.rule is None:
+        notice = "Rule removed: the group is manual again; its members stay."
+    else:
+        notice = f"Rule saved (version {group.rule_version}); members follow it now."
+    return redirect(f"/groups/{group.id}", notice=notice)
+
+
+def _preview_page(request: Request, group_id: str, text: str) -> Response:
+    """The group's page with the typed rule kept and the preview of it shown."""
+    gw = gw_of(request)
+    result = gw.groups.preview_rule(group_id, rule_of(text), limit=PREVIEW_LIMIT)
+    ids = [*result.joining_ids, *result.leaving_ids]
+    found = {c.id: c for c in gw.customers.list(ids=ids, limit=len(ids)).items} if ids else {}
+    preview = {
+        "joining": result.joining,
+        "leaving": result.leaving,
+        "joining_customers": [found.get(cid) or cid for cid in result.joining_ids],
+        "leaving_customers": [found.get(cid) or cid for cid in result.leaving_ids],
+    }
+    return _group_page(request, group_id, rule_text=text, preview=preview)
+
+
+def rule_of(text: str) -> Any:
+    """The rule typed in the form: JSON (validated by the service), None when empty or
+    ``null``."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidData(f"Rule is not valid JSON: {error.msg} (line {error.lineno})") from None
 
 
 def metadata_patch(current: dict[str, Any] | None, edited_text: str) -> Any:

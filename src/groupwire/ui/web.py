@@ -83,12 +83,12 @@ def static_url(name: str) -> str:
     return f"{PREFIX}/static/{name}?v={STATIC[name].version}"
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 _env.globals.update(static_url=static_url, prefix=PREFIX, event_types=ALL_TYPES)
-_env.filters["json"] = _json_text
+_env.filters["json"] = json_text
 _env.filters["compact"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
