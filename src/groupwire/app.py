@@ -34,6 +34,7 @@ from groupwire.events.worker import RedisWorker
 from groupwire.hooks.plugins import make_plugin_manager, register
 from groupwire.orders import Orders
 from groupwire.service import UNSET, MembershipChange, Service
+from groupwire.service.scheduler import FlipScheduler
 from groupwire.settings import Settings
 from groupwire.store import event_log, migrate
 from groupwire.store import repository as repo
@@ -81,6 +82,8 @@ class Groupwire:
         self.bus_relay = relay_for(engine, settings, self.subscribers)
         if self.bus_relay is not None:
             self.service.commit_listeners.append(self.bus_relay.wake)
+        # Smart groups' time conditions, applied at their moment (started by start()).
+        self.scheduler = FlipScheduler(self.service, max_sleep=settings.smart_schedule_max_sleep)
         self.idempotency = Idempotency(engine)
         self.groups = Groups(self)
         self.customers = Customers(self)
@@ -186,8 +189,11 @@ class Groupwire:
 
     def start(self) -> Groupwire:
         """Deliver events to subscribers in background threads until :meth:`close`; with a
-        Redis ``bus_url``, publish them to Redis Streams instead (workers deliver them)."""
+        Redis ``bus_url``, publish them to Redis Streams instead (workers deliver them).
+        Smart groups' time conditions flip at their moment in another thread (the
+        scheduler: once per flip however many processes run it)."""
         (self.bus_relay or self.relay).start()
+        self.scheduler.start()
         for worker in self.workers:
             worker.start()
         return self
@@ -221,6 +227,7 @@ class Groupwire:
         if self.bus_relay is not None:
             self.bus_relay.stop()
         self.relay.stop()
+        self.scheduler.stop()
         for worker in self.workers:
             worker.stop()
         self.engine.dispose()

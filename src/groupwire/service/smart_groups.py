@@ -41,7 +41,7 @@ from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import HookRejected, InvalidData, NotFound
 from groupwire.domain.models import CustomerGroup
-from groupwire.domain.rules import Rule, parse_rule
+from groupwire.domain.rules import Rule, next_flip, parse_rule
 from groupwire.hooks.plugins import has_impls
 from groupwire.service.memberships import MembershipSteps
 from groupwire.service.validation import _kept_ids
@@ -248,6 +248,16 @@ class SmartGroupSteps(MembershipSteps):
                     groups_of[cid].add(gid)
                 for cid in change.removed:
                     groups_of[cid].discard(gid)
+                if "time" in index.reads[gid]:
+                    flips = {}
+                    for cid, shot in shots.items():
+                        shot = type(shot)(
+                            shot.customer, shot.addresses, shot.orders, frozenset(groups_of[cid])
+                        )
+                        at = next_flip(smart.rule, shot, uow.now)
+                        if at is not None:
+                            flips[cid] = at
+                    self._write_flips(uow, gid, ids, flips)
             return
         for gid in affected:
             smart = index.groups[gid]
@@ -255,6 +265,43 @@ class SmartGroupSteps(MembershipSteps):
             for part in repo.chunks(ids, CHUNK):
                 desired |= matching_ids(conn, smart.rule, uow.now, part)
             self._converge(uow, smart, ids, desired, trigger, context)
+            if "time" in index.reads[gid]:  # the scheduler computes each one's next flip
+                self._write_flips(uow, gid, ids, dict.fromkeys(ids, uow.now))
+
+    def _write_flips(
+        self, uow: UnitOfWork, group_id: str, ids: Sequence[str], flips: dict[str, datetime]
+    ) -> None:
+        store.write_flips(uow.connection, group_id, ids, flips)
+        if flips:
+            self._flip_written(uow, min(flips.values()))
+
+    def _flip_written(self, uow: UnitOfWork, at: datetime) -> None:
+        """Wake this process's scheduler after the commit when ``at`` is earlier than the
+        moment it sleeps until."""
+        if uow.earliest_flip is None or at < uow.earliest_flip:
+            uow.earliest_flip = at
+
+    # --- the scheduler's work ----------------------------------------------------------------
+
+    def apply_due_flips(self, limit: int = 100, *, context: Context | None = None) -> int:
+        """Decide again up to ``limit`` (smart group, customer) pairs whose flip is due, in
+        one transaction (trigger ``schedule``): their members move, their next flips are
+        written. Returns how many were claimed (0: none due, or all held by others)."""
+        context = context or Context(actor="schedule")
+
+        def work(uow: UnitOfWork) -> tuple[None, int]:
+            claimed = store.claim_due_flips(uow.connection, uow.now, limit)
+            if claimed:
+                customers = sorted({cid for _, cid in claimed})
+                self._follow_rules(uow, customers, {"time"}, "schedule", context)
+            return None, len(claimed)
+
+        return self._transaction(context, work)[1]
+
+    def next_flip_at(self) -> datetime | None:
+        """The earliest flip of all smart groups' customers, if any."""
+        with self.engine.connect() as conn:
+            return store.earliest_flip(conn)
 
     def _converge(
         self,
@@ -411,6 +458,11 @@ class SmartGroupSteps(MembershipSteps):
         moved = total.added + total.removed
         if moved:
             self._follow_rules(uow, moved, {f"group:{group.id}"}, trigger, context)
+        if "time" in rule.dependencies:  # everyone is decided again soon, then at each flip
+            store.flip_everyone(conn, group.id, uow.now)
+            self._flip_written(uow, uow.now)
+        else:
+            store.drop_flips(conn, group.id)
         return total
 
     def _preview(

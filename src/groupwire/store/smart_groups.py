@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, not_, select
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, literal, not_, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from groupwire.domain.models import CustomerGroup
 from groupwire.domain.rules import Rule, Snapshot
@@ -18,6 +20,7 @@ from groupwire.store.rules import rule_condition
 C = tables.customer
 G = tables.customer_group
 M = tables.membership
+F = tables.smart_group_flip
 _COUNTER = tables.outbox_counter
 _RULES_VERSION = select(_COUNTER.c.rules_version).where(_COUNTER.c.id == 1)
 _SMART = select(G).where(G.c.deleted_at.is_(None), G.c.rule.is_not(None)).order_by(G.c.id)
@@ -134,3 +137,94 @@ def count_leaving(conn: Connection, group_id: str, rule: Rule, now: datetime) ->
         )
     )
     return int(conn.execute(query).scalar_one())
+
+
+# --- the scheduler's flips ---------------------------------------------------------------------
+
+
+def _upsert(conn: Connection) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(F)
+
+
+def write_flips(
+    conn: Connection,
+    group_id: str,
+    customer_ids: Sequence[str],
+    flips: dict[str, datetime],
+) -> None:
+    """Make the flips of ``group_id`` among ``customer_ids`` exactly ``flips`` (customer ->
+    its next flip; a customer left out has none)."""
+    gone = [cid for cid in customer_ids if cid not in flips]
+    for part in repo.chunks(gone, 5000):
+        conn.execute(delete(F).where(F.c.customer_group_id == group_id, F.c.customer_id.in_(part)))
+    if flips:
+        rows = [
+            {"customer_group_id": group_id, "customer_id": cid, "flip_at": at}
+            for cid, at in flips.items()
+        ]
+        insert = _upsert(conn)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[F.c.customer_group_id, F.c.customer_id],
+                set_={"flip_at": insert.excluded.flip_at},
+            ),
+            rows,
+        )
+
+
+def drop_flips(conn: Connection, group_id: str) -> None:
+    """No more flips for ``group_id`` (its rule reads no time, or it has none)."""
+    conn.execute(delete(F).where(F.c.customer_group_id == group_id))
+
+
+def flip_everyone(conn: Connection, group_id: str, at: datetime) -> None:
+    """Every live customer is to be decided for ``group_id`` at ``at`` (a rule that reads
+    time was applied to everyone: the scheduler then computes each one's next flip)."""
+    drop_flips(conn, group_id)
+    moment = bindparam("at", at, type_=tables.UTCDateTime())
+    conn.execute(
+        F.insert().from_select(
+            ["customer_group_id", "customer_id", "flip_at"],
+            select(literal(group_id, type_=tables.Id), C.c.id, moment).where(
+                C.c.deleted_at.is_(None)
+            ),
+        )
+    )
+
+
+_CLAIM_PG = sql_text(
+    "SELECT f.customer_group_id, f.customer_id FROM smart_group_flip f"
+    " JOIN customer c ON c.id = f.customer_id"
+    " WHERE f.flip_at <= :now ORDER BY f.flip_at LIMIT :limit"
+    " FOR UPDATE OF f SKIP LOCKED FOR NO KEY UPDATE OF c SKIP LOCKED"
+).bindparams(bindparam("now", type_=tables.UTCDateTime()))
+
+
+def claim_due_flips(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` flips due at ``now``, earliest first, deleted (the caller decides
+    them again and writes the following ones). On PostgreSQL each is claimed with its
+    customer's row, skipping those another transaction holds: a flip is applied by one
+    transaction, and a claim dies with its transaction (a killed worker's rolls back)."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_CLAIM_PG, {"now": now, "limit": limit}).all()
+    else:
+        query = select(F.c.customer_group_id, F.c.customer_id).where(F.c.flip_at <= now)
+        rows = conn.execute(query.order_by(F.c.flip_at).limit(limit)).all()
+    claimed = [(str(gid), str(cid)) for gid, cid in rows]
+    for gid, cid in claimed:
+        conn.execute(delete(F).where(F.c.customer_group_id == gid, F.c.customer_id == cid))
+    return claimed
+
+
+def earliest_flip(conn: Connection) -> datetime | None:
+    """The earliest flip of all."""
+    value = conn.execute(select(func.min(F.c.flip_at))).scalar()
+    if value is None:
+        return None
+    return tables.UTCDateTime().process_result_value(value, conn.dialect)
+
+
+def flips_of(conn: Connection, group_id: str) -> dict[str, datetime]:
+    """The next flips of a group's customers (customer -> when)."""
+    query = select(F.c.customer_id, F.c.flip_at).where(F.c.customer_group_id == group_id)
+    return {str(cid): at for cid, at in conn.execute(query)}

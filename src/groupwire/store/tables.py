@@ -136,6 +136,24 @@ membership = Table(
     Index("ix_customer_group_customer_customer_id", "customer_id"),
 )
 
+# The scheduler of smart groups' time conditions: for each (smart group, customer) whose
+# rule reads time, the next moment its answer may change by itself (domain.rules.next_flip),
+# written in the transaction of each evaluation; a row due is claimed, decided again and
+# replaced by the following one (service.smart_groups, trigger "schedule").
+smart_group_flip = Table(
+    "smart_group_flip",
+    metadata,
+    Column(
+        "customer_group_id",
+        Id,
+        ForeignKey("customer_group.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("customer_id", Id, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True),
+    Column("flip_at", UTCDateTime, nullable=False),
+    Index("ix_smart_group_flip_flip_at", "flip_at"),
+)
+
 event = Table(
     "event",
     metadata,
