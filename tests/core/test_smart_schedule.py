@@ -168,24 +168,23 @@ def start_worker(database_url: str, marker: Path, *extra: str) -> subprocess.Pop
 
 @pytest.mark.postgres_only
 def test_two_workers_one_killed_mid_flip_apply_each_flip_once(gw, database_url, tmp_path):
-    trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "3s"}}})
-    ids = [gw.customers.create(f"c{n}@shop.test").id for n in range(30)]
-    gw.service.apply_due_flips()  # the rule's application: each one's flip computed now
-    assert members(gw, trial.id) == set(ids)
-
+    trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "2s"}}})
+    first_ids = [gw.customers.create(f"a{n}@shop.test").id for n in range(10)]
     held, started = tmp_path / "held", tmp_path / "started"
     first = start_worker(database_url, held, "hold")
     second = None
     try:
-        wait_until(held.exists, timeout=20)  # holds the claims of its batch, uncommitted
+        wait_until(held.exists, timeout=20)  # holds the flips it claimed, uncommitted
+        held_ids = members(gw, trial.id)
+        assert held_ids
         second = start_worker(database_url, started)
         wait_until(started.exists, timeout=20)
-        time.sleep(1.0)  # the second applies the flips falling due, not those held
-        held_members = members(gw, trial.id)
-        assert held_members, "the first worker held nothing"
+        # flips falling due while the first holds its claims: the second applies them
+        later_ids = [gw.customers.create(f"b{n}@shop.test").id for n in range(10)]
+        wait_until(lambda: members(gw, trial.id) == held_ids, timeout=10)
         time.sleep(0.5)
-        assert members(gw, trial.id) == held_members
-        first.kill()
+        assert members(gw, trial.id) == held_ids  # the claimed flips are the first's
+        first.kill()  # its transaction rolls back: the claims go to the second
         first.wait(10)
         wait_until(lambda: not members(gw, trial.id), timeout=20)
     finally:
@@ -194,6 +193,6 @@ def test_two_workers_one_killed_mid_flip_apply_each_flip_once(gw, database_url, 
                 process.kill()
                 process.wait(10)
     removed = [m[1] for m in moves(gw, trial.id) if m[0] == REMOVED]
-    assert sorted(removed) == sorted(ids)  # each once
+    assert sorted(removed) == sorted(first_ids + later_ids)  # each once
     assert {m[2] for m in moves(gw, trial.id) if m[0] == REMOVED} == {"schedule"}
     consistent(gw)
