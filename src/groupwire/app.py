@@ -298,6 +298,11 @@ class Groups:
         is written."""
         return self._service.preview_rule(group_id, rule, limit=limit)
 
+    def next_flips(self, group_id: str, *, limit: int = 20) -> builtins.list[tuple[str, datetime]]:
+        """The smart group's next scheduled flips, earliest first: ``(customer_id, when)``
+        (when the scheduler decides that customer again, its time condition changing)."""
+        return self._service.next_flips(group_id, limit=limit)
+
     def delete(
         self, group_id: str, *, expected_version: int | None = None, context: Context | None = None
     ) -> CustomerGroup:

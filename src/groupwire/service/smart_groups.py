@@ -497,6 +497,17 @@ class SmartGroupOperations(SmartGroupSteps):
                 raise InvalidData("rule.groups.id: a group's rule cannot read its own members")
             return self._preview(conn, group_id, parsed, datetime.now(UTC), limit)
 
+    def next_flips(self, group_id: str, *, limit: int = 20) -> list[tuple[str, datetime]]:
+        """The group's next scheduled flips, earliest first: ``(customer_id, when)``, the
+        moment that customer is decided again by the scheduler (its membership may then
+        change; see docs/smart-groups.md)."""
+        if not 0 <= limit <= 1000:
+            raise InvalidData("limit must be between 0 and 1000")
+        with self.engine.connect() as conn:
+            if repo.get_group(conn, group_id) is None:
+                raise not_found(group_id)
+            return list(store.flips_of(conn, group_id, limit).items())
+
 
 def parse_group_rule(rule: Any) -> Rule | None:
     """A group's ``rule`` field validated (None: a manual group)."""

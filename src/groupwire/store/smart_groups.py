@@ -224,7 +224,12 @@ def earliest_flip(conn: Connection) -> datetime | None:
     return tables.UTCDateTime().process_result_value(value, conn.dialect)
 
 
-def flips_of(conn: Connection, group_id: str) -> dict[str, datetime]:
-    """The next flips of a group's customers (customer -> when)."""
-    query = select(F.c.customer_id, F.c.flip_at).where(F.c.customer_group_id == group_id)
+def flips_of(conn: Connection, group_id: str, limit: int | None = None) -> dict[str, datetime]:
+    """The next flips of a group's customers (customer -> when), earliest first."""
+    query = (
+        select(F.c.customer_id, F.c.flip_at)
+        .where(F.c.customer_group_id == group_id)
+        .order_by(F.c.flip_at, F.c.customer_id)
+        .limit(limit)
+    )
     return {str(cid): at for cid, at in conn.execute(query)}
