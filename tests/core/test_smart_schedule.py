@@ -130,8 +130,9 @@ def test_a_rule_saved_again_reschedules_and_a_manual_group_has_no_flips(gw):
     assert gw.service.apply_due_flips() == 1  # the rule's application: decided again now
     assert flips(gw, trial.id) == {ada.id: ada.created_at + timedelta(days=1)}
     gw.groups.update(trial.id, rule={"created_at": {"$gte": {"$ago": "2d"}}})
-    assert flips(gw, trial.id) == {ada.id: gw.groups.get(trial.id).updated_at}
-    gw.service.apply_due_flips()
+    assert flips(gw, trial.id) == {}  # a sweep decides everyone again, then each flip
+    assert gw.service.next_flip_at() == gw.groups.get(trial.id).updated_at
+    assert gw.service.apply_due_flips() == 1
     assert flips(gw, trial.id) == {ada.id: ada.created_at + timedelta(days=2)}
     gw.groups.update(trial.id, rule=None)
     assert flips(gw, trial.id) == {}

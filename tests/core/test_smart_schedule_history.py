@@ -64,6 +64,7 @@ def reset(gw) -> None:
     with gw.engine.begin() as conn:
         for table in (
             tables.smart_group_flip,
+            tables.smart_group_sweep,
             tables.membership,
             customer_order,
             tables.event,

@@ -284,17 +284,22 @@ class SmartGroupSteps(MembershipSteps):
     # --- the scheduler's work ----------------------------------------------------------------
 
     def apply_due_flips(self, limit: int = 100, *, context: Context | None = None) -> int:
-        """Decide again up to ``limit`` (smart group, customer) pairs whose flip is due, in
-        one transaction (trigger ``schedule``): their members move, their next flips are
-        written. Returns how many were claimed (0: none due, or all held by others)."""
+        """Decide again up to ``limit`` (smart group, customer) pairs whose flip is due, and
+        customers of a due sweep, in one transaction (trigger ``schedule``): their members
+        move, their next flips are written. Returns how many were claimed (0: none due, or
+        all held by others)."""
         context = context or Context(actor="schedule")
 
         def work(uow: UnitOfWork) -> tuple[None, int]:
             claimed = store.claim_due_flips(uow.connection, uow.now, limit)
-            if claimed:
-                customers = sorted({cid for _, cid in claimed})
-                self._follow_rules(uow, customers, {"time"}, "schedule", context)
-            return None, len(claimed)
+            customers = {cid for _, cid in claimed}
+            swept = []
+            if len(claimed) < limit:  # then a batch of a rule's sweep, if one is due
+                swept = store.claim_sweep(uow.connection, uow.now, limit - len(claimed))
+                customers.update(swept)
+            if customers:
+                self._follow_rules(uow, sorted(customers), {"time"}, "schedule", context)
+            return None, len(claimed) + len(swept)
 
         return self._transaction(context, work)[1]
 
@@ -459,7 +464,7 @@ class SmartGroupSteps(MembershipSteps):
         if moved:
             self._follow_rules(uow, moved, {f"group:{group.id}"}, trigger, context)
         if "time" in rule.dependencies:  # everyone is decided again soon, then at each flip
-            store.flip_everyone(conn, group.id, uow.now)
+            store.sweep_everyone(conn, group.id, uow.now)
             self._flip_written(uow, uow.now)
         else:
             store.drop_flips(conn, group.id)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, exists, func, literal, not_, select
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, not_, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -21,6 +21,7 @@ C = tables.customer
 G = tables.customer_group
 M = tables.membership
 F = tables.smart_group_flip
+S = tables.smart_group_sweep
 _COUNTER = tables.outbox_counter
 _RULES_VERSION = select(_COUNTER.c.rules_version).where(_COUNTER.c.id == 1)
 _SMART = select(G).where(G.c.deleted_at.is_(None), G.c.rule.is_not(None)).order_by(G.c.id)
@@ -175,21 +176,41 @@ def write_flips(
 def drop_flips(conn: Connection, group_id: str) -> None:
     """No more flips for ``group_id`` (its rule reads no time, or it has none)."""
     conn.execute(delete(F).where(F.c.customer_group_id == group_id))
+    conn.execute(delete(S).where(S.c.customer_group_id == group_id))
 
 
-def flip_everyone(conn: Connection, group_id: str, at: datetime) -> None:
-    """Every live customer is to be decided for ``group_id`` at ``at`` (a rule that reads
-    time was applied to everyone: the scheduler then computes each one's next flip)."""
+def sweep_everyone(conn: Connection, group_id: str, at: datetime) -> None:
+    """Every live customer is to be decided again for ``group_id`` from ``at`` (a rule
+    reading time was applied to everyone): the group's flips go, a sweep starts over."""
     drop_flips(conn, group_id)
-    moment = bindparam("at", at, type_=tables.UTCDateTime())
-    conn.execute(
-        F.insert().from_select(
-            ["customer_group_id", "customer_id", "flip_at"],
-            select(literal(group_id, type_=tables.Id), C.c.id, moment).where(
-                C.c.deleted_at.is_(None)
-            ),
-        )
-    )
+    conn.execute(S.insert().values(customer_group_id=group_id, after_id="", due_at=at))
+
+
+_CLAIM_SWEEP_PG = sql_text(
+    "SELECT customer_group_id, after_id FROM smart_group_sweep WHERE due_at <= :now"
+    " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+).bindparams(bindparam("now", type_=tables.UTCDateTime()))
+
+
+def claim_sweep(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """The next ``limit`` live customers of a sweep due at ``now`` (none: no sweep due, or
+    all held by other transactions), the sweep advanced past them or ended."""
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_CLAIM_SWEEP_PG, {"now": now}).first()
+    else:
+        query = select(S.c.customer_group_id, S.c.after_id).where(S.c.due_at <= now)
+        row = conn.execute(query.order_by(S.c.due_at).limit(1)).first()
+    if row is None:
+        return []
+    group_id, after = str(row[0]), str(row[1])
+    query = select(C.c.id).where(C.c.id > after, C.c.deleted_at.is_(None)).order_by(C.c.id)
+    ids = [str(cid) for cid in conn.execute(query.limit(limit)).scalars()]
+    where = S.c.customer_group_id == group_id
+    if len(ids) < limit:
+        conn.execute(delete(S).where(where))
+    else:
+        conn.execute(S.update().where(where).values(after_id=ids[-1]))
+    return ids
 
 
 _CLAIM_PG = sql_text(
@@ -217,11 +238,17 @@ def claim_due_flips(conn: Connection, now: datetime, limit: int) -> list[tuple[s
 
 
 def earliest_flip(conn: Connection) -> datetime | None:
-    """The earliest flip of all."""
-    value = conn.execute(select(func.min(F.c.flip_at))).scalar()
-    if value is None:
-        return None
-    return tables.UTCDateTime().process_result_value(value, conn.dialect)
+    """The earliest flip (or sweep) of all."""
+    moments = [
+        conn.execute(select(func.min(F.c.flip_at))).scalar(),
+        conn.execute(select(func.min(S.c.due_at))).scalar(),
+    ]
+    found = [
+        tables.UTCDateTime().process_result_value(value, conn.dialect)
+        for value in moments
+        if value is not None
+    ]
+    return min((moment for moment in found if moment is not None), default=None)
 
 
 def flips_of(conn: Connection, group_id: str, limit: int | None = None) -> dict[str, datetime]:

@@ -1,4 +1,5 @@
-"""smart group flips: the next moment each (smart group, customer) reading time is decided
+"""smart group flips: the next moment each (smart group, customer) reading time is decided,
+and the sweeps of rules reading time just applied to everyone
 
 Revision ID: 0017_smart_group_flips
 Revises: 0016_group_rules
@@ -39,8 +40,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("customer_group_id", "customer_id", name="pk_smart_group_flip"),
     )
     op.create_index("ix_smart_group_flip_flip_at", "smart_group_flip", ["flip_at"], unique=False)
+    op.create_table(
+        "smart_group_sweep",
+        sa.Column("customer_group_id", sa.String(length=64), nullable=False),
+        sa.Column("after_id", sa.String(length=64), nullable=False),
+        sa.Column("due_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["customer_group_id"],
+            ["customer_group.id"],
+            name="fk_smart_group_sweep_customer_group_id_customer_group",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("customer_group_id", name="pk_smart_group_sweep"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("smart_group_sweep")
     op.drop_index("ix_smart_group_flip_flip_at", table_name="smart_group_flip")
     op.drop_table("smart_group_flip")
