@@ -170,14 +170,16 @@ def start_worker(database_url: str, marker: Path, *extra: str) -> subprocess.Pop
 @pytest.mark.postgres_only
 def test_two_workers_one_killed_mid_flip_apply_each_flip_once(gw, database_url, tmp_path):
     trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "2s"}}})
-    first_ids = [gw.customers.create(f"a{n}@shop.test").id for n in range(10)]
+    created = [gw.customers.create(f"a{n}@shop.test") for n in range(10)]
+    first_ids = [c.id for c in created]
+    time.sleep(max(0.0, (created[-1].created_at - datetime.now(UTC)).total_seconds() + 2.1))
     held, started = tmp_path / "held", tmp_path / "started"
-    first = start_worker(database_url, held, "hold")
+    first = start_worker(database_url, held, "hold")  # all ten are due: it claims them all
     second = None
     try:
         wait_until(held.exists, timeout=20)  # holds the flips it claimed, uncommitted
         held_ids = members(gw, trial.id)
-        assert held_ids
+        assert held_ids == set(first_ids)
         second = start_worker(database_url, started)
         wait_until(started.exists, timeout=20)
         # flips falling due while the first holds its claims: the second applies them

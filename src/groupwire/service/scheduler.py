@@ -80,18 +80,17 @@ class FlipScheduler:
             self._until = None
 
     def step(self) -> float:
-        """Apply what is due; the seconds to sleep before looking again."""
-        claimed = self.service.apply_due_flips(BATCH)
-        self.applied += claimed
-        if claimed == BATCH:
-            return 0.0
+        """Apply what is due; the seconds to sleep before looking again. Looking is a read:
+        a write transaction is opened only when something is due."""
         earliest = self.service.next_flip_at()
-        now = datetime.now(UTC)
         if earliest is None:
             self._until = None
             return self.max_sleep
-        self._until = earliest
-        wait = (earliest - now).total_seconds()
-        if wait <= 0:  # due, but held by another transaction (or claimed just now)
-            return 0.0 if claimed else BUSY_PAUSE
-        return min(wait, self.max_sleep)
+        wait = (earliest - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            self._until = earliest
+            return min(wait, self.max_sleep)
+        claimed = self.service.apply_due_flips(BATCH)
+        self.applied += claimed
+        # none claimed: the due ones are held by another process's transaction
+        return 0.0 if claimed else BUSY_PAUSE
