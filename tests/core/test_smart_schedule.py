@@ -123,7 +123,7 @@ def test_an_order_leaving_its_window_takes_the_customer_out(sleepy):
     consistent(gw)
 
 
-def test_a_rule_saved_again_reschedules_and_a_manual_group_has_no_flips(gw):
+def test_a_rule_saved_again_reschedules_and_manual_or_deleted_groups_have_no_flips(gw):
     ada = gw.customers.create("ada@shop.test", has_account=True)
     trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "1d"}}})
     assert members(gw, trial.id) == {ada.id}
@@ -136,6 +136,11 @@ def test_a_rule_saved_again_reschedules_and_a_manual_group_has_no_flips(gw):
     assert flips(gw, trial.id) == {ada.id: ada.created_at + timedelta(days=2)}
     gw.groups.update(trial.id, rule=None)
     assert flips(gw, trial.id) == {}
+    gw.groups.update(trial.id, rule={"created_at": {"$gte": {"$ago": "3d"}}})
+    gw.service.apply_due_flips()
+    assert flips(gw, trial.id) == {ada.id: ada.created_at + timedelta(days=3)}
+    gw.groups.delete(trial.id)
+    assert flips(gw, trial.id) == {} and gw.service.next_flip_at() is None
 
 
 def flips(gw: Groupwire, group_id: str) -> dict[str, datetime]:

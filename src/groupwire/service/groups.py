@@ -120,6 +120,7 @@ class GroupOperations(EntityUpdates, SmartGroupSteps):
             self.plugins.hook.before_delete_customer_group(group=group, context=context)
             if group.smart:
                 self._rules_changing(uow)
+                store.drop_flips(conn, group.id)  # nothing left to schedule
             members = repo.member_ids(conn, group.id)
             removed = self._remove_members(
                 uow, group, members, ev.REASON_GROUP_DELETED, context, may_filter=False
