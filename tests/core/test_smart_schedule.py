@@ -204,3 +204,28 @@ def test_two_workers_one_killed_mid_flip_apply_each_flip_once(gw, database_url, 
     assert sorted(removed) == sorted(first_ids + later_ids)  # each once
     assert {m[2] for m in moves(gw, trial.id) if m[0] == REMOVED} == {"schedule"}
     consistent(gw)
+
+
+def test_a_flip_failing_on_its_own_is_put_off_and_holds_up_no_other(gw):
+    from groupwire.service.scheduler import POSTPONE, FlipScheduler
+
+    class Broken:
+        @hookimpl
+        def before_remove_customer_from_group(self, group, customers, reason, context):
+            if any(c.email == "bad@shop.test" for c in customers):
+                raise RuntimeError("a bug in a plugin")
+
+    gw.register(Broken())
+    trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "1s"}}})
+    bad = gw.customers.create("bad@shop.test")  # due first
+    good = gw.customers.create("good@shop.test")
+    time.sleep(1.1)
+    scheduler = FlipScheduler(gw.service)
+    for _ in range(4):
+        scheduler.step()
+    assert members(gw, trial.id) == {bad.id}
+    assert [m[:3] for m in moves(gw, trial.id) if m[0] == REMOVED] == [
+        (REMOVED, good.id, "schedule")
+    ]
+    [(cid, at)] = gw.groups.next_flips(trial.id)
+    assert cid == bad.id and at > datetime.now(UTC) + timedelta(seconds=POSTPONE - 5)

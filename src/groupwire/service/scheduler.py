@@ -28,6 +28,9 @@ BATCH = 100
 BUSY_PAUSE = 0.05
 """Seconds to wait when due flips are all held by other processes' transactions."""
 ERROR_PAUSE = 1.0
+POSTPONE = 30.0
+"""Seconds a flip whose application fails on its own (a before-hook raising something other
+than a veto, say) is put off, so that it does not hold up the flips after it."""
 
 
 class FlipScheduler:
@@ -90,7 +93,16 @@ class FlipScheduler:
         if wait > 0:
             self._until = earliest
             return min(wait, self.max_sleep)
-        claimed = self.service.apply_due_flips(BATCH)
+        try:
+            claimed = self.service.apply_due_flips(BATCH)
+        except Exception:
+            log.exception("applying due smart group flips failed: trying the first alone")
+            try:
+                claimed = self.service.apply_due_flips(1)
+            except Exception:
+                what = self.service.postpone_due_flip(POSTPONE)
+                log.exception("the %s failed again: put off by %.0f s", what, POSTPONE)
+                return 0.0
         self.applied += claimed
         # none claimed: the due ones are held by another process's transaction
         return 0.0 if claimed else BUSY_PAUSE

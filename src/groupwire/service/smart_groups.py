@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from groupwire.domain import events as ev
@@ -302,6 +302,12 @@ class SmartGroupSteps(MembershipSteps):
             return None, len(claimed) + len(swept)
 
         return self._transaction(context, work)[1]
+
+    def postpone_due_flip(self, seconds: float) -> str | None:
+        """Move the earliest due flip (or sweep) ``seconds`` later: what it was, or None."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            return store.postpone_earliest_due(conn, now, now + timedelta(seconds=seconds))
 
     def next_flip_at(self) -> datetime | None:
         """The earliest flip of all smart groups' customers, if any."""

@@ -260,3 +260,25 @@ def flips_of(conn: Connection, group_id: str, limit: int | None = None) -> dict[
         .limit(limit)
     )
     return {str(cid): at for cid, at in conn.execute(query)}
+
+
+def postpone_earliest_due(conn: Connection, now: datetime, until: datetime) -> str | None:
+    """Move the earliest flip (or sweep) due at ``now`` to ``until``; what it was, or None.
+    (A flip whose application keeps failing must not hold up those after it.)"""
+    query = select(F.c.customer_group_id, F.c.customer_id).where(F.c.flip_at <= now)
+    query = query.order_by(F.c.flip_at).limit(1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = conn.execute(query).first()
+    if row is not None:
+        where = and_(F.c.customer_group_id == row[0], F.c.customer_id == row[1])
+        conn.execute(F.update().where(where).values(flip_at=until))
+        return f"flip of customer {row[1]} in group {row[0]}"
+    sweeps = select(S.c.customer_group_id).where(S.c.due_at <= now).order_by(S.c.due_at)
+    if conn.dialect.name == "postgresql":
+        sweeps = sweeps.with_for_update(skip_locked=True)
+    group_id = conn.execute(sweeps.limit(1)).scalar()
+    if group_id is None:
+        return None
+    conn.execute(S.update().where(S.c.customer_group_id == group_id).values(due_at=until))
+    return f"sweep of group {group_id}"
