@@ -12,7 +12,12 @@ alters the answer, in that change's own transaction:
 - a rule created or edited: every customer, with the SQL evaluator, in chunks of
   :data:`CHUNK` (:meth:`SmartGroupSteps._apply_rule`);
 - a rule that reads another group (``groups.id``) follows that group's changes in the same
-  transaction (rules are evaluated in dependency order; cycles are refused).
+  transaction (rules are evaluated in dependency order; cycles are refused);
+- a rule that reads time: each evaluation also writes the customer's next flip
+  (:func:`groupwire.domain.rules.next_flip`, table ``smart_group_flip``; a rule applied to
+  everyone starts a sweep instead), and :meth:`SmartGroupSteps.apply_due_flips` decides the
+  due ones again with the trigger ``schedule`` (run by
+  :class:`groupwire.service.scheduler.FlipScheduler`).
 
 Which rules a change concerns comes from a :class:`RuleIndex` (field -> rules), built from
 the parsed rules and kept per service (per process). Each change reads the rules' version
