@@ -35,6 +35,7 @@ from groupwire.events.worker import RedisWorker
 from groupwire.hooks.plugins import make_plugin_manager, register
 from groupwire.orders import Orders
 from groupwire.service import UNSET, MembershipChange, Service
+from groupwire.service.scheduler import FlipScheduler
 from groupwire.settings import Settings
 from groupwire.store import event_log, migrate
 from groupwire.store import repository as repo
@@ -82,6 +83,8 @@ class Groupwire:
         self.bus_relay = relay_for(engine, settings, self.subscribers)
         if self.bus_relay is not None:
             self.service.commit_listeners.append(self.bus_relay.wake)
+        # Smart groups' time conditions, applied at their moment (started by start()).
+        self.scheduler = FlipScheduler(self.service, max_sleep=settings.smart_schedule_max_sleep)
         self.idempotency = Idempotency(engine)
         self.groups = Groups(self)
         self.customers = Customers(self)
@@ -187,8 +190,11 @@ class Groupwire:
 
     def start(self) -> Groupwire:
         """Deliver events to subscribers in background threads until :meth:`close`; with a
-        Redis ``bus_url``, publish them to Redis Streams instead (workers deliver them)."""
+        Redis ``bus_url``, publish them to Redis Streams instead (workers deliver them).
+        Smart groups' time conditions flip at their moment in another thread (the
+        scheduler: once per flip however many processes run it)."""
         (self.bus_relay or self.relay).start()
+        self.scheduler.start()
         for worker in self.workers:
             worker.start()
         return self
@@ -222,6 +228,7 @@ class Groupwire:
         if self.bus_relay is not None:
             self.bus_relay.stop()
         self.relay.stop()
+        self.scheduler.stop()
         for worker in self.workers:
             worker.stop()
         self.engine.dispose()
@@ -299,6 +306,11 @@ class Groups:
         list, or the rule's top-level clauses that hold for the customer; none when the rule
         would not keep it now)."""
         return self._service.explain_members(group_id, customer_ids)
+
+    def next_flips(self, group_id: str, *, limit: int = 20) -> builtins.list[tuple[str, datetime]]:
+        """The smart group's next scheduled flips, earliest first: ``(customer_id, when)``
+        (when the scheduler decides that customer again, its time condition changing)."""
+        return self._service.next_flips(group_id, limit=limit)
 
     def delete(
         self, group_id: str, *, expected_version: int | None = None, context: Context | None = None

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
         " wait once a commit wakes them, so that the commits of that time reach them as one"
         " batch (one transaction instead of one per commit); 0: at once. Webhooks never wait",
     )
+    smart_schedule_max_sleep: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Longest sleep, seconds, of the scheduler of smart groups' time conditions:"
+        " how late it may see a flip that another process wrote (its own process's commits"
+        " wake it at once)",
+    )
     auto_migrate: bool = Field(True, description="Apply migrations when opening the store")
     idempotency_key_ttl: float = Field(
         86400.0,

@@ -34,3 +34,21 @@ def test_preview_then_set_rule_then_manual_again(
     group = gw.groups.list().items[0]
     assert (group.rule, group.rule_version) == (None, 2)
     assert [c.id for c in gw.groups.members(group.id)] == [ada.id]
+
+
+def test_flips_lists_the_next_scheduled_flips(
+    cli: Invoke, gw: Groupwire, database_url: str
+) -> None:
+    from datetime import timedelta
+
+    ada = gw.customers.create("ada@shop.test", has_account=True)
+    trial = gw.groups.create("Trial", rule={"created_at": {"$gte": {"$ago": "14d"}}})
+    gw.service.apply_due_flips()  # the rule's application: each customer decided again
+    ends = ada.created_at + timedelta(days=14)
+
+    listed = cli("groups", "flips", "Trial", "--json", "--db", database_url)
+    assert listed.exit_code == 0, listed.output
+    assert json_lines(listed.stdout) == [{"customer_id": ada.id, "at": ends.isoformat()}]
+    shown = cli("groups", "flips", trial.id, "--db", database_url)
+    assert "1 scheduled flip" in shown.stdout and ada.id in shown.stdout
+    assert gw.groups.next_flips(trial.id) == [(ada.id, ends)]

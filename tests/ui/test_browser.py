@@ -361,7 +361,7 @@ def test_an_admin_sets_a_rule_on_a_group_previews_it_saves_it_and_sees_why_membe
             expect(rows.first.locator("td.why")).to_have_text('{"company_name": {"$exists": true}}')
             expect(page.get_by_role("button", name="Remove selected")).to_have_count(0)
             expect(page.get_by_role("button", name="Add to group")).to_have_count(0)
-            expect(page.locator("#scheduled-flips")).to_contain_text("Not available yet")
+            expect(page.locator("#scheduled-flips")).to_contain_text("None")
             expect(page.locator("#chart")).to_have_attribute("data-chart-state", "drawn")
             shot("smart-group")
         finally:

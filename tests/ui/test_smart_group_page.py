@@ -82,7 +82,7 @@ def test_saving_a_rule_from_the_page_makes_the_members_follow_it_and_says_why_ea
     assert 'id="add-members"' not in answer.text
     assert '"include"' in text_of(answer.text, "exceptions")
     flips = text_of(answer.text, "scheduled-flips")
-    assert flips.startswith("Next scheduled flips Not available yet")
+    assert flips.startswith("Next scheduled flips None")  # the rule reads no time
 
 
 def test_a_bad_rule_shows_the_services_error_keeps_the_text_and_saves_nothing(
@@ -241,3 +241,17 @@ def test_a_rule_saved_over_someone_elses_change_or_with_a_read_only_key_saves_no
     assert "lacks the 'write' scope" in alert(refused.text)
     assert gw.groups.get(group.id).rule is None
     assert events(gw) == before
+
+
+def test_a_time_rule_lists_its_next_scheduled_flips(signed_in, gw: Groupwire) -> None:
+    client, _, _ = signed_in(["read"])
+    ada, bob, _ = shop(gw)
+    group = gw.groups.create("Trial", rule={"metadata.trial_ends_at": {"$gt": "$now"}})
+    # the update decides Ada in its transaction and keeps her next flip: her trial's end
+    gw.customers.update(ada, metadata={"trial_ends_at": "2999-01-02T03:04:05Z"})
+
+    flips = text_of(client.get(f"/app/groups/{group.id}").text, "scheduled-flips")
+
+    assert [customer for customer, _ in gw.groups.next_flips(group.id)] == [ada]
+    assert ada in flips and "2999-01-02 03:04:05 UTC" in flips
+    assert bob not in flips

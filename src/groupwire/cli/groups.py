@@ -440,6 +440,30 @@ def preview_rule(
             console.print(f"  {label}  {cid}", soft_wrap=True)
 
 
+@app.command("flips")
+def flips(
+    ctx: typer.Context,
+    group: GroupArg,
+    limit: Annotated[int, typer.Option(help="Flips listed.")] = 20,
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """The smart group's next scheduled flips: when each customer's time condition is
+    decided again (earliest first)."""
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        upcoming = gw.groups.next_flips(found.id, limit=limit)
+    if as_json:
+        print_json_lines([{"customer_id": cid, "at": at.isoformat()} for cid, at in upcoming])
+        return
+    console = out()
+    console.print(
+        f"[bold]{escape(found.name)}[/]: {plural(len(upcoming), 'scheduled flip')}", soft_wrap=True
+    )
+    for cid, at in upcoming:
+        console.print(f"  {at.isoformat()}  {cid}", soft_wrap=True)
+
+
 @app.command("set-rule")
 def set_rule(
     ctx: typer.Context,

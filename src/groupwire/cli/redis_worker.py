@@ -26,6 +26,7 @@ def main() -> None:
             from prometheus_client import start_http_server
 
             start_http_server(args.metrics_port, addr="127.0.0.1")
+        gw.scheduler.start()  # smart groups' time conditions (once per flip across workers)
         run_until_signalled(gw.worker(subscribers=args.subscriber))
     finally:
         gw.close()

@@ -36,6 +36,7 @@ a property test holds the two equal.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -635,6 +636,109 @@ def _comparable(value: Any, arg: Any, now: datetime) -> tuple[Any, Any]:
     return value, arg
 
 
+# --- when a rule's answer can change by itself ------------------------------------------------
+
+TICK = timedelta(microseconds=1)
+"""The clock's resolution: a comparison ``t >= b`` turns false one tick after ``b``."""
+_LAST_SECOND = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+_FIRST_SECOND = int(datetime(1000, 1, 1, tzinfo=UTC).timestamp())
+
+
+def next_flip(rule: Rule, snapshot: Snapshot, now: datetime) -> datetime | None:
+    """The earliest moment after ``now`` at which ``rule.matches(snapshot, t)`` may differ
+    from its value at ``now`` with nothing else changing; None when it never can.
+
+    Conservative: it is the first moment after ``now`` at which any time comparison the rule
+    makes for this customer changes (a relative time crossing a customer's time or metadata
+    value, an order leaving a window, a relative time crossing an order's time), whether or
+    not the rule's answer then changes. The answer is constant on ``[now, next_flip)``; at
+    the returned moment it is decided again and the next one computed."""
+    customer = snapshot.customer
+    if customer.deleted_at is not None or customer.id in rule.exclude:
+        return None
+    if customer.id in rule.include:
+        return None
+    later = [moment for moment in _moments(rule.condition, snapshot, now) if moment > now]
+    return min(later, default=None)
+
+
+def _moments(condition: Condition, snapshot: Snapshot, now: datetime) -> list[datetime]:
+    found: list[datetime] = []
+    for test in _tests(condition):
+        target = test.target
+        values = test.value if isinstance(test.value, tuple) else (test.value,)
+        offsets = [value.offset for value in values if isinstance(value, Relative)]
+        if isinstance(target, OrderFact):
+            placed = [o.placed_at for o in snapshot.orders if o.counted and o.placed_at]
+            if target.window is not None:  # an order leaves the window one tick after this
+                found += _shifted(placed, target.window)
+            for offset in offsets:  # any order's time may be the fact's value
+                for moment in placed:
+                    found += _crossings(moment, offset, now)
+            continue
+        if not offsets:
+            continue
+        if isinstance(target, CustomerField):
+            value = getattr(snapshot.customer, target.name)
+        elif isinstance(target, MetadataKey):
+            value = (snapshot.customer.metadata or {}).get(target.key)
+        else:
+            continue  # addresses and groups take no times
+        for offset in offsets:
+            found += _crossings(value, offset, now)
+    return found
+
+
+def _shifted(moments: Sequence[datetime], span: timedelta) -> list[datetime]:
+    found = []
+    for moment in moments:
+        with contextlib.suppress(OverflowError):
+            found += [moment + span, moment + span + TICK]
+    return found
+
+
+def _crossings(value: Any, offset: timedelta, now: datetime) -> list[datetime]:
+    """When ``now + offset`` crosses ``value`` (a time, or a text compared with the time's
+    text): ``value`` against ``t + offset`` is constant before each returned moment, between
+    two of them and after the last."""
+    if isinstance(value, datetime):
+        return _shifted([value], -offset)
+    if not isinstance(value, str):
+        return []  # numbers, booleans, missing: never compared with a time
+    try:
+        start = int((now + offset).timestamp() // 1)
+    except OverflowError:
+        return []
+    start = max(start, _FIRST_SECOND)  # the text of a time is monotone from year 1000
+    found = []
+    for strict in (False, True):
+        second = _first_second(value, start, strict)
+        if second is not None:
+            with contextlib.suppress(OverflowError, ValueError, OSError):
+                found.append(datetime.fromtimestamp(second, UTC) - offset)
+    return found
+
+
+def _first_second(value: str, start: int, strict: bool) -> int | None:
+    """The first whole second from ``start`` whose text is ``>= value`` (``> value`` when
+    ``strict``): the text of a time grows with it, so a binary search finds it."""
+
+    def reached(second: int) -> bool:
+        text = datetime.fromtimestamp(second, UTC).strftime(TEXT_TIME_FORMAT)
+        return text > value if strict else text >= value
+
+    low, high = start, _LAST_SECOND
+    if low > high or not reached(high):
+        return None
+    while low < high:
+        middle = (low + high) // 2
+        if reached(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 @lru_cache(maxsize=4096)
 def _like_pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
@@ -708,6 +812,7 @@ __all__ = [
     "duration",
     "explain",
     "holds",
+    "next_flip",
     "order_fact",
     "parse_rule",
 ]

@@ -78,6 +78,9 @@ class ServiceCore:
         self.key_ttl = key_ttl
         self._next_prune = 0.0
         self.commit_listeners: list[CommitListener] = []
+        # Called after a commit that wrote a smart group flip, with the earliest one (the
+        # scheduler of this process wakes up when it is earlier than its own next one).
+        self.flip_listeners: list[Callable[[datetime], None]] = []
         self.hook_failures: deque[HookFailure] = deque(maxlen=1000)
 
     def _transaction(
@@ -127,6 +130,9 @@ class ServiceCore:
         if context.idempotency_key is not None:
             self._prune_keys()
         self._tell_listeners(committed)
+        if uow.earliest_flip is not None:
+            for flip_listener in list(self.flip_listeners):
+                flip_listener(uow.earliest_flip)
         for later in uow.after_commit:
             later()
         return result

@@ -22,6 +22,7 @@ from groupwire.service.validation import (
     _validate_group_fields,
 )
 from groupwire.store import repository as repo
+from groupwire.store import smart_groups as store
 from groupwire.store import tables
 from groupwire.store.unit_of_work import UnitOfWork
 
@@ -119,6 +120,7 @@ class GroupOperations(EntityUpdates, SmartGroupSteps):
             self.plugins.hook.before_delete_customer_group(group=group, context=context)
             if group.smart:
                 self._rules_changing(uow)
+                store.drop_flips(conn, group.id)  # nothing left to schedule
             members = repo.member_ids(conn, group.id)
             removed = self._remove_members(
                 uow, group, members, ev.REASON_GROUP_DELETED, context, may_filter=False
@@ -180,9 +182,13 @@ def _apply_changed_rule(
     changes: dict[str, dict[str, Any]],
     context: Context,
 ) -> None:
-    rule = parse_group_rule(group.rule) if "rule" in changes else None
+    if "rule" not in changes:
+        return
+    rule = parse_group_rule(group.rule)
     if rule is not None:
         service._apply_rule(uow, group, rule, "rule_changed", context)
+    else:
+        store.drop_flips(uow.connection, group.id)  # a manual group has no time flips
 
 
 def _validate_group_update(values: dict[str, Any]) -> None:

@@ -12,7 +12,12 @@ alters the answer, in that change's own transaction:
 - a rule created or edited: every customer, with the SQL evaluator, in chunks of
   :data:`CHUNK` (:meth:`SmartGroupSteps._apply_rule`);
 - a rule that reads another group (``groups.id``) follows that group's changes in the same
-  transaction (rules are evaluated in dependency order; cycles are refused).
+  transaction (rules are evaluated in dependency order; cycles are refused);
+- a rule that reads time: each evaluation also writes the customer's next flip
+  (:func:`groupwire.domain.rules.next_flip`, table ``smart_group_flip``; a rule applied to
+  everyone starts a sweep instead), and :meth:`SmartGroupSteps.apply_due_flips` decides the
+  due ones again with the trigger ``schedule`` (run by
+  :class:`groupwire.service.scheduler.FlipScheduler`).
 
 Which rules a change concerns comes from a :class:`RuleIndex` (field -> rules), built from
 the parsed rules and kept per service (per process). Each change reads the rules' version
@@ -34,14 +39,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context
 from groupwire.domain.errors import HookRejected, InvalidData, NotFound
 from groupwire.domain.models import CustomerGroup
-from groupwire.domain.rules import Reason, Rule, explain, parse_rule
+from groupwire.domain.rules import Reason, Rule, explain, next_flip, parse_rule
 from groupwire.hooks.plugins import has_impls
 from groupwire.service.memberships import MembershipSteps
 from groupwire.service.validation import _kept_ids
@@ -248,6 +253,16 @@ class SmartGroupSteps(MembershipSteps):
                     groups_of[cid].add(gid)
                 for cid in change.removed:
                     groups_of[cid].discard(gid)
+                if "time" in index.reads[gid]:
+                    flips = {}
+                    for cid, shot in shots.items():
+                        shot = type(shot)(
+                            shot.customer, shot.addresses, shot.orders, frozenset(groups_of[cid])
+                        )
+                        at = next_flip(smart.rule, shot, uow.now)
+                        if at is not None:
+                            flips[cid] = at
+                    self._write_flips(uow, gid, ids, flips)
             return
         for gid in affected:
             smart = index.groups[gid]
@@ -255,6 +270,54 @@ class SmartGroupSteps(MembershipSteps):
             for part in repo.chunks(ids, CHUNK):
                 desired |= matching_ids(conn, smart.rule, uow.now, part)
             self._converge(uow, smart, ids, desired, trigger, context)
+            if "time" in index.reads[gid]:  # the scheduler computes each one's next flip
+                self._write_flips(uow, gid, ids, dict.fromkeys(ids, uow.now))
+
+    def _write_flips(
+        self, uow: UnitOfWork, group_id: str, ids: Sequence[str], flips: dict[str, datetime]
+    ) -> None:
+        store.write_flips(uow.connection, group_id, ids, flips)
+        if flips:
+            self._flip_written(uow, min(flips.values()))
+
+    def _flip_written(self, uow: UnitOfWork, at: datetime) -> None:
+        """Wake this process's scheduler after the commit when ``at`` is earlier than the
+        moment it sleeps until."""
+        if uow.earliest_flip is None or at < uow.earliest_flip:
+            uow.earliest_flip = at
+
+    # --- the scheduler's work ----------------------------------------------------------------
+
+    def apply_due_flips(self, limit: int = 100, *, context: Context | None = None) -> int:
+        """Decide again up to ``limit`` (smart group, customer) pairs whose flip is due, and
+        customers of a due sweep, in one transaction (trigger ``schedule``): their members
+        move, their next flips are written. Returns how many were claimed (0: none due, or
+        all held by others)."""
+        context = context or Context(actor="schedule")
+
+        def work(uow: UnitOfWork) -> tuple[None, int]:
+            claimed = store.claim_due_flips(uow.connection, uow.now, limit)
+            customers = {cid for _, cid in claimed}
+            swept = []
+            if len(claimed) < limit:  # then a batch of a rule's sweep, if one is due
+                swept = store.claim_sweep(uow.connection, uow.now, limit - len(claimed))
+                customers.update(swept)
+            if customers:
+                self._follow_rules(uow, sorted(customers), {"time"}, "schedule", context)
+            return None, len(claimed) + len(swept)
+
+        return self._transaction(context, work)[1]
+
+    def postpone_due_flip(self, seconds: float) -> str | None:
+        """Move the earliest due flip (or sweep) ``seconds`` later: what it was, or None."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            return store.postpone_earliest_due(conn, now, now + timedelta(seconds=seconds))
+
+    def next_flip_at(self) -> datetime | None:
+        """The earliest flip of all smart groups' customers, if any."""
+        with self.engine.connect() as conn:
+            return store.earliest_flip(conn)
 
     def _converge(
         self,
@@ -411,6 +474,11 @@ class SmartGroupSteps(MembershipSteps):
         moved = total.added + total.removed
         if moved:
             self._follow_rules(uow, moved, {f"group:{group.id}"}, trigger, context)
+        if "time" in rule.dependencies:  # everyone is decided again soon, then at each flip
+            store.sweep_everyone(conn, group.id, uow.now)
+            self._flip_written(uow, uow.now)
+        else:
+            store.drop_flips(conn, group.id)
         return total
 
     def _preview(
@@ -467,6 +535,17 @@ class SmartGroupOperations(SmartGroupSteps):
             )
         now = datetime.now(UTC)
         return {cid: explain(rule, shot, now) for cid, shot in shots.items()}
+
+    def next_flips(self, group_id: str, *, limit: int = 20) -> list[tuple[str, datetime]]:
+        """The group's next scheduled flips, earliest first: ``(customer_id, when)``, the
+        moment that customer is decided again by the scheduler (its membership may then
+        change; see docs/smart-groups.md)."""
+        if not 0 <= limit <= 1000:
+            raise InvalidData("limit must be between 0 and 1000")
+        with self.engine.connect() as conn:
+            if repo.get_group(conn, group_id) is None:
+                raise not_found(group_id)
+            return list(store.flips_of(conn, group_id, limit).items())
 
 
 def parse_group_rule(rule: Any) -> Rule | None:

@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, not_, select
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, not_, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from groupwire.domain.models import CustomerGroup
 from groupwire.domain.rules import Rule, Snapshot
@@ -18,6 +20,8 @@ from groupwire.store.rules import rule_condition
 C = tables.customer
 G = tables.customer_group
 M = tables.membership
+F = tables.smart_group_flip
+S = tables.smart_group_sweep
 _COUNTER = tables.outbox_counter
 _RULES_VERSION = select(_COUNTER.c.rules_version).where(_COUNTER.c.id == 1)
 _SMART = select(G).where(G.c.deleted_at.is_(None), G.c.rule.is_not(None)).order_by(G.c.id)
@@ -134,3 +138,147 @@ def count_leaving(conn: Connection, group_id: str, rule: Rule, now: datetime) ->
         )
     )
     return int(conn.execute(query).scalar_one())
+
+
+# --- the scheduler's flips ---------------------------------------------------------------------
+
+
+def _upsert(conn: Connection) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(F)
+
+
+def write_flips(
+    conn: Connection,
+    group_id: str,
+    customer_ids: Sequence[str],
+    flips: dict[str, datetime],
+) -> None:
+    """Make the flips of ``group_id`` among ``customer_ids`` exactly ``flips`` (customer ->
+    its next flip; a customer left out has none)."""
+    gone = [cid for cid in customer_ids if cid not in flips]
+    for part in repo.chunks(gone, 5000):
+        conn.execute(delete(F).where(F.c.customer_group_id == group_id, F.c.customer_id.in_(part)))
+    if flips:
+        rows = [
+            {"customer_group_id": group_id, "customer_id": cid, "flip_at": at}
+            for cid, at in flips.items()
+        ]
+        insert = _upsert(conn)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[F.c.customer_group_id, F.c.customer_id],
+                set_={"flip_at": insert.excluded.flip_at},
+            ),
+            rows,
+        )
+
+
+def drop_flips(conn: Connection, group_id: str) -> None:
+    """No more flips for ``group_id`` (its rule reads no time, or it has none)."""
+    conn.execute(delete(F).where(F.c.customer_group_id == group_id))
+    conn.execute(delete(S).where(S.c.customer_group_id == group_id))
+
+
+def sweep_everyone(conn: Connection, group_id: str, at: datetime) -> None:
+    """Every live customer is to be decided again for ``group_id`` from ``at`` (a rule
+    reading time was applied to everyone): the group's flips go, a sweep starts over."""
+    drop_flips(conn, group_id)
+    conn.execute(S.insert().values(customer_group_id=group_id, after_id="", due_at=at))
+
+
+_CLAIM_SWEEP_PG = sql_text(
+    "SELECT customer_group_id, after_id FROM smart_group_sweep WHERE due_at <= :now"
+    " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+).bindparams(bindparam("now", type_=tables.UTCDateTime()))
+
+
+def claim_sweep(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """The next ``limit`` live customers of a sweep due at ``now`` (none: no sweep due, or
+    all held by other transactions), the sweep advanced past them or ended."""
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_CLAIM_SWEEP_PG, {"now": now}).first()
+    else:
+        query = select(S.c.customer_group_id, S.c.after_id).where(S.c.due_at <= now)
+        row = conn.execute(query.order_by(S.c.due_at).limit(1)).first()
+    if row is None:
+        return []
+    group_id, after = str(row[0]), str(row[1])
+    query = select(C.c.id).where(C.c.id > after, C.c.deleted_at.is_(None)).order_by(C.c.id)
+    ids = [str(cid) for cid in conn.execute(query.limit(limit)).scalars()]
+    where = S.c.customer_group_id == group_id
+    if len(ids) < limit:
+        conn.execute(delete(S).where(where))
+    else:
+        conn.execute(S.update().where(where).values(after_id=ids[-1]))
+    return ids
+
+
+_CLAIM_PG = sql_text(
+    "SELECT f.customer_group_id, f.customer_id FROM smart_group_flip f"
+    " JOIN customer c ON c.id = f.customer_id"
+    " WHERE f.flip_at <= :now ORDER BY f.flip_at LIMIT :limit"
+    " FOR UPDATE OF f SKIP LOCKED FOR NO KEY UPDATE OF c SKIP LOCKED"
+).bindparams(bindparam("now", type_=tables.UTCDateTime()))
+
+
+def claim_due_flips(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
+    """Up to ``limit`` flips due at ``now``, earliest first, deleted (the caller decides
+    them again and writes the following ones). On PostgreSQL each is claimed with its
+    customer's row, skipping those another transaction holds: a flip is applied by one
+    transaction, and a claim dies with its transaction (a killed worker's rolls back)."""
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_CLAIM_PG, {"now": now, "limit": limit}).all()
+    else:
+        query = select(F.c.customer_group_id, F.c.customer_id).where(F.c.flip_at <= now)
+        rows = conn.execute(query.order_by(F.c.flip_at).limit(limit)).all()
+    claimed = [(str(gid), str(cid)) for gid, cid in rows]
+    for gid, cid in claimed:
+        conn.execute(delete(F).where(F.c.customer_group_id == gid, F.c.customer_id == cid))
+    return claimed
+
+
+def earliest_flip(conn: Connection) -> datetime | None:
+    """The earliest flip (or sweep) of all."""
+    moments = [
+        conn.execute(select(func.min(F.c.flip_at))).scalar(),
+        conn.execute(select(func.min(S.c.due_at))).scalar(),
+    ]
+    found = [
+        tables.UTCDateTime().process_result_value(value, conn.dialect)
+        for value in moments
+        if value is not None
+    ]
+    return min((moment for moment in found if moment is not None), default=None)
+
+
+def flips_of(conn: Connection, group_id: str, limit: int | None = None) -> dict[str, datetime]:
+    """The next flips of a group's customers (customer -> when), earliest first."""
+    query = (
+        select(F.c.customer_id, F.c.flip_at)
+        .where(F.c.customer_group_id == group_id)
+        .order_by(F.c.flip_at, F.c.customer_id)
+        .limit(limit)
+    )
+    return {str(cid): at for cid, at in conn.execute(query)}
+
+
+def postpone_earliest_due(conn: Connection, now: datetime, until: datetime) -> str | None:
+    """Move the earliest flip (or sweep) due at ``now`` to ``until``; what it was, or None.
+    (A flip whose application keeps failing must not hold up those after it.)"""
+    query = select(F.c.customer_group_id, F.c.customer_id).where(F.c.flip_at <= now)
+    query = query.order_by(F.c.flip_at).limit(1)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    row = conn.execute(query).first()
+    if row is not None:
+        where = and_(F.c.customer_group_id == row[0], F.c.customer_id == row[1])
+        conn.execute(F.update().where(where).values(flip_at=until))
+        return f"flip of customer {row[1]} in group {row[0]}"
+    sweeps = select(S.c.customer_group_id).where(S.c.due_at <= now).order_by(S.c.due_at)
+    if conn.dialect.name == "postgresql":
+        sweeps = sweeps.with_for_update(skip_locked=True)
+    group_id = conn.execute(sweeps.limit(1)).scalar()
+    if group_id is None:
+        return None
+    conn.execute(S.update().where(S.c.customer_group_id == group_id).values(due_at=until))
+    return f"sweep of group {group_id}"

@@ -136,6 +136,41 @@ membership = Table(
     Index("ix_customer_group_customer_customer_id", "customer_id"),
 )
 
+# The scheduler of smart groups' time conditions: for each (smart group, customer) whose
+# rule reads time, the next moment its answer may change by itself (domain.rules.next_flip),
+# written in the transaction of each evaluation; a row due is claimed, decided again and
+# replaced by the following one (service.smart_groups, trigger "schedule").
+smart_group_flip = Table(
+    "smart_group_flip",
+    metadata,
+    Column(
+        "customer_group_id",
+        Id,
+        ForeignKey("customer_group.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("customer_id", Id, ForeignKey("customer.id", ondelete="CASCADE"), primary_key=True),
+    Column("flip_at", UTCDateTime, nullable=False),
+    Index("ix_smart_group_flip_flip_at", "flip_at"),
+)
+
+# A smart group whose rule reading time was just applied to everyone: from ``due_at``, the
+# scheduler decides its customers again in id order past ``after_id``, a batch at a time,
+# writing each one's next flip (instead of a flip row per customer in the rule's
+# transaction); the row goes when every customer is done.
+smart_group_sweep = Table(
+    "smart_group_sweep",
+    metadata,
+    Column(
+        "customer_group_id",
+        Id,
+        ForeignKey("customer_group.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("after_id", Id, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+)
+
 event = Table(
     "event",
     metadata,

@@ -165,6 +165,8 @@ class UnitOfWork:
         (:class:`RulesChanged` otherwise)."""
         self.changes_rules = False
         """Set by a change that sets, edits or drops a smart group's rule."""
+        self.earliest_flip: datetime | None = None
+        """The earliest smart group flip this change wrote (the scheduler is woken for it)."""
         self.after_commit: list[Callable[[], None]] = []
         """Work for after the commit (after-hooks of changes this one caused, such as a
         smart group's members following their rule), run by the service."""

@@ -113,6 +113,7 @@ def _group_page(
         group_ids=[group.id], q=q or None, limit=PAGE_SIZE, offset=offset, order="email"
     )
     reasons = gw.groups.explain_members(group.id, [c.id for c in members.items])
+    flips = gw.groups.next_flips(group.id) if group.rule is not None else []
     trail = gw.events.list(subject=group.id, limit=15, descending=True)
     return render(
         request,
@@ -129,6 +130,7 @@ def _group_page(
         unknown=unknown or [],
         invalid=invalid or [],
         reasons=reasons,
+        flips=flips,
         rule_text=json_text(group.rule) if rule_text is None else rule_text,
         preview=preview,
     )
