@@ -18,9 +18,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from groupwire.medusa import reconciler as rec
+from groupwire.medusa.publish import PublishOptions, publish_to_medusa
 from groupwire.medusa.reconciler import MedusaReconciler, ReconcilerOptions, reconcile_medusa
 from groupwire.medusa.smart_groups import set_rule
 from tests.medusa.capturing import Captured, create_group, ok
@@ -113,6 +115,7 @@ def test_given_a_vip_rule_when_an_order_crosses_it_then_medusa_has_the_member_un
     region = create_region(medusa)
     group_id = smart_group(captured, medusa)
     reconciler = reconcile_medusa(captured.gw, options(medusa, captured))
+    publish_to_medusa(captured.gw, PublishOptions(redis_url=medusa.redis_url))
     captured.gw.start()
     latencies: list[float] = []
     with running(captured):
@@ -134,6 +137,13 @@ def test_given_a_vip_rule_when_an_order_crosses_it_then_medusa_has_the_member_un
             assert joined["reason"] == "rule"
             assert joined["rule_version"] == 1
             assert joined["trigger"] in ("order_placed", "order_updated")
+            heard = medusa.wait_for_recorded(  # Medusa's own subscriber, through its bus
+                lambda e, c=customer: (
+                    e["name"] == "customer_group.customer_added"  # type: ignore[misc]
+                    and e["data"].get("customer_id") == c
+                )
+            )
+            assert heard[0]["data"]["reason"] == "rule"
 
             mark = captured.mark()
             cancel(medusa, draft)  # the draft's id is the order's
@@ -200,3 +210,98 @@ def test_given_a_request_whose_capture_has_not_come_when_a_new_reconciler_passes
         "rule",
         "reconcile",
     )
+
+
+# --- a sale price list keyed on the smart group -----------------------------------------------
+
+
+def store_customer(medusa: MedusaServer, key: str) -> tuple[str, str]:
+    """A customer registered through Medusa's store API: (id, its token)."""
+    email, password = f"{uuid.uuid4().hex[:10]}@shop.example", "secret-password"
+    body = {"email": email, "password": password}
+    with httpx.Client(base_url=medusa.base_url, timeout=60) as client:
+        registered = ok(client.post("/auth/customer/emailpass/register", json=body))["token"]
+        created = ok(
+            client.post(
+                "/store/customers",
+                json={"email": email},
+                headers={"x-publishable-api-key": key, "authorization": f"Bearer {registered}"},
+            )
+        )["customer"]["id"]
+        token = ok(client.post("/auth/customer/emailpass", json=body))["token"]
+    return str(created), str(token)
+
+
+def store_price(medusa: MedusaServer, key: str, token: str, region: str, product: str) -> float:
+    with httpx.Client(base_url=medusa.base_url, timeout=60) as client:
+        found = ok(
+            client.get(
+                f"/store/products/{product}",
+                params={"region_id": region, "fields": "*variants.calculated_price"},
+                headers={"x-publishable-api-key": key, "authorization": f"Bearer {token}"},
+            )
+        )
+    price = found["product"]["variants"][0]["calculated_price"]["calculated_amount"]
+    return float(price)
+
+
+def test_given_a_sale_price_list_on_the_smart_group_then_the_rule_gives_the_customer_its_price(
+    captured: Captured, medusa: MedusaServer
+) -> None:
+    region = create_region(medusa)
+    channel = ok(medusa.client.get("/admin/sales-channels"))["sales_channels"][0]["id"]
+    key = ok(medusa.client.post("/admin/api-keys", json={"title": "store", "type": "publishable"}))[
+        "api_key"
+    ]
+    ok(medusa.client.post(f"/admin/api-keys/{key['id']}/sales-channels", json={"add": [channel]}))
+    product = ok(
+        medusa.client.post(
+            "/admin/products",
+            json={
+                "title": f"Shirt {uuid.uuid4().hex[:6]}",
+                "status": "published",
+                "options": [{"title": "Size", "values": ["M"]}],
+                "variants": [
+                    {
+                        "title": "M",
+                        "options": {"Size": "M"},
+                        "manage_inventory": False,
+                        "prices": [{"amount": 100, "currency_code": "eur"}],
+                    }
+                ],
+                "sales_channels": [{"id": channel}],
+            },
+        )
+    )["product"]
+    group_id = smart_group(captured, medusa)
+    ok(
+        medusa.client.post(
+            "/admin/price-lists",
+            json={
+                "title": "VIP",
+                "description": "vip",
+                "type": "sale",
+                "status": "active",
+                "rules": {"customer.groups.id": [group_id]},
+                "prices": [
+                    {
+                        "variant_id": product["variants"][0]["id"],
+                        "amount": 80,
+                        "currency_code": "eur",
+                    }
+                ],
+            },
+        )
+    )
+    customer, token = store_customer(medusa, key["token"])
+    reconcile_medusa(captured.gw, options(medusa, captured))
+    captured.gw.start()
+    with running(captured):
+        assert store_price(medusa, key["token"], token, region, product["id"]) == 100
+        order = create_draft(medusa, region, customer, 1200)
+        convert(medusa, order)
+        wait_for(lambda: customer in medusa_members(medusa, group_id))
+        assert store_price(medusa, key["token"], token, region, product["id"]) == 80
+        cancel(medusa, order)
+        wait_for(lambda: customer not in medusa_members(medusa, group_id))
+        assert store_price(medusa, key["token"], token, region, product["id"]) == 100

@@ -163,6 +163,7 @@ class MedusaReconciler:
                 if not failing:
                     log.warning("reconciling Medusa's smart groups failed: %s", error)
                 failing = True
+                self._last_full = 0.0  # the customers it was given may be lost: everyone
                 self._release()
             self._wake.wait(min(wait, self.options.full_pass_seconds))
             self._wake.clear()
@@ -244,6 +245,7 @@ class MedusaReconciler:
                     plans.append((gid, smart.rule_version, add, remove))
                 self._versions[gid] = smart.rule_version
         for gid, _version, add, remove in plans:
+            result.in_flight += len(add) + len(remove)  # until capture brings them back
             self._post(gid, list(add), list(remove), result)
         self._count(result, now)
         return result

@@ -99,17 +99,21 @@ def desired(
     conn: Connection, rule: Rule, now: datetime, among: Sequence[str] | None = None
 ) -> set[str]:
     """Who should be a member: include + rule - exclude over the copy's live customers."""
-    if among is not None and not among:
-        return set()
-    return matching_ids(conn, rule, now, among)
+    if among is None:
+        return matching_ids(conn, rule, now)
+    found: set[str] = set()
+    for part in repo.chunks(list(among)):
+        found |= matching_ids(conn, rule, now, part)
+    return found
 
 
 def actual(conn: Connection, group_id: str, among: Sequence[str] | None = None) -> set[str]:
     """Who is a member in the copy (Medusa's live pairs, as captured)."""
     M = tables.membership
     query = select(M.c.customer_id).where(M.c.customer_group_id == group_id)
-    if among is not None:
-        if not among:
-            return set()
-        query = query.where(M.c.customer_id.in_(list(among)))
-    return set(conn.execute(query).scalars())
+    if among is None:
+        return set(conn.execute(query).scalars())
+    found: set[str] = set()
+    for part in repo.chunks(list(among)):
+        found |= set(conn.execute(query.where(M.c.customer_id.in_(list(part)))).scalars())
+    return found
