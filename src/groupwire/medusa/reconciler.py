@@ -417,7 +417,8 @@ def _customer_and_trigger(event: Event) -> tuple[str, str] | None:
         customer = data.get("customer_id") or data.get("id")
         if customer is None:
             return None
-        return str(customer), kind.replace("customer.", "customer_", 1).replace(".", "_")
+        name = kind.removeprefix("customer.")  # address_created, ... or created, updated
+        return str(customer), name if name.startswith("address_") else f"customer_{name}"
     return None
 
 
