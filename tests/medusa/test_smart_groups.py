@@ -9,23 +9,32 @@ count membership rows: a double add shows there only.
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
+from groupwire import Groupwire
+from groupwire.domain.errors import NotFound
 from groupwire.medusa import reconciler as rec
+from groupwire.medusa import slot as slots
 from groupwire.medusa.publish import PublishOptions, publish_to_medusa
 from groupwire.medusa.reconciler import MedusaReconciler, ReconcilerOptions, reconcile_medusa
 from groupwire.medusa.smart_groups import set_rule
-from tests.medusa.capturing import Captured, create_group, ok
+from tests.medusa.capturing import Captured, create_group, drop_slot, new_names, ok
 from tests.medusa.harness import MedusaServer
 from tests.medusa.test_capture_orders import cancel, convert, create_customer, create_draft
 
@@ -305,3 +314,93 @@ def test_given_a_sale_price_list_on_the_smart_group_then_the_rule_gives_the_cust
         cancel(medusa, order)
         wait_for(lambda: customer not in medusa_members(medusa, group_id))
         assert store_price(medusa, key["token"], token, region, product["id"]) == 100
+
+
+# --- the process killed between its request and capture ---------------------------------------
+
+
+def start_capture(
+    medusa: MedusaServer, store_url: str, slot: str, publication: str, log: Path
+) -> subprocess.Popen[bytes]:
+    command = [
+        *(sys.executable, "-m", "groupwire.cli", "--db", store_url, "medusa", "capture"),
+        *("--medusa-url", medusa.database_url, "--slot", slot, "--publication", publication),
+        *("--reconcile", "--medusa-api", medusa.base_url, "--medusa-api-key", medusa.api_key),
+        *("--full-pass-seconds", "1"),
+    ]
+    env = {**os.environ, "GROUPWIRE_LOAD_ENTRY_POINTS": "false"}
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.mark.slow
+def test_given_capture_reconcile_killed_after_its_request_then_the_next_one_adds_nothing_twice(
+    medusa: MedusaServer, store_url: str, tmp_path: Path
+) -> None:
+    """``groupwire medusa capture --reconcile`` SIGKILLed as soon as Medusa holds the first
+    row it asked for (before capture brought the rows back), then started again: every
+    pair has exactly one row in Medusa and one ``customer_added`` (reason rule)."""
+    domain = f"{uuid.uuid4().hex[:8]}.example"
+    customers = [
+        str(
+            ok(medusa.client.post("/admin/customers", json={"email": f"c{i}@{domain}"}))[
+                "customer"
+            ]["id"]
+        )
+        for i in range(30)
+    ]
+    group_id = str(create_group(medusa)["id"])
+    slot, publication = new_names()
+    gw = Groupwire.open(store_url, load_entry_points=False, plugins=[])
+    log = tmp_path / "capture.log"
+    process = start_capture(medusa, store_url, slot, publication, log)
+    try:
+        wait_for(lambda: _in_copy(gw, group_id), 60)
+        set_rule(gw.engine, group_id, {"email": {"$like": f"%@{domain}"}}, datetime.now(UTC))
+        wait_for(lambda: _medusa_rows(medusa, group_id) > 0, 60, step=0.002)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        process = start_capture(medusa, store_url, slot, publication, log)
+        wait_for(lambda: len(gw.groups.members(group_id)) == len(customers), 90)
+        time.sleep(3)  # a few more passes of the reconciler
+        counts = _medusa_pairs(medusa, group_id)
+        assert counts == {c: 1 for c in customers}, log.read_text()[-3000:]
+        added = [
+            e.data
+            for e in gw.events.list(type="customer_group.customer_added", limit=None)
+            if e.data["group_id"] == group_id
+        ]
+        assert sorted(d["customer_id"] for d in added) == sorted(customers)
+        assert {d.get("reason") for d in added} == {"rule"}
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=30)
+        gw.close()
+        drop_slot(medusa.database_url, slot, publication)
+
+
+def _in_copy(gw: Groupwire, group_id: str) -> bool:
+    try:
+        gw.groups.get(group_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _medusa_rows(medusa: MedusaServer, group_id: str) -> int:
+    return sum(_medusa_pairs(medusa, group_id).values())
+
+
+def _medusa_pairs(medusa: MedusaServer, group_id: str) -> dict[str, int]:
+    with psycopg.connect(slots._libpq_url(medusa.database_url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT customer_id, count(*) FROM customer_group_customer"
+            " WHERE customer_group_id = %s AND deleted_at IS NULL GROUP BY customer_id",
+            (group_id,),
+        ).fetchall()
+    return {str(c): int(n) for c, n in rows}
