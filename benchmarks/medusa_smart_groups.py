@@ -98,6 +98,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     options = CaptureOptions(medusa_url=args.medusa_db, slot=slot, publication=publication)
     capture = MedusaCapture(gw.service, options)
     stop = threading.Event()
+    thread: threading.Thread | None = None
     try:
         capture.install()
         while True:  # the group in the copy before its rule
@@ -160,6 +161,8 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         report(baseline, member)
     finally:
         stop.set()
+        if thread is not None:
+            thread.join(timeout=60)
         capture.close()
         with slots.connect(args.medusa_db) as conn:
             slots.drop(conn, slot, publication)

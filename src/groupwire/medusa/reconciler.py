@@ -55,6 +55,7 @@ from groupwire.medusa import slot as slots
 from groupwire.medusa import smart_groups
 from groupwire.medusa.tables import medusa_reconciler, medusa_rule_intent, medusa_stream
 from groupwire.store import repository as repo
+from groupwire.store.engine import WRITE
 
 log = logging.getLogger("groupwire.medusa.reconciler")
 
@@ -114,6 +115,10 @@ class MedusaReconciler:
         self._lock_conn: Connection | None = None
         self._next_request = 0.0
         self._last_full = 0.0
+
+    def _writing(self) -> Any:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, queued behind capture's)."""
+        return self.engine.execution_options(**{WRITE: True}).begin()
 
     # --- events: what changed --------------------------------------------------------------
 
@@ -206,7 +211,7 @@ class MedusaReconciler:
             self._last_full = time.monotonic()
         result = PassResult()
         plans: list[tuple[str, int, dict[str, str], dict[str, str]]] = []
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             self._expire(conn, now)
             flight = _in_flight(conn)
             result.in_flight = len(flight)
@@ -332,7 +337,7 @@ class MedusaReconciler:
         """Give the intents of an answered request Medusa's WAL position (0: nothing done)."""
         if lsn is None:
             return
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for start in range(0, len(ids), 1000):
                 conn.execute(
                     update(I)
@@ -372,7 +377,7 @@ class MedusaReconciler:
             "last_pass_at": now,
             "last_error": result.errors[-1][:1000] if result.errors else None,
         }
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             done = conn.execute(
                 update(R).where(R.c.name == self.options.name).values(**values)
             ).rowcount

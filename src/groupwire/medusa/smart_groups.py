@@ -32,6 +32,7 @@ from groupwire.medusa.tables import medusa_smart_group
 from groupwire.service.smart_groups import find_cycle
 from groupwire.store import repository as repo
 from groupwire.store import tables
+from groupwire.store.engine import WRITE
 from groupwire.store.rules import matching_ids
 
 S = medusa_smart_group
@@ -62,7 +63,7 @@ def get_rule(conn: Connection, group_id: str) -> MedusaSmartGroup | None:
 def set_rule(engine: Engine, group_id: str, rule: Any, now: datetime) -> MedusaSmartGroup | None:
     """Set (or with ``None`` drop) the rule of Medusa's group ``group_id``; validated first
     (:class:`InvalidData`: nothing saved). Returns the smart group, or None when dropped."""
-    with engine.begin() as conn:
+    with engine.execution_options(**{WRITE: True}).begin() as conn:
         group = repo.get_group(conn, group_id)
         if group is None or group.deleted_at is not None:
             raise NotFound("customer_group", group_id)
