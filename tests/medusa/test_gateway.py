@@ -11,6 +11,7 @@ import gzip
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from groupwire.domain.changes import Context, GroupDraft, ProposedUpdate
 from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.hooks import hookimpl
 from groupwire.medusa.gateway import GatewayOptions, MedusaGateway
+from groupwire.medusa.smart_groups import set_rule
 from tests.conftest import PostgresSchemas
 from tests.medusa.capturing import Captured, capturing
 from tests.medusa.gatewaying import serving
@@ -243,6 +245,25 @@ def test_given_a_closed_group_when_customers_are_added_by_either_route_then_none
 
     assert batch.status_code == 400 and single.status_code == 400
     assert single.json()["message"] == f"{group['name']} takes no new members"
+    assert members(captured, group["id"]) == set()
+
+
+def test_given_a_smart_group_when_members_are_changed_by_hand_then_the_gateway_refuses(
+    via: httpx.Client, medusa: MedusaServer, captured: Captured
+) -> None:
+    group = new_group(medusa, captured)
+    customer = new_customer(medusa, captured)
+    set_rule(
+        captured.gw.engine, group["id"], {"email": {"$like": "%@vip.example"}}, datetime.now(UTC)
+    )
+
+    batch = via.post(f"/admin/customer-groups/{group['id']}/customers", json={"add": [customer]})
+    single = via.post(f"/admin/customers/{customer}/customer-groups", json={"add": [group["id"]]})
+
+    for answer in (batch, single):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["type"] == "not_allowed"
+        assert "is a smart group" in answer.json()["message"]
     assert members(captured, group["id"]) == set()
 
 

@@ -117,6 +117,32 @@ def capture(
             help="Comma-separated event types or patterns to publish into Medusa",
         ),
     ] = DEFAULT_EVENTS,
+    reconcile: Annotated[
+        bool,
+        typer.Option(
+            "--reconcile",
+            help="Also keep Medusa's smart groups (groupwire medusa smart-group set) equal to "
+            "their rules, through Medusa's Admin API (--medusa-api, --medusa-api-key)",
+        ),
+    ] = False,
+    medusa_api: Annotated[
+        str | None,
+        typer.Option("--medusa-api", envvar="GROUPWIRE_MEDUSA_API_URL", help="Medusa's server URL"),
+    ] = None,
+    medusa_api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--medusa-api-key",
+            envvar="GROUPWIRE_MEDUSA_API_KEY",
+            help="A secret API key of Medusa (sk_...)",
+        ),
+    ] = None,
+    full_pass_seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between the reconciler's full passes")
+    ] = 60.0,
+    max_requests: Annotated[
+        float, typer.Option(min=0.1, help="The reconciler's requests per second at most")
+    ] = 10.0,
 ) -> None:
     """Capture every committed change of Medusa's customer tables, until SIGTERM or Ctrl+C."""
     import psycopg
@@ -135,6 +161,10 @@ def capture(
         # The other GROUPWIRE_MEDUSA_* settings (queue, prefix, attempts, window) still apply.
         settings = PublishSettings(redis_url=medusa_redis, events=list(patterns))
         publishing.append(MedusaPublishing(settings.options()))
+    if reconcile and not (medusa_api and medusa_api_key):
+        raise typer.BadParameter(
+            "needs --medusa-api and --medusa-api-key", param_hint="--reconcile"
+        )
     url = database_url(ctx, db)
     options = CaptureOptions(
         medusa_url=medusa_url,
@@ -151,6 +181,20 @@ def capture(
             outcome = runner.install()
         except (CaptureError, slots.PublicationDenied, psycopg.Error) as error:
             fail(f"cannot capture from {display_url(medusa_url)}: {error}")
+        if reconcile:
+            from groupwire.medusa.reconciler import ReconcilerOptions, reconcile_medusa
+
+            reconcile_medusa(
+                gw,
+                ReconcilerOptions(
+                    api_url=medusa_api or "",
+                    api_key=medusa_api_key or "",
+                    medusa_url=medusa_url,
+                    slot=slot,
+                    full_pass_seconds=full_pass_seconds,
+                    max_requests_per_second=max_requests,
+                ),
+            )
         gw.start()
         out().print(
             f"Capturing {escape(display_url(medusa_url))} (slot {slot}, {outcome}) into "
@@ -192,9 +236,11 @@ def status(
 
     from groupwire.medusa import slot as slots
     from groupwire.medusa.capture import capture_status
+    from groupwire.medusa.reconciler import reconciler_status
 
     engine = open_engine(database_url(ctx, db))
     try:
+        reconciler = reconciler_status(engine)
         with slots.connect(medusa_url) as conn:
             state = capture_status(engine, conn, slot)
     except psycopg.Error as error:
@@ -202,6 +248,8 @@ def status(
     finally:
         engine.dispose()
     values = state.as_dict()
+    if reconciler is not None:
+        values.update({f"reconciler_{k}": v for k, v in reconciler.items() if k != "name"})
     if as_json:
         typer.echo(json.dumps({**values, "warning": state.warning}, default=str))
         return
@@ -404,3 +452,68 @@ def gateway(
     finally:
         gw.close()
     err().print("Stopped.")
+
+
+smart = typer.Typer(help="Rules of Medusa's customer groups, kept by capture --reconcile.")
+app.add_typer(smart, name="smart-group")
+
+
+@smart.command("set")
+def smart_set(
+    ctx: typer.Context,
+    group_id: Annotated[str, typer.Argument(help="Medusa's customer group id")],
+    rule: Annotated[str, typer.Argument(help="The rule as JSON, @file, or null (manual again)")],
+    db: DbOption = None,
+) -> None:
+    """Set the rule of one of Medusa's groups (docs/smart-groups.md, Inside a Medusa store)."""
+    from groupwire.domain.errors import GroupwireError
+    from groupwire.medusa.smart_groups import set_rule
+
+    text = rule
+    if rule.startswith("@"):
+        with open(rule[1:], encoding="utf-8") as handle:
+            text = handle.read()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        fail(f'400 {{"type": "invalid_data", "message": "rule: not JSON: {error}"}}')
+    engine = open_engine(database_url(ctx, db))
+    try:
+        saved = set_rule(engine, group_id, value, datetime.now(UTC))
+    except GroupwireError as error:
+        body = json.dumps({"type": error.type, "message": str(error)})
+        fail(f"{404 if error.type == 'not_found' else 400} {body}")
+    finally:
+        engine.dispose()
+    if saved is None:
+        out().print(f"{escape(group_id)}: manual again (its members stay as they are).")
+    else:
+        out().print(f"{escape(group_id)}: rule version {saved.rule_version}.")
+
+
+@smart.command("list")
+def smart_list(
+    ctx: typer.Context,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Medusa's groups that have a rule."""
+    from groupwire.medusa.smart_groups import list_rules
+
+    engine = open_engine(database_url(ctx, db))
+    try:
+        with engine.connect() as conn:
+            rules = list_rules(conn)
+    finally:
+        engine.dispose()
+    items = [
+        {"group_id": r.group_id, "rule": r.rule, "rule_version": r.rule_version} for r in rules
+    ]
+    if as_json:
+        typer.echo(json.dumps(items))
+        return
+    for item in items:
+        out().print(
+            f"{item['group_id']}  v{item['rule_version']}  {escape(json.dumps(item['rule']))}",
+            soft_wrap=True,
+        )

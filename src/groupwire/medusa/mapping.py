@@ -64,7 +64,7 @@ from groupwire.domain.models import Customer, CustomerGroup
 from groupwire.medusa.orders import ORDER_TABLE, SUMMARY_TABLE, OrderChanges
 from groupwire.medusa.pgoutput import UNCHANGED, Value
 from groupwire.medusa.rows import Row, RowLayout
-from groupwire.medusa.tables import medusa_membership
+from groupwire.medusa.tables import medusa_membership, medusa_rule_intent
 from groupwire.service import AfterHook
 from groupwire.store import bulk, tables
 from groupwire.store import repository as repo
@@ -416,6 +416,12 @@ class TransactionApplier:
         for group, customer_ids in run.values():
             if group is None or not customer_ids:
                 continue
+            ruled = consume_intents(self.conn, group.id, kind or "", customer_ids)
+            if ruled:  # what the reconciler asked Medusa for: reason "rule"
+                customer_ids = [c for c in customer_ids if c not in ruled]
+                self.rule_runs(kind or "", group, ruled)
+                if not customer_ids:
+                    continue
             if kind == "add":
                 self.uow.emit(ev.customers_added(group.id, customer_ids, self.uow.now))
                 self.hook("after_add_customer_to_group", group=group, customer_ids=customer_ids)
@@ -429,6 +435,26 @@ class TransactionApplier:
                 customer_ids=customer_ids,
                 reason=ev.REASON_REMOVED,
             )
+
+    def rule_runs(self, kind: str, group: CustomerGroup, ruled: dict[str, tuple[int, str]]) -> None:
+        """The events of the members a smart group's reconciler asked Medusa for, one run
+        per (rule version, trigger), in the order Medusa wrote them."""
+        runs: dict[tuple[int, str], list[str]] = {}
+        for customer_id, key in ruled.items():
+            runs.setdefault(key, []).append(customer_id)
+        now = self.uow.now
+        for (version, trigger), ids in runs.items():
+            if kind == "add":
+                self.uow.emit(ev.rule_customers_added(group.id, ids, now, version, trigger))
+                self.hook("after_add_customer_to_group", group=group, customer_ids=ids)
+            else:
+                self.uow.emit(ev.rule_customers_removed(group.id, ids, now, version, trigger))
+                self.hook(
+                    "after_remove_customer_from_group",
+                    group=group,
+                    customer_ids=ids,
+                    reason=ev.REASON_RULE,
+                )
 
     def save_map(self) -> None:
         if not self.map_added and not self.map_removed:
@@ -836,6 +862,41 @@ def _id_params(conn: Connection, ids: list[str]) -> Iterator[dict[str, Any]]:
 
 
 # --- memberships held by several Medusa rows ----------------------------------------------
+
+
+def consume_intents(
+    conn: Connection, group_id: str, kind: str, customer_ids: Sequence[str]
+) -> dict[str, tuple[int, str]]:
+    """Take the reconciler's intents (``medusa_rule_intent``) matching these members that
+    joined (``kind`` "add") or left ("remove") ``group_id``: customer -> (rule version,
+    trigger), in the order of ``customer_ids``; the intents are deleted."""
+    I = medusa_rule_intent  # noqa: E741
+    if kind not in ("add", "remove"):
+        return {}
+    found: dict[str, tuple[int, int, str]] = {}
+    for part in repo.chunks(list(customer_ids)):
+        rows = conn.execute(
+            select(I.c.id, I.c.customer_id, I.c.rule_version, I.c.trigger).where(
+                I.c.customer_group_id == group_id,
+                I.c.action == kind,
+                I.c.customer_id.in_(list(part)),
+            )
+        )
+        for intent_id, customer_id, version, trigger in rows:
+            known = found.get(customer_id)
+            if known is None or intent_id > known[0]:  # the latest intent of the pair
+                found[customer_id] = (intent_id, version, trigger)
+    if not found:
+        return {}
+    for part in repo.chunks(list(found)):
+        conn.execute(
+            delete(I).where(
+                I.c.customer_group_id == group_id,
+                I.c.action == kind,
+                I.c.customer_id.in_(list(part)),
+            )
+        )
+    return {c: (found[c][1], found[c][2]) for c in customer_ids if c in found}
 
 
 def _listed(dialect: str, column: Any) -> Any:

@@ -21,13 +21,20 @@ its current version, which may come in another row change, or transaction, than 
 They are created by Groupwire's migrations like every other table (revisions
 ``0011_medusa_capture``, ``0014_medusa_orders`` and ``0015_medusa_membership_pairs``, written
 with plain Alembic operations so that the core's migrations import nothing of this adapter);
-they stay empty in a store that never captures. They are declared here, on a metadata of the
-adapter's own, for the adapter's queries.
+they stay empty in a store that never captures.
+
+``medusa_smart_group``, ``medusa_rule_intent`` and ``medusa_reconciler`` (revision
+``0018_medusa_smart_groups``): the rules of Medusa's smart groups (the copy's group rows are
+Medusa's, so a rule lives beside them), the reconciler's requests to Medusa not yet seen back
+through capture, and its counters (``groupwire.medusa.reconciler``).
+
+They are declared here, on a metadata of the adapter's own, for the adapter's queries.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -41,6 +48,7 @@ from sqlalchemy import (
     delete,
     inspect,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from groupwire.store.tables import NAMING, Id, UTCDateTime
 
@@ -92,7 +100,43 @@ medusa_order_summary = Table(
     Index("ix_medusa_order_summary_order_id_version", "order_id", "version"),
 )
 
+medusa_smart_group = Table(
+    "medusa_smart_group",
+    metadata,
+    Column("group_id", Id, primary_key=True),  # Medusa's customer_group.id
+    Column("rule", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("rule_version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+medusa_rule_intent = Table(
+    "medusa_rule_intent",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("customer_group_id", Id, nullable=False),
+    Column("customer_id", Id, nullable=False),
+    Column("action", String(8), nullable=False),  # "add" or "remove"
+    Column("rule_version", Integer, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),  # written, before the request was sent
+    Column("lsn", BigInteger, nullable=True),  # Medusa's WAL position after its answer
+    Index("ix_medusa_rule_intent_pair", "customer_group_id", "customer_id"),
+)
+medusa_reconciler = Table(
+    "medusa_reconciler",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("added", BigInteger, nullable=False),
+    Column("removed", BigInteger, nullable=False),
+    Column("reverted", BigInteger, nullable=False),  # manual changes the rule put back
+    Column("failed", BigInteger, nullable=False),  # requests Medusa refused or never answered
+    Column("last_pass_at", UTCDateTime, nullable=True),
+    Column("last_error", String(1000), nullable=True),
+)
+
 TABLES = (medusa_stream, medusa_membership, medusa_order, medusa_order_summary)
+SMART_TABLES = (medusa_smart_group, medusa_rule_intent, medusa_reconciler)
 
 
 def exists(engine: Engine) -> bool:

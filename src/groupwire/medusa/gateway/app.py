@@ -17,7 +17,7 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 from groupwire.domain.changes import Context
-from groupwire.domain.errors import HookRejected, InvalidData
+from groupwire.domain.errors import HookRejected, InvalidData, NotAllowed
 from groupwire.domain.ids import new_id
 from groupwire.hooks.plugins import has_impls
 from groupwire.medusa.gateway.answers import _answer, _unreachable
@@ -185,7 +185,7 @@ class MedusaGateway:
             except ForwardUntouched:
                 await self._forward(scope, _replay_or_none(raw), send)
                 return
-            except (HookRejected, InvalidData) as error:
+            except (HookRejected, InvalidData, NotAllowed) as error:
                 if await self._credentials_refused(scope):
                     await self._forward(scope, _replay_or_none(raw), send)  # Medusa's 401 answers
                     return

@@ -12,8 +12,9 @@ from typing import Any
 
 from groupwire.domain import events as ev
 from groupwire.domain.changes import Context, GroupDraft, ProposedUpdate
-from groupwire.domain.errors import InvalidData
+from groupwire.domain.errors import InvalidData, NotAllowed
 from groupwire.domain.models import CustomerGroup
+from groupwire.medusa.smart_groups import get_rule
 from groupwire.service import BeforeHook, Service, merge_metadata
 from groupwire.store import repository as repo
 
@@ -159,6 +160,12 @@ class Vetter:
         add, remove = _ids(body, "add"), _ids(body, "remove")
         if add is None or remove is None or set(add) & set(remove):
             raise ForwardUntouched
+        if (add or remove) and get_rule(conn, group.id) is not None:
+            # its reconciler posts to Medusa itself, not through the gateway
+            raise NotAllowed(
+                f"Customer group {group.name} ({group.id}) is a smart group: its members follow"
+                " its rule. Change the rule, or its include and exclude lists"
+            )
         dropped: set[str] = set()
         present = repo.members_among(conn, group.id, add + remove)
         joining = [cid for cid in add if cid not in present]
@@ -206,6 +213,12 @@ class Vetter:
         add, remove = _ids(body, "add"), _ids(body, "remove")
         if add is None or remove is None or set(add) & set(remove):
             raise ForwardUntouched
+        for gid in add + remove:
+            if get_rule(conn, gid) is not None:
+                raise NotAllowed(
+                    f"Customer group {gid} is a smart group: its members follow its rule."
+                    " Change the rule, or its include and exclude lists"
+                )
         customer = repo.get_customer(conn, customer_id)
         if customer is None:
             if customer_id in absent:
