@@ -758,6 +758,10 @@ def test_given_serve_with_medusa_capture_then_medusas_changes_reach_its_store(
     with (tmp_path / "serve.log").open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
+        # Installed: the copy and the position committed. A slot is active already while it
+        # is being created, before its consistent point (which waits for every transaction
+        # running in the cluster): a group created then belongs to the copy, told by no event.
+        wait_for(lambda: positioned(gw, slot), 60, "the capture installed")
         wait_for(lambda: slot_active(medusa, slot), 60, "the capture reading its slot")
         group = create_group(medusa)
         wait_for(
@@ -773,6 +777,13 @@ def test_given_serve_with_medusa_capture_then_medusas_changes_reach_its_store(
             process.wait(timeout=30)
         gw.close()
         drop_slot(medusa.database_url, slot, publication)
+
+
+def positioned(gw: Groupwire, slot: str) -> bool:
+    """Whether capture's position for ``slot`` is in ``gw``'s store (its install committed)."""
+    query = text("SELECT 1 FROM medusa_stream WHERE slot = :slot")
+    with gw.engine.connect() as conn:
+        return conn.execute(query, {"slot": slot}).first() is not None
 
 
 def slot_active(medusa: MedusaServer, slot: str) -> bool:
