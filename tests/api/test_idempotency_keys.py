@@ -96,8 +96,8 @@ def test_the_same_key_under_two_api_keys_does_not_collide(make_client, gw):
     one, _, _ = make_client(["write"])
     two, _, _ = make_client(["write"])
 
-    first = one.post(GROUPS, json={"name": "VIP"}, headers=keyed("shared"))
-    second = two.post(GROUPS, json={"name": "Trial"}, headers=keyed("shared"))
+    first = one.post(GROUPS, json={"name": "VIP"}, headers=keyed("one-key-for-both"))
+    second = two.post(GROUPS, json={"name": "Trial"}, headers=keyed("one-key-for-both"))
 
     assert first.status_code == 200 and second.status_code == 200, second.text
     assert sorted(g.name for g in gw.groups.list().items) == ["Trial", "VIP"]
