@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from groupwire import Groupwire
-from groupwire.domain.filters import All, AnyOf, Compare, Related, Search
-from groupwire.store.filters import like_regex
+from groupwire.domain.filters import All, AnyOf, Compare, Related, Search, like_regex
 
 
 def test_given_customers_when_listing_with_a_filter_tree_then_only_matches_return(

@@ -13,6 +13,7 @@ for ``has_account``; ``None`` is SQL's NULL (``eq None`` is ``IS NULL``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -57,3 +58,26 @@ class AnyOf:
 
 
 Filter = Compare | Search | Related | All | AnyOf
+
+
+def like_regex(pattern: str) -> str:
+    """The Python regular expression matching what SQL's ``LIKE pattern`` matches (``%``,
+    ``_``, ``\\`` escapes; a trailing lone ``\\`` is itself): what SQLite evaluates a LIKE
+    filter with, and what a smart group's rule decides one customer with."""
+    parts: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    if escaped:
+        parts.append(re.escape("\\"))
+    return "^" + "".join(parts) + "\\Z"

@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 from groupwire.domain.addresses import CustomerAddress
 from groupwire.domain.errors import InvalidData
+from groupwire.domain.filters import like_regex
 from groupwire.domain.limits import ID_MAX, shorten
 from groupwire.domain.models import Customer
 
@@ -743,26 +744,6 @@ def _first_second(value: str, start: int, strict: bool) -> int | None:
 def _like_pattern(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
     return re.compile(like_regex(pattern), flags)
-
-
-def like_regex(pattern: str) -> str:
-    """The regular expression matching what SQL's ``LIKE pattern`` matches (``%``, ``_``,
-    ``\\`` escapes)."""
-    parts: list[str] = []
-    escaped = False
-    for char in pattern:
-        if escaped:
-            parts.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return "^" + "".join(parts) + "\\Z"
 
 
 # --- why a customer is in ----------------------------------------------------------------------

@@ -10,13 +10,12 @@ the listed rows themselves are always live (the caller adds ``deleted_at IS NULL
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import Table, and_, exists, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from groupwire.domain.filters import All, AnyOf, Compare, Filter, Related, Search
+from groupwire.domain.filters import All, AnyOf, Compare, Filter, Related, Search, like_regex
 from groupwire.store import tables
 
 C = tables.customer
@@ -74,27 +73,6 @@ def like(column: Any, pattern: str, dialect: str, *, ignore_case: bool) -> Colum
         return column.like(pattern, escape="\\")
     flags = "(?is)" if ignore_case else "(?s)"  # SQLite's compiler drops ``flags=``
     return column.regexp_match(flags + like_regex(pattern))
-
-
-def like_regex(pattern: str) -> str:
-    """The Python regular expression matching what the LIKE ``pattern`` matches."""
-    parts: list[str] = []
-    escaped = False
-    for char in pattern:
-        if escaped:
-            parts.append(re.escape(char))
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    if escaped:
-        parts.append(re.escape("\\"))
-    return "^" + "".join(parts) + "\\Z"
 
 
 def _search(table: Table, text: str, dialect: str) -> ColumnElement[bool]:
