@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from groupwire import Groupwire
@@ -111,4 +112,22 @@ def test_a_sweep_killed_mid_chunk_is_finished_by_the_next_process(gw, database_u
     assert sorted(removed) == sorted(leaving)
     assert {(trigger, version) for _, _, trigger, version in moved} == {("rule_changed", 1)}
     assert members(gw, follower) == members(gw, vip)
+    assert fold_memberships(gw) == table(gw) == smart_expected(gw)
+
+
+def test_a_streamed_rule_reading_time_ends_with_each_ones_next_flip(gw):
+    ids = [gw.customers.create(f"c{n}@shop.test").id for n in range(30)]
+    trial = gw.groups.create("Trial")
+    gw.groups.update(trial.id, rule={"created_at": {"$gte": {"$ago": "14d"}}}, stream=True)
+    assert gw.groups.sweep(trial.id, limit=25) == 25
+    assert gw.groups.next_flips(trial.id) == []  # no row per customer while it streams
+    while gw.groups.sweep(trial.id, limit=25) is not None:  # then the pass of the flips
+        pass
+    assert members(gw, trial.id) == set(ids)
+    created = {c.id: c.created_at for c in gw.customers.list(limit=100).items}
+    flips = dict(gw.groups.next_flips(trial.id, limit=100))
+    assert flips == {cid: created[cid] + timedelta(days=14) for cid in ids}
+    moved = moves(gw, trial.id, 0)
+    assert sorted(cid for _, cid, *_ in moved) == sorted(ids)  # each joined once
+    assert {trigger for _, _, trigger, _ in moved} == {"rule_changed"}
     assert fold_memberships(gw) == table(gw) == smart_expected(gw)

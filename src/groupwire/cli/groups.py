@@ -572,8 +572,13 @@ def _run_sweep(gw: Groupwire, group: CustomerGroup, chunk: int) -> bool:
                 progress.update(task, completed=total)
                 return True
             if decided:
-                done = min(done + decided, total)
-                progress.update(task, completed=done)
+                done += decided
+                if done >= total:  # a rule reading time: its flips' pass follows
+                    state = gw.groups.sweep_progress(group.id)
+                    if state is not None and state[0] < done:
+                        done, total = state
+                        progress.update(task, description=f"next flips of {group.name}")
+                progress.update(task, completed=min(done, total), total=total)
                 continue
             time.sleep(0.2)  # another process holds the sweep's chunk: show its progress
             state = gw.groups.sweep_progress(group.id)

@@ -219,8 +219,11 @@ class SmartGroupSteps(MembershipSteps):
         touched: Iterable[str],
         trigger: str,
         context: Context,
+        *,
+        no_flips_for: str | None = None,
     ) -> None:
-        """Re-decide, for ``customer_ids``, the smart groups whose rules read ``touched``."""
+        """Re-decide, for ``customer_ids``, the smart groups whose rules read ``touched``
+        (writing no flips for the group ``no_flips_for``: a sweep of it follows)."""
         if not customer_ids:
             return
         index = self._rules(uow)
@@ -254,7 +257,7 @@ class SmartGroupSteps(MembershipSteps):
                     groups_of[cid].add(gid)
                 for cid in change.removed:
                     groups_of[cid].discard(gid)
-                if "time" in index.reads[gid]:
+                if "time" in index.reads[gid] and gid != no_flips_for:
                     flips = {}
                     for cid, shot in shots.items():
                         shot = type(shot)(
@@ -271,7 +274,7 @@ class SmartGroupSteps(MembershipSteps):
             for part in repo.chunks(ids, CHUNK):
                 desired |= matching_ids(conn, smart.rule, uow.now, part)
             self._converge(uow, smart, ids, desired, trigger, context)
-            if "time" in index.reads[gid]:  # the scheduler computes each one's next flip
+            if "time" in index.reads[gid] and gid != no_flips_for:  # the scheduler's to compute
                 self._write_flips(uow, gid, ids, dict.fromkeys(ids, uow.now))
 
     def _write_flips(
@@ -314,9 +317,18 @@ class SmartGroupSteps(MembershipSteps):
 
     def _sweep_rule(self, uow: UnitOfWork, sweep: store.SweepBatch, context: Context) -> None:
         """Decide a batch of a streamed rule's sweep: its group (and the rules reading that
-        group) for those customers, the moves with the sweep's trigger."""
-        touched = {f"rule:{sweep.group_id}"}
-        self._follow_rules(uow, sweep.customer_ids, touched, sweep.trigger, context)
+        group) for those customers, the moves with the sweep's trigger. A rule reading time
+        gets its flips from a time sweep started when this one ends (not a row per customer
+        written here)."""
+        gid = sweep.group_id
+        touched = {f"rule:{gid}"}
+        self._follow_rules(
+            uow, sweep.customer_ids, touched, sweep.trigger, context, no_flips_for=gid
+        )
+        index = self._rules(uow)
+        if sweep.ended and "time" in index.reads.get(gid, ()):
+            store.sweep_everyone(uow.connection, gid, uow.now)
+            self._flip_written(uow, uow.now)
 
     def sweep_group(
         self, group_id: str, limit: int = 1000, *, context: Context | None = None
@@ -328,7 +340,11 @@ class SmartGroupSteps(MembershipSteps):
         context = context or Context(actor="schedule")
 
         def work(uow: UnitOfWork) -> tuple[None, int | None]:
-            sweep = store.claim_sweep(uow.connection, uow.now, limit, group_id)
+            found = store.sweep_of(uow.connection, group_id)
+            size = limit
+            if found is not None and found[1] == "schedule":  # each one's flip, in Python
+                size = min(limit, PYTHON_LIMIT)
+            sweep = store.claim_sweep(uow.connection, uow.now, size, group_id)
             if sweep is None:
                 gone = store.sweep_of(uow.connection, group_id) is None
                 return None, None if gone else 0

@@ -197,6 +197,7 @@ class SweepBatch:
     group_id: str
     trigger: str
     customer_ids: list[str]
+    ended: bool
 
 
 _CLAIM_SWEEP_PG = sql_text(
@@ -237,7 +238,7 @@ def claim_sweep(
         conn.execute(delete(S).where(where))
     else:
         conn.execute(S.update().where(where).values(after_id=ids[-1]))
-    return SweepBatch(swept, trigger, ids)
+    return SweepBatch(swept, trigger, ids, len(ids) < limit)
 
 
 def sweep_of(conn: Connection, group_id: str) -> tuple[str, str] | None:
