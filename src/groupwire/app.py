@@ -259,11 +259,18 @@ class Groups:
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         rule: dict[str, Any] | None = None,
+        stream: bool = False,
         context: Context | None = None,
     ) -> CustomerGroup:
-        """Create a group; with a ``rule`` a smart group (``docs/smart-groups.md``)."""
+        """Create a group; with a ``rule`` a smart group (``docs/smart-groups.md``;
+        ``stream``: the rule is applied after the commit by a sweep, see :meth:`update`)."""
         return self._service.create_group(
-            name, description=description, metadata=metadata, rule=rule, context=context
+            name,
+            description=description,
+            metadata=metadata,
+            rule=rule,
+            stream_rule=stream,
+            context=context,
         )
 
     def get(self, group_id: str) -> CustomerGroup:
@@ -281,9 +288,14 @@ class Groups:
         metadata: dict[str, Any] | None = UNSET,
         rule: dict[str, Any] | None = UNSET,
         expected_version: int | None = None,
+        stream: bool = False,
         context: Context | None = None,
     ) -> CustomerGroup:
-        """``rule``: a new rule (applied to every customer at once) or None (manual again)."""
+        """``rule``: a new rule (applied to every customer at once) or None (manual again).
+        ``stream``: the new rule is saved with its version, and applied after the commit by
+        a sweep, a committed batch of customers at a time with ``trigger: "rule_changed"``
+        (by the scheduler of a process delivering events, or :meth:`sweep`); resumed after
+        a crash from its last committed batch."""
         return self._service.update_group(
             group_id,
             name=name,
@@ -291,8 +303,21 @@ class Groups:
             metadata=metadata,
             rule=rule,
             expected_version=expected_version,
+            stream_rule=stream,
             context=context,
         )
+
+    def sweep(
+        self, group_id: str, *, limit: int = 1000, context: Context | None = None
+    ) -> int | None:
+        """Decide the next ``limit`` customers of the group's sweep (a streamed rule, or a
+        rule reading time just applied) in one transaction: how many; 0 while another
+        process holds it; None when none is left."""
+        return self._service.sweep_group(group_id, limit, context=context)
+
+    def sweep_progress(self, group_id: str) -> tuple[int, int] | None:
+        """``(customers decided, live customers)`` of the group's sweep, None without one."""
+        return self._service.sweep_progress(group_id)
 
     def preview_rule(self, group_id: str, rule: dict[str, Any] | None, *, limit: int = 20) -> Any:
         """Who would join and leave the group under ``rule`` (a ``RulePreview``); nothing

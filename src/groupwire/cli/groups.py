@@ -469,27 +469,119 @@ def set_rule(
     ctx: typer.Context,
     group: GroupArg,
     rule: RuleArg,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="Save the rule, then apply it in committed chunks (a sweep, resumable"
+            " after a crash) with a progress bar, instead of in one transaction.",
+        ),
+    ] = False,
+    chunk: Annotated[int, typer.Option(min=1, help="Customers decided per chunk.")] = 1000,
     db: DbOption = None,
 ) -> None:
     """Make the group a smart group with RULE (applied to every customer at once, in one
-    transaction), or manual again with "null" (its members stay)."""
+    transaction; with --stream, in committed chunks), or manual again with "null" (its
+    members stay). A sweep of the rule (--stream, or a rule reading time) is run here with a
+    progress bar, chunk by chunk, alongside any worker."""
     parsed = _parse_rule_argument(rule)
     with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
         found = find_group(gw, group)
         before = gw.events.last_sequence()
-        updated = gw.groups.update(found.id, rule=parsed, context=cli_context())
-        moved = gw.events.list(
-            type=["customer_group.customer_added", "customer_group.customer_removed"],
-            subject=found.id,
-            after=before,
-            limit=None,
-        )
-    joined = sum(1 for e in moved if e.type.endswith("customer_added"))
+        updated = gw.groups.update(found.id, rule=parsed, stream=stream, context=cli_context())
+        if parsed is not None:
+            _run_sweep(gw, found, chunk)
+        joined, left = _count_moves(gw, found.id, before)
     if parsed is None:
         out().print(f"[bold]{escape(found.name)}[/] is a manual group again", soft_wrap=True)
         return
     out().print(
         f"[bold]{escape(found.name)}[/] rule version {updated.rule_version}:"
-        f" {plural(joined, 'customer')} joined, {plural(len(moved) - joined, 'customer')} left",
+        f" {plural(joined, 'customer')} joined, {plural(left, 'customer')} left",
         soft_wrap=True,
     )
+
+
+def _count_moves(gw: Groupwire, group_id: str, after: int) -> tuple[int, int]:
+    """Joins and leaves of the group after event ``after``, read a page at a time."""
+    joined = left = 0
+    while True:
+        page = gw.events.list(
+            type=["customer_group.customer_added", "customer_group.customer_removed"],
+            subject=group_id,
+            after=after,
+            limit=5000,
+        )
+        for event in page:
+            if event.type.endswith("customer_added"):
+                joined += 1
+            else:
+                left += 1
+        if len(page) < 5000:
+            return joined, left
+        after = page[-1].sequence
+
+
+@app.command("sweep")
+def sweep(
+    ctx: typer.Context,
+    group: GroupArg,
+    chunk: Annotated[int, typer.Option(min=1, help="Customers decided per chunk.")] = 1000,
+    db: DbOption = None,
+) -> None:
+    """Finish the group's sweep (a rule saved with --stream, or one reading time) here, with
+    a progress bar: after an interrupted set-rule, when no worker runs."""
+    with open_groupwire(database_url(ctx, db)) as gw, domain_errors():
+        found = find_group(gw, group)
+        swept = _run_sweep(gw, found, chunk)
+    message = "swept" if swept else "has no sweep to run"
+    out().print(f"[bold]{escape(found.name)}[/] {message}", soft_wrap=True)
+
+
+def _run_sweep(gw: Groupwire, group: CustomerGroup, chunk: int) -> bool:
+    """Run the group's sweep to its end, a committed chunk at a time (another process
+    holding it: wait and show its progress); False when there was none."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    state = gw.groups.sweep_progress(group.id)
+    if state is None:
+        return False
+    done, total = state
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    context = cli_context()
+    with Progress(*columns, console=err(), transient=False) as progress:
+        task = progress.add_task(f"rule of {group.name}", total=total, completed=done)
+        while True:
+            decided = gw.groups.sweep(group.id, limit=chunk, context=context)
+            if decided is None:
+                progress.update(task, completed=total)
+                return True
+            if decided:
+                done += decided
+                if done >= total:  # a rule reading time: its flips' pass follows
+                    state = gw.groups.sweep_progress(group.id)
+                    if state is not None and state[0] < done:
+                        done, total = state
+                        progress.update(task, description=f"next flips of {group.name}")
+                progress.update(task, completed=min(done, total), total=total)
+                continue
+            time.sleep(0.2)  # another process holds the sweep's chunk: show its progress
+            state = gw.groups.sweep_progress(group.id)
+            if state is not None:
+                done, total = state
+                progress.update(task, completed=done, total=total)

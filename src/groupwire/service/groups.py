@@ -37,10 +37,12 @@ class GroupOperations(EntityUpdates, SmartGroupSteps):
         description: str | None = None,
         metadata: dict[str, Any] | None = None,
         rule: dict[str, Any] | None = None,
+        stream_rule: bool = False,
         context: Context | None = None,
     ) -> CustomerGroup:
         """Create a group; with a ``rule``, a smart group whose members follow it at once
-        (``docs/smart-groups.md``)."""
+        (``docs/smart-groups.md``; ``stream_rule``: in committed batches after the commit,
+        by a sweep)."""
         arguments = {"name": name, "description": description, "metadata": metadata}
         if rule is not None:
             arguments["rule"] = rule
@@ -50,6 +52,7 @@ class GroupOperations(EntityUpdates, SmartGroupSteps):
         parse_group_rule(draft.rule)
 
         def work(uow: UnitOfWork) -> CustomerGroup:
+            uow.stream_rule = stream_rule
             self.plugins.hook.before_create_customer_group(draft=draft, context=context)
             _validate_group_draft(draft)
             parsed = parse_group_rule(draft.rule)
@@ -90,14 +93,18 @@ class GroupOperations(EntityUpdates, SmartGroupSteps):
         metadata: dict[str, Any] | None = UNSET,
         rule: dict[str, Any] | None = UNSET,
         expected_version: int | None = None,
+        stream_rule: bool = False,
         context: Context | None = None,
     ) -> CustomerGroup:
         """Update fields; ``metadata`` is merged (keys set, a key set to "" removed). A new
-        ``rule`` is applied to every customer in the same transaction; ``rule=None`` makes
-        the group manual again (its members stay)."""
+        ``rule`` is applied to every customer in the same transaction (``stream_rule``: by a
+        sweep after the commit, a committed batch at a time); ``rule=None`` makes the group
+        manual again (its members stay)."""
         given = {"name": name, "description": description, "metadata": metadata, "rule": rule}
         given = {k: v for k, v in given.items() if v is not UNSET}
-        return self._update(GROUP_KIND, group_id, given, expected_version, context)
+        return self._update(
+            GROUP_KIND, group_id, given, expected_version, context, stream_rule=stream_rule
+        )
 
     def delete_group(
         self,

@@ -102,6 +102,7 @@ class RuleIndex:
         self.readers: dict[str, set[str]] = {}
         self.reads: dict[str, frozenset[str]] = {}
         for gid, smart in self.groups.items():
+            self.readers[f"rule:{gid}"] = {gid}  # the group's own rule (a sweep of it)
             self.reads[gid] = smart.rule.dependencies
             for dependency in self.reads[gid]:
                 self.readers.setdefault(dependency, set()).add(gid)
@@ -218,8 +219,11 @@ class SmartGroupSteps(MembershipSteps):
         touched: Iterable[str],
         trigger: str,
         context: Context,
+        *,
+        no_flips_for: str | None = None,
     ) -> None:
-        """Re-decide, for ``customer_ids``, the smart groups whose rules read ``touched``."""
+        """Re-decide, for ``customer_ids``, the smart groups whose rules read ``touched``
+        (writing no flips for the group ``no_flips_for``: a sweep of it follows)."""
         if not customer_ids:
             return
         index = self._rules(uow)
@@ -253,7 +257,7 @@ class SmartGroupSteps(MembershipSteps):
                     groups_of[cid].add(gid)
                 for cid in change.removed:
                     groups_of[cid].discard(gid)
-                if "time" in index.reads[gid]:
+                if "time" in index.reads[gid] and gid != no_flips_for:
                     flips = {}
                     for cid, shot in shots.items():
                         shot = type(shot)(
@@ -270,7 +274,7 @@ class SmartGroupSteps(MembershipSteps):
             for part in repo.chunks(ids, CHUNK):
                 desired |= matching_ids(conn, smart.rule, uow.now, part)
             self._converge(uow, smart, ids, desired, trigger, context)
-            if "time" in index.reads[gid]:  # the scheduler computes each one's next flip
+            if "time" in index.reads[gid] and gid != no_flips_for:  # the scheduler's to compute
                 self._write_flips(uow, gid, ids, dict.fromkeys(ids, uow.now))
 
     def _write_flips(
@@ -298,15 +302,70 @@ class SmartGroupSteps(MembershipSteps):
         def work(uow: UnitOfWork) -> tuple[None, int]:
             claimed = store.claim_due_flips(uow.connection, uow.now, limit)
             customers = {cid for _, cid in claimed}
-            swept = []
+            sweep = None
             if len(claimed) < limit:  # then a batch of a rule's sweep, if one is due
-                swept = store.claim_sweep(uow.connection, uow.now, limit - len(claimed))
-                customers.update(swept)
+                sweep = store.claim_sweep(uow.connection, uow.now, limit - len(claimed))
+            if sweep is not None and sweep.trigger == "schedule":
+                customers.update(sweep.customer_ids)
             if customers:
                 self._follow_rules(uow, sorted(customers), {"time"}, "schedule", context)
-            return None, len(claimed) + len(swept)
+            if sweep is not None and sweep.trigger != "schedule":
+                self._sweep_rule(uow, sweep, context)
+            return None, len(claimed) + (0 if sweep is None else len(sweep.customer_ids))
 
         return self._transaction(context, work)[1]
+
+    def _sweep_rule(self, uow: UnitOfWork, sweep: store.SweepBatch, context: Context) -> None:
+        """Decide a batch of a streamed rule's sweep: its group (and the rules reading that
+        group) for those customers, the moves with the sweep's trigger. A rule reading time
+        gets its flips from a time sweep started when this one ends (not a row per customer
+        written here)."""
+        gid = sweep.group_id
+        touched = {f"rule:{gid}"}
+        self._follow_rules(
+            uow, sweep.customer_ids, touched, sweep.trigger, context, no_flips_for=gid
+        )
+        index = self._rules(uow)
+        if sweep.ended and "time" in index.reads.get(gid, ()):
+            store.sweep_everyone(uow.connection, gid, uow.now)
+            self._flip_written(uow, uow.now)
+
+    def sweep_group(
+        self, group_id: str, limit: int = 1000, *, context: Context | None = None
+    ) -> int | None:
+        """Decide the next ``limit`` customers of the group's sweep in one transaction, due
+        or not (what ``groupwire groups set-rule`` runs while it shows its progress). The
+        number decided; 0 when another process holds the sweep now; None when the group has
+        no sweep left."""
+        context = context or Context(actor="schedule")
+
+        def work(uow: UnitOfWork) -> tuple[None, int | None]:
+            found = store.sweep_of(uow.connection, group_id)
+            size = limit
+            if found is not None and found[1] == "schedule":  # each one's flip, in Python
+                size = min(limit, PYTHON_LIMIT)
+            sweep = store.claim_sweep(uow.connection, uow.now, size, group_id)
+            if sweep is None:
+                gone = store.sweep_of(uow.connection, group_id) is None
+                return None, None if gone else 0
+            if sweep.trigger == "schedule":
+                ids = sweep.customer_ids
+                self._follow_rules(uow, ids, {"time"}, "schedule", context)
+            else:
+                self._sweep_rule(uow, sweep, context)
+            return None, len(sweep.customer_ids)
+
+        return self._transaction(context, work)[1]
+
+    def sweep_progress(self, group_id: str) -> tuple[int, int] | None:
+        """``(customers decided, live customers)`` of the group's sweep; None: no sweep."""
+        with self.engine.connect() as conn:
+            found = store.sweep_of(conn, group_id)
+            if found is None:
+                return None
+            after = found[0]
+            done = store.count_live_customers(conn, after) if after else 0
+            return done, store.count_live_customers(conn)
 
     def postpone_due_flip(self, seconds: float) -> str | None:
         """Move the earliest due flip (or sweep) ``seconds`` later: what it was, or None."""
@@ -454,9 +513,15 @@ class SmartGroupSteps(MembershipSteps):
         self, uow: UnitOfWork, group: CustomerGroup, rule: Rule, trigger: str, context: Context
     ) -> RuleChange:
         """Make the group's members what ``rule`` says, over every customer, in chunks; the
-        rules reading this group follow for the customers that moved."""
+        rules reading this group follow for the customers that moved. A change saved with
+        ``stream`` (``uow.stream_rule``) starts a sweep instead: the scheduler (or
+        :meth:`sweep_group`) applies it after the commit, a committed batch at a time."""
         conn = uow.connection
         total = RuleChange(group)
+        if uow.stream_rule:
+            store.sweep_everyone(conn, group.id, uow.now, trigger)
+            self._flip_written(uow, uow.now)
+            return total
         after = ""
         while True:
             ids = store.joining_ids(conn, group.id, rule, uow.now, after, CHUNK)

@@ -79,9 +79,12 @@ class EntityUpdates(ServiceCore):
         given: dict[str, Any],
         expected_version: int | None,
         context: Context | None,
+        *,
+        stream_rule: bool = False,
     ) -> Any:
         """Update some fields of a group or customer: metadata is merged, equal values are
-        dropped, and a change that changes nothing writes and emits nothing."""
+        dropped, and a change that changes nothing writes and emits nothing (``stream_rule``:
+        a group's new rule is applied by a sweep after the commit)."""
         context = self._keyed(
             context,
             f"update_{kind.name}",
@@ -94,6 +97,7 @@ class EntityUpdates(ServiceCore):
 
         def work(uow: UnitOfWork) -> tuple[Any, dict[str, dict[str, Any]]]:
             conn = uow.connection
+            uow.stream_rule = stream_rule
             current = kind.get(conn, entity_id, lock=True)
             if current is None:
                 raise NotFound(kind.name, entity_id)

@@ -4,6 +4,7 @@ evaluator, and the set-based differences (who joins, who leaves) for the SQL one
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -179,38 +180,80 @@ def drop_flips(conn: Connection, group_id: str) -> None:
     conn.execute(delete(S).where(S.c.customer_group_id == group_id))
 
 
-def sweep_everyone(conn: Connection, group_id: str, at: datetime) -> None:
-    """Every live customer is to be decided again for ``group_id`` from ``at`` (a rule
-    reading time was applied to everyone): the group's flips go, a sweep starts over."""
+def sweep_everyone(
+    conn: Connection, group_id: str, at: datetime, trigger: str = "schedule"
+) -> None:
+    """Every live customer is to be decided again for ``group_id`` from ``at`` (``schedule``:
+    a rule reading time was applied to everyone; ``rule_changed``: a rule saved with
+    ``stream``, applied by the sweep): the group's flips go, a sweep starts over."""
     drop_flips(conn, group_id)
-    conn.execute(S.insert().values(customer_group_id=group_id, after_id="", due_at=at))
+    conn.execute(
+        S.insert().values(customer_group_id=group_id, after_id="", due_at=at, trigger=trigger)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SweepBatch:
+    group_id: str
+    trigger: str
+    customer_ids: list[str]
+    ended: bool
 
 
 _CLAIM_SWEEP_PG = sql_text(
-    "SELECT customer_group_id, after_id FROM smart_group_sweep WHERE due_at <= :now"
+    "SELECT customer_group_id, after_id, trigger FROM smart_group_sweep WHERE due_at <= :now"
     " ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED"
 ).bindparams(bindparam("now", type_=tables.UTCDateTime()))
+_CLAIM_GROUP_SWEEP_PG = sql_text(
+    "SELECT customer_group_id, after_id, trigger FROM smart_group_sweep"
+    " WHERE customer_group_id = :group_id FOR UPDATE SKIP LOCKED"
+)
 
 
-def claim_sweep(conn: Connection, now: datetime, limit: int) -> list[str]:
-    """The next ``limit`` live customers of a sweep due at ``now`` (none: no sweep due, or
-    all held by other transactions), the sweep advanced past them or ended."""
+def claim_sweep(
+    conn: Connection, now: datetime, limit: int, group_id: str | None = None
+) -> SweepBatch | None:
+    """The next ``limit`` live customers of a sweep due at ``now`` (of ``group_id``'s sweep,
+    due or not, when given), the sweep advanced past them or ended; None: no sweep, or held
+    by another transaction."""
     if conn.dialect.name == "postgresql":
-        row = conn.execute(_CLAIM_SWEEP_PG, {"now": now}).first()
+        if group_id is None:
+            row = conn.execute(_CLAIM_SWEEP_PG, {"now": now}).first()
+        else:
+            row = conn.execute(_CLAIM_GROUP_SWEEP_PG, {"group_id": group_id}).first()
     else:
-        query = select(S.c.customer_group_id, S.c.after_id).where(S.c.due_at <= now)
-        row = conn.execute(query.order_by(S.c.due_at).limit(1)).first()
+        query = select(S.c.customer_group_id, S.c.after_id, S.c.trigger)
+        if group_id is None:
+            query = query.where(S.c.due_at <= now).order_by(S.c.due_at)
+        else:
+            query = query.where(S.c.customer_group_id == group_id)
+        row = conn.execute(query.limit(1)).first()
     if row is None:
-        return []
-    group_id, after = str(row[0]), str(row[1])
+        return None
+    swept, after, trigger = str(row[0]), str(row[1]), str(row[2])
     query = select(C.c.id).where(C.c.id > after, C.c.deleted_at.is_(None)).order_by(C.c.id)
     ids = [str(cid) for cid in conn.execute(query.limit(limit)).scalars()]
-    where = S.c.customer_group_id == group_id
+    where = S.c.customer_group_id == swept
     if len(ids) < limit:
         conn.execute(delete(S).where(where))
     else:
         conn.execute(S.update().where(where).values(after_id=ids[-1]))
-    return ids
+    return SweepBatch(swept, trigger, ids, len(ids) < limit)
+
+
+def sweep_of(conn: Connection, group_id: str) -> tuple[str, str] | None:
+    """``(after_id, trigger)`` of the group's sweep, None when it has none."""
+    query = select(S.c.after_id, S.c.trigger).where(S.c.customer_group_id == group_id)
+    row = conn.execute(query).first()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def count_live_customers(conn: Connection, up_to: str | None = None) -> int:
+    """Live customers (those with an id up to ``up_to``, when given)."""
+    query = select(func.count()).select_from(C).where(C.c.deleted_at.is_(None))
+    if up_to is not None:
+        query = query.where(C.c.id <= up_to)
+    return int(conn.execute(query).scalar_one())
 
 
 _CLAIM_PG = sql_text(

@@ -154,10 +154,10 @@ smart_group_flip = Table(
     Index("ix_smart_group_flip_flip_at", "flip_at"),
 )
 
-# A smart group whose rule reading time was just applied to everyone: from ``due_at``, the
-# scheduler decides its customers again in id order past ``after_id``, a batch at a time,
-# writing each one's next flip (instead of a flip row per customer in the rule's
-# transaction); the row goes when every customer is done.
+# A smart group whose rule reading time was just applied to everyone, or whose rule was
+# saved with ``stream``: from ``due_at``, the scheduler decides its customers again in id
+# order past ``after_id``, a batch a transaction (writing each one's next flip for a rule
+# reading time); the row goes when every customer is done.
 smart_group_sweep = Table(
     "smart_group_sweep",
     metadata,
@@ -169,6 +169,9 @@ smart_group_sweep = Table(
     ),
     Column("after_id", Id, nullable=False),
     Column("due_at", UTCDateTime, nullable=False),
+    # ``schedule``: a rule reading time applied to everyone, each one's next flip to write;
+    # ``rule_changed``: a rule saved with ``stream``, applied here in committed chunks
+    Column("trigger", String(32), nullable=False, server_default="schedule"),
 )
 
 event = Table(

@@ -165,6 +165,9 @@ class UnitOfWork:
         (:class:`RulesChanged` otherwise)."""
         self.changes_rules = False
         """Set by a change that sets, edits or drops a smart group's rule."""
+        self.stream_rule = False
+        """Set by a change whose new rule is to be applied by a sweep, in committed batches
+        after the commit, rather than to every customer in its own transaction."""
         self.earliest_flip: datetime | None = None
         """The earliest smart group flip this change wrote (the scheduler is woken for it)."""
         self.after_commit: list[Callable[[], None]] = []
