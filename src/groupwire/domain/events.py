@@ -197,21 +197,24 @@ def rule_customers_added(
     group_id: str, customer_ids: list[str], at: datetime, rule_version: int, trigger: str
 ) -> PendingRun:
     """One ``customer_added`` per id that a smart group's rule brought in, as one run."""
-    data = {
-        "group_id": group_id,
-        "customer_id": None,
-        "timestamp": _iso(at),
-        "reason": REASON_RULE,
-        "rule_version": rule_version,
-        "trigger": trigger,
-    }
-    return PendingRun(CUSTOMER_ADDED, group_id, group_id, data, "customer_id", customer_ids)
+    return _rule_run(CUSTOMER_ADDED, group_id, customer_ids, at, rule_version, trigger)
 
 
 def rule_customers_removed(
     group_id: str, customer_ids: list[str], at: datetime, rule_version: int, trigger: str
 ) -> PendingRun:
     """One ``customer_removed`` (reason ``rule``) per id a smart group's rule let go."""
+    return _rule_run(CUSTOMER_REMOVED, group_id, customer_ids, at, rule_version, trigger)
+
+
+def _rule_run(
+    event_type: str,
+    group_id: str,
+    customer_ids: list[str],
+    at: datetime,
+    rule_version: int,
+    trigger: str,
+) -> PendingRun:
     data = {
         "group_id": group_id,
         "customer_id": None,
@@ -220,7 +223,7 @@ def rule_customers_removed(
         "rule_version": rule_version,
         "trigger": trigger,
     }
-    return PendingRun(CUSTOMER_REMOVED, group_id, group_id, data, "customer_id", customer_ids)
+    return PendingRun(event_type, group_id, group_id, data, "customer_id", customer_ids)
 
 
 def rule_vetoed(
